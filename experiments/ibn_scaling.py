@@ -1,0 +1,19 @@
+"""Chain vs tree scaling of inference distance (paper Theorem 4.5 / Table 2). See conf/experiment/ibn_scaling.yaml."""
+
+import hydra
+from omegaconf import DictConfig
+
+from rm_theory import scaling_study
+from rm_theory.config import register_all
+from rm_theory.results import run_entry
+
+register_all()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="ibn_scaling")
+def main(cfg: DictConfig) -> None:
+    run_entry(cfg, scaling_study.run)
+
+
+if __name__ == "__main__":
+    main()

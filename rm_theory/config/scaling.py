@@ -1,0 +1,70 @@
+"""Schema of the chain-vs-tree scaling study (`python -m experiments.ibn_scaling`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from rm_theory.config.common import SpaceConfig, TreeConfig
+
+
+@dataclasses.dataclass
+class LabelVarianceConfig:
+    model: str = "constant"  # constant | fisher
+    xi2: float = 4.0
+    beta: float = 1.0
+
+
+@dataclasses.dataclass
+class QueryConfig:
+    num_pairs: int = 256
+    kinds: list[str] = dataclasses.field(
+        default_factory=lambda: ["independent", "depth", "low_temp", "best_of_n", "in_tree"])
+    depths: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 3, 6])
+    low_temperature: float = 0.3
+    bon_candidates: int = 16
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    """Values of each study axis; every combination is a study point, run for every n."""
+
+    n_values: list[int] = dataclasses.field(default_factory=lambda: [2**k for k in range(6, 17)])
+    geometry: list[str] = dataclasses.field(default_factory=lambda: ["tree"])
+    regime: list[str] = dataclasses.field(default_factory=lambda: ["polynomial"])
+    label_variance: list[str] = dataclasses.field(default_factory=lambda: ["large"])
+    budget: list[str] = dataclasses.field(default_factory=lambda: ["comparisons"])
+    shape: list[str] = dataclasses.field(default_factory=lambda: ["root"])
+    temperature: list[float] = dataclasses.field(default_factory=lambda: [1.0])
+
+
+def _map_default() -> SweepConfig:
+    return SweepConfig(n_values=[4096], geometry=["tree", "metric"],
+                       regime=["polynomial", "logarithmic", "sublogarithmic"],
+                       label_variance=["large", "small", "fisher"], budget=["comparisons", "tokens"],
+                       shape=["root", "deep"], temperature=[1.0, 0.3])
+
+
+@dataclasses.dataclass
+class ScalingConfig:
+    seed: int = 0
+    smoke: bool = False
+    seeds: int = 3
+    methods: list[str] = dataclasses.field(default_factory=lambda: ["path", "resistance"])
+    space: SpaceConfig = dataclasses.field(default_factory=SpaceConfig)
+    queries: QueryConfig = dataclasses.field(default_factory=QueryConfig)
+    label_variances: dict[str, LabelVarianceConfig] = dataclasses.field(default_factory=lambda: {
+        "large": LabelVarianceConfig("constant", 4.0), "small": LabelVarianceConfig("constant", 0.05),
+        "fisher": LabelVarianceConfig("fisher", beta=1.0)})
+    shapes: dict[str, TreeConfig] = dataclasses.field(default_factory=lambda: {
+        "root": TreeConfig(B=2, D=3, root_branching=True), "deep": TreeConfig(B=2, D=3, root_branching=False)})
+    # the n sweep (first figure) and the heat map of chain/tree ratios over the main axes
+    curve: SweepConfig = dataclasses.field(default_factory=lambda: SweepConfig(
+        label_variance=["large", "fisher"], budget=["comparisons", "tokens"]))
+    map: SweepConfig = dataclasses.field(default_factory=_map_default)
+
+    SMOKE: ClassVar[dict[str, Any]] = {
+        "seeds": 1, "curve.n_values": [64, 256], "map.n_values": [128], "queries.num_pairs": 24,
+        "queries.bon_candidates": 4, "map.regime": ["polynomial"], "map.temperature": [1.0],
+        "map.label_variance": ["large", "fisher"], "space.L": 6, "space.num_prompts": 4,
+    }

@@ -1,0 +1,162 @@
+"""Run outputs and their aggregation.
+
+Every run writes into its own folder: `config.yaml`/`config.json` (the resolved config),
+`metrics.jsonl` (one JSON object per logged step or finished unit of work) and `summary.json`
+(final scalars and `"status"`: "ok", "failed" or "running"). Aggregation globs run folders into one
+pandas table and tolerates failed or missing runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def to_jsonable(x: Any) -> Any:
+    """Plain JSON types from numpy/jax scalars and arrays, dataclasses and paths; NaN/inf as strings."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return to_jsonable(dataclasses.asdict(x))
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    if hasattr(x, "tolist") and not isinstance(x, str):
+        return to_jsonable(x.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, np.generic):
+        return to_jsonable(x.item())
+    return x
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)  # atomic: a killed run never leaves half a summary
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+class RunLog:
+    """Appends metric rows to `metrics.jsonl` and writes `summary.json` in a run folder."""
+
+    def __init__(self, out_dir: Path):
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = self.dir / "metrics.jsonl"
+
+    def metric(self, row: dict) -> None:
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(to_jsonable(row), sort_keys=True) + "\n")
+
+    def rows(self) -> list[dict]:
+        if not self.metrics_path.exists():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+    def summary(self, values: dict, status: str = "ok") -> dict:
+        out = {**values, "status": status}
+        write_json(self.dir / "summary.json", out)
+        return out
+
+
+def apply_smoke(cfg: DictConfig, schema: type) -> DictConfig:
+    """Shrinks a config to a run of seconds: the schema's `SMOKE` dotted-key overrides."""
+    for key, value in getattr(schema, "SMOKE", {}).items():
+        OmegaConf.update(cfg, key, value, merge=False)
+    return cfg
+
+
+def run_entry(cfg: DictConfig, main: Callable[[Any, RunLog], dict], out_dir: str | Path | None = None) -> dict:
+    """The contract of every entry point: resolved config in, `summary.json` with a status out.
+
+    `main(config_object, runlog)` returns the headline scalars. A failure is recorded in
+    `summary.json` (status "failed", the error) before it is re-raised.
+    """
+    if out_dir is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        out_dir = HydraConfig.get().runtime.output_dir
+    schema = OmegaConf.get_type(cfg)
+    if cfg.get("smoke", False):
+        cfg = apply_smoke(cfg, schema)
+    runlog = RunLog(Path(out_dir))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    (runlog.dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    write_json(runlog.dir / "config.json", resolved)
+    obj = OmegaConf.to_object(cfg)
+    start = time.time()
+    runlog.summary({}, status="running")
+    try:
+        values = main(obj, runlog)
+    except BaseException as err:
+        runlog.summary({"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(),
+                        "wall_time_s": time.time() - start}, status="failed")
+        raise
+    summary = runlog.summary({**values, "wall_time_s": time.time() - start}, status="ok")
+    log.info("summary: %s", {k: v for k, v in summary.items() if not isinstance(v, dict | list)})
+    return summary
+
+
+def _overrides(run_dir: Path) -> dict:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return {}
+    out = {}
+    for item in yaml.safe_load(path.read_text()) or []:
+        key, _, value = str(item).lstrip("+~").partition("=")
+        out[f"override.{key}"] = value
+    return out
+
+
+def collect_runs(root: str | Path) -> pd.DataFrame:
+    """One row per run folder under `root` (any folder with `summary.json` or `.hydra/`).
+
+    Scalars of `summary.json` become columns; a folder whose summary is missing or unreadable is a
+    row with status "missing" or "unreadable", so failed runs show up instead of vanishing.
+    """
+    root = Path(root)
+    dirs = {p.parent for p in root.rglob("summary.json")} | {p.parent.parent for p in root.rglob(".hydra/config.yaml")}
+    rows = []
+    for d in sorted(dirs):
+        row: dict[str, Any] = {"run_dir": str(d.relative_to(root)) if d != root else "."}
+        row.update(_overrides(d))
+        path = d / "summary.json"
+        try:
+            summary = read_json(path)
+            row.update({k: v for k, v in summary.items() if not isinstance(v, dict | list) and k != "traceback"})
+        except FileNotFoundError:
+            row["status"] = "missing"
+        except json.JSONDecodeError:
+            row["status"] = "unreadable"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def collect_tables(root: str | Path, name: str = "results.csv") -> pd.DataFrame:
+    """Concatenates the per-run tidy tables (`results.csv`) under `root`, tagged by run folder."""
+    root = Path(root)
+    frames = []
+    for path in sorted(root.rglob(name)):
+        df = pd.read_csv(path)
+        df.insert(0, "run_dir", str(path.parent.relative_to(root)))
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
