@@ -4,10 +4,10 @@ import hydra
 from omegaconf import DictConfig
 
 from rm_theory import scaling_study
-from rm_theory.config import register_all
+from rm_theory.config import register
 from rm_theory.results import run_entry
 
-register_all()
+register("ibn_scaling")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="ibn_scaling")

@@ -1,7 +1,8 @@
 """Typed Hydra schemas: every entry point's config is a dataclass registered in the ConfigStore.
 
 A misspelt key or a value of the wrong type then fails at composition, naming the key. Each
-experiment module owns its schema; `register_all()` stores them under `<entry>_schema`.
+experiment's schema lives in its own module here; `register(name)` stores it as `<name>_schema`,
+which the primary config `conf/<name>.yaml` lists first in its defaults.
 """
 
 from __future__ import annotations
@@ -10,14 +11,22 @@ import importlib
 
 from hydra.core.config_store import ConfigStore
 
-# entry point name -> "module:Class" of its schema
+# entry point (experiments/<name>.py, conf/<name>.yaml) -> "module:Class" of its schema
 SCHEMAS = {
     "ibn_scaling": "rm_theory.config.scaling:ScalingConfig",
+    "train_rm": "rm_theory.config.train_rm:TrainRMConfig",
+    "real_data": "rm_theory.config.real_data:RealDataConfig",
+    "best_of_n": "rm_theory.config.downstream:BestOfNConfig",
+    "win_rates": "rm_theory.config.downstream:WinRatesConfig",
+    "safe_rlhf": "rm_theory.config.downstream:SafeRLHFConfig",
+    "reproduce": "rm_theory.config.reproduce:ReproduceConfig",
 }
 
 
-def register_all() -> None:
-    cs = ConfigStore.instance()
-    for name, target in SCHEMAS.items():
-        module, cls = target.split(":")
-        cs.store(name=f"{name}_schema", node=getattr(importlib.import_module(module), cls))
+def schema(name: str) -> type:
+    module, cls = SCHEMAS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def register(name: str) -> None:
+    ConfigStore.instance().store(name=f"{name}_schema", node=schema(name))
