@@ -42,19 +42,22 @@ def run(cfg: ScalingConfig, runlog: RunLog) -> dict:
         log.info("resuming: %d of %d jobs already done", len(done), len(jobs))
     bar = functools.partial(tqdm, desc="scaling study", mininterval=5.0, total=len(jobs))
     df = run_study(jobs, job, done, runlog.metric, progress=bar)
+    lead = ["topology", "n", "seed", *AXES]
+    df = df[lead + sorted(set(df.columns) - set(lead))]  # resumed rows come back with sorted keys
     df = df.sort_values(["n", "topology", "seed", *AXES], kind="stable").reset_index(drop=True)
     df.to_csv(runlog.dir / "results.csv", index=False)
 
     base = curve_points[0]
     curve = df[df[list(AXES)].apply(tuple, axis=1).isin([dataclasses.astuple(p) for p in curve_points])]
     curve = curve[curve["n"].isin(cfg.curve.n_values)]
-    figs = runlog.dir / "figures"
-    plotting.save(plotting.distance_vs_n(curve), figs / "distance_vs_n")
-    plotting.save(plotting.ratio_vs_n(curve), figs / "ratio_vs_n")
     on_map = df[df["n"].isin(cfg.map.n_values)]
     on_map = on_map[on_map[list(AXES)].apply(tuple, axis=1).isin([dataclasses.astuple(p) for p in map_points])]
-    plotting.save(plotting.ratio_heatmap(on_map), figs / "ratio_heatmap")
-    plotting.save(plotting.query_heatmap(on_map), figs / "ratio_heatmap_queries")
+    if cfg.figures:
+        figs = runlog.dir / "figures"
+        plotting.save(plotting.distance_vs_n(curve), figs / "distance_vs_n")
+        plotting.save(plotting.ratio_vs_n(curve), figs / "ratio_vs_n")
+        plotting.save(plotting.ratio_heatmap(on_map), figs / "ratio_heatmap")
+        plotting.save(plotting.query_heatmap(on_map), figs / "ratio_heatmap_queries")
 
     rt = ratio_table(curve)
     rb = rt[rt[list(AXES)].apply(tuple, axis=1) == dataclasses.astuple(base)].sort_values("n")

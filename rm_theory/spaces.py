@@ -146,7 +146,8 @@ class ResponseSpace(Protocol):
 
     def sample_trees(self, rng: np.random.Generator, prompt_T: np.ndarray, shape: TreeShape) -> ResponseTrees: ...
 
-    def truncate(self, resp: Responses, rng: np.random.Generator, mask_N: np.ndarray) -> Responses: ...
+    def truncate(self, resp: Responses, rng: np.random.Generator, mask_N: np.ndarray,
+                 min_depth_N: np.ndarray | None = None) -> Responses: ...
 
     def gold_reward(self, resp: Responses) -> np.ndarray: ...
 
@@ -315,12 +316,17 @@ class PrefixTreeSpace:
         leaves = Responses(np.repeat(prompt_T, S), tokens.reshape(T * S, L))
         return ResponseTrees(leaves=leaves, tree_T=np.arange(T), branch_TxL=branch, slots=S)
 
-    def truncate(self, resp: Responses, rng: np.random.Generator, mask_N: np.ndarray) -> Responses:
-        """Replaces the masked responses by a random proper prefix (an incomplete response, depth 1..L−1)."""
-        if self.L < 2:
-            return resp
-        cut = rng.integers(1, self.L, size=len(resp))
-        keep = np.arange(self.L)[None, :] < np.where(mask_N, cut, self.L)[:, None]
+    def truncate(self, resp: Responses, rng: np.random.Generator, mask_N: np.ndarray,
+                 min_depth_N: np.ndarray | None = None) -> Responses:
+        """Replaces the masked responses by a random proper prefix (an incomplete response).
+
+        Its depth is uniform in [max(1, min_depth), L − 1]; a response that cannot be cut that deep
+        stays complete (tree pairs pass their common depth + 1 so the two items stay distinct).
+        """
+        lo = np.ones(len(resp), dtype=np.int64) if min_depth_N is None else np.maximum(min_depth_N, 1)
+        ok = mask_N & (lo <= self.L - 1)
+        cut = lo + np.floor(rng.random(len(resp)) * np.maximum(self.L - lo, 1)).astype(np.int64)
+        keep = np.arange(self.L)[None, :] < np.where(ok, cut, self.L)[:, None]
         return Responses(resp.prompt, np.where(keep, resp.data, -1))
 
     def shared_length(self, a: Responses, b: Responses) -> np.ndarray:
@@ -492,7 +498,8 @@ class MetricSpace:
         leaves = Responses(np.repeat(prompt_T, S), np.clip(x.reshape(T * S, self.K), 0.0, 1.0))
         return ResponseTrees(leaves=leaves, tree_T=np.arange(T), branch_TxL=np.ones((T, D), bool), slots=S)
 
-    def truncate(self, resp: Responses, rng: np.random.Generator, mask_N: np.ndarray) -> Responses:
+    def truncate(self, resp: Responses, rng: np.random.Generator, mask_N: np.ndarray,
+                 min_depth_N: np.ndarray | None = None) -> Responses:
         # A point has no prefixes: incomplete responses do not exist in this geometry.
         return resp
 

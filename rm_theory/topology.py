@@ -97,8 +97,10 @@ def sample_tree_data(space: ResponseSpace, rng: np.random.Generator, sampling: T
         ia, ib = _tree_pairs(rng, T, trees.slots, sampling)
         a, b = trees.leaves.take(ia), trees.leaves.take(ib)
         if sampling.incomplete_frac > 0:
-            a = space.truncate(a, rng, rng.random(len(ia)) < sampling.incomplete_frac)
-            b = space.truncate(b, rng, rng.random(len(ib)) < sampling.incomplete_frac)
+            # Cutting below the pair's common prefix would make the two items identical.
+            lcp = space.shared_length(a, b) + 1
+            a = space.truncate(a, rng, rng.random(len(ia)) < sampling.incomplete_frac, lcp)
+            b = space.truncate(b, rng, rng.random(len(ib)) < sampling.incomplete_frac, lcp)
         batch = Comparisons(a, b, next_tree + ia // trees.slots)
         next_tree += T
         count += len(batch)

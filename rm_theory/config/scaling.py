@@ -50,6 +50,7 @@ class ScalingConfig:
     seed: int = 0
     smoke: bool = False
     seeds: int = 3
+    figures: bool = True
     methods: list[str] = dataclasses.field(default_factory=lambda: ["path", "resistance"])
     space: SpaceConfig = dataclasses.field(default_factory=SpaceConfig)
     queries: QueryConfig = dataclasses.field(default_factory=QueryConfig)

