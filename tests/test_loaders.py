@@ -93,7 +93,8 @@ def test_pku_full_schema(tmp_path):
 
 
 @pytest.mark.parametrize("edit, field", [
-    (lambda r: r["response_0_harm_category"].update({"Rudeness": True}), "response_0_harm_category"),
+    (lambda r: r["response_0_harm_category"].update({"Rudeness": True}),
+     "response_0_harm_category"),
     (lambda r: r.update(safer_response_id=2), "safer_response_id"),
     (lambda r: r.update(is_response_1_safe="yes"), "is_response_1_safe"),
     (lambda r: r.update(response_1_severity_level=5), "response_1_severity_level"),
@@ -129,8 +130,9 @@ def test_pku_pair_list_form(tmp_path):
 
 def gsm_row(q, correct):
     names = ["6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"]
-    return {"question": q, "ground_truth": "A: 1"} | {
-        n: {"is_correct": c, "solution": f"{q}-{n}-{c}"} for n, c in zip(names, correct)}
+    sols = {n: {"is_correct": c, "solution": f"{q}-{n}-{c}"}
+            for n, c in zip(names, correct, strict=True)}
+    return {"question": q, "ground_truth": "A: 1"} | sols
 
 
 def test_gsm8k_correct_over_incorrect_pairs(tmp_path):
@@ -269,7 +271,7 @@ def test_randomize_sides_keeps_the_preferred_response():
     flipped = randomize_sides(recs, np.random.default_rng(0))
     winner = lambda r: r.response_a if r.better == 0 else r.response_b
     assert [winner(r) for r in flipped] == [winner(r) for r in recs]
-    n_swapped = sum(f.response_a != r.response_a for f, r in zip(flipped, recs))
+    n_swapped = sum(f.response_a != r.response_a for f, r in zip(flipped, recs, strict=True))
     assert 0 < n_swapped < len(recs)
 
 
