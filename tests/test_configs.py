@@ -47,3 +47,33 @@ def test_entry_point_reports_misspelt_key_on_the_command_line(project_root):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "Vocab" in out.stderr
+
+
+@pytest.mark.parametrize("launcher,target", [
+    ("local", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+    ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+    ("ray", "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"),
+])
+def test_launcher_configs_compose(launcher, target):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rm_theory.config import register
+
+    register("ibn_scaling")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("ibn_scaling", [f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == target
+
+
+def test_local_parallel_sweep_gives_numbered_folders(tmp_path, project_root):
+    out = subprocess.run([sys.executable, "-m", "experiments.ibn_scaling", "-m", "hydra/launcher=local",
+                          "debug=smoke", "figures=false", "seed=0,1", f"hydra.sweep.dir={tmp_path}"],
+                         cwd=project_root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    from rm_theory.results import collect_runs
+
+    runs = collect_runs(tmp_path)
+    assert sorted(runs["run_dir"]) == ["0_figures=False,seed=0", "1_figures=False,seed=1"]
+    assert (runs["status"] == "ok").all()

@@ -1,0 +1,33 @@
+"""Schema of the one-command reproduction (`python -m experiments.reproduce`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+
+@dataclasses.dataclass
+class StepConfig:
+    """One figure/table: an entry point, its preset, and the overrides of each scale."""
+
+    entry: str = "ibn_scaling"
+    experiment: str | None = None
+    title: str = ""
+    claim: str = ""  # what the paper reports, shown beside our number in the report
+    headline: list[str] = dataclasses.field(default_factory=list)
+    quick: list[str] = dataclasses.field(default_factory=list)
+    paper: list[str] = dataclasses.field(default_factory=list)
+    needs_data: bool = False  # reads ../shared/data (skipped, and said so, when it is absent)
+
+
+@dataclasses.dataclass
+class ReproduceConfig:
+    seed: int = 0
+    smoke: bool = False
+    scale: str = "quick"  # quick | paper
+    only: list[str] = dataclasses.field(default_factory=list)  # run a subset of the steps
+    data_dir: str = "../shared/data"
+    step_timeout_s: int = 3600
+    steps: dict[str, StepConfig] = dataclasses.field(default_factory=dict)
+
+    SMOKE: ClassVar[dict[str, Any]] = {"step_timeout_s": 600}
