@@ -135,7 +135,8 @@ def to_networkx(net: Network, labels: Sequence | None = None) -> nx.MultiGraph:
     graph = nx.MultiGraph()
     graph.add_nodes_from(labels)
     kinds = [None] * net.num_edges if net.kind_E is None else [KINDS[k] for k in net.kind_E]
-    for a, b, var, kind in zip(net.u_E.tolist(), net.v_E.tolist(), net.var_E.tolist(), kinds):
+    for a, b, var, kind in zip(net.u_E.tolist(), net.v_E.tolist(), net.var_E.tolist(), kinds,
+                                strict=True):
         graph.add_edge(labels[a], labels[b], variance=var, kind=kind)
     return graph
 
@@ -171,7 +172,8 @@ def _merge_zero_edges(net: Network) -> tuple[Network, np.ndarray]:
     return merged, label_N.astype(np.int64)
 
 
-def reduce_network(net: Network, terminals: Iterable[int] | np.ndarray) -> tuple[Network, np.ndarray]:
+def reduce_network(net: Network, terminals: Iterable[int] | np.ndarray
+                   ) -> tuple[Network, np.ndarray]:
     """Exact kernel for terminal-to-terminal distances (both path and resistance).
 
     Repeatedly drops self-loops, prunes non-terminal nodes of degree <= 1 (dangling trees carry
@@ -303,10 +305,10 @@ class _ForestSolver:
                 break
             depth_M = new_M
         edges = np.searchsorted(depth_M, np.arange(depth_M.max(initial=0) + 2))
-        self.levels = [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+        self.levels = [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
         # up_D[d]: level d (children) -> level d-1 (parents); down_D[d] is its transpose.
         self.up_D, self.down_D = [None], [None]
-        for prev, lev in zip(self.levels[:-1], self.levels[1:]):
+        for prev, lev in zip(self.levels[:-1], self.levels[1:], strict=True):
             rows = parent_M[lev] - prev.start
             agg = sp.csr_matrix((np.ones(rows.size), (rows, np.arange(rows.size))),
                                 shape=(prev.stop - prev.start, rows.size))
@@ -458,7 +460,8 @@ def network_distance(net: Network, pairs_Px2: np.ndarray, method: Method = "path
     bad_P = (pairs_Px2 < 0) | (pairs_Px2 >= net.num_nodes)
     if bad_P.any():
         p = int(np.flatnonzero(bad_P.any(axis=1))[0])
-        raise ValueError(f"pair {p} {tuple(pairs_Px2[p])} names a node outside [0, {net.num_nodes})")
+        raise ValueError(
+            f"pair {p} {tuple(pairs_Px2[p])} names a node outside [0, {net.num_nodes})")
     if method not in ("path", "resistance"):
         raise ValueError(f"unknown method {method!r} (path, resistance)")
     merged, map_N = _merge_zero_edges(net)

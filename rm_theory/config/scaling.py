@@ -42,7 +42,7 @@ def _map_default() -> SweepConfig:
     return SweepConfig(n_values=[4096], geometry=["tree", "metric"],
                        regime=["polynomial", "logarithmic", "sublogarithmic"],
                        label_variance=["large", "small", "fisher"], budget=["comparisons", "tokens"],
-                       shape=["root", "deep"], temperature=[1.0, 0.3])
+                       shape=["root", "deep", "root_sparse", "wide"], temperature=[1.0, 0.3])
 
 
 @dataclasses.dataclass
@@ -58,7 +58,12 @@ class ScalingConfig:
         "large": LabelVarianceConfig("constant", 4.0), "small": LabelVarianceConfig("constant", 0.05),
         "fisher": LabelVarianceConfig("fisher", beta=1.0)})
     shapes: dict[str, TreeConfig] = dataclasses.field(default_factory=lambda: {
-        "root": TreeConfig(B=2, D=3, root_branching=True), "deep": TreeConfig(B=2, D=3, root_branching=False)})
+        "root": TreeConfig(B=2, D=3, root_branching=True),
+        "deep": TreeConfig(B=2, D=3, root_branching=False),
+        # the same trees, but 4 sampled pairs of leaves per tree instead of all 28 (less redundancy)
+        "root_sparse": TreeConfig(B=2, D=3, root_branching=True, pairs="sampled", pairs_per_tree=4),
+        # wide and shallow: 16 leaves from 4 branches at the root and one more branch point
+        "wide": TreeConfig(B=4, D=2, root_branching=True, pairs="sampled", pairs_per_tree=8)})
     # the n sweep (first figure) and the heat map of chain/tree ratios over the main axes
     curve: SweepConfig = dataclasses.field(default_factory=lambda: SweepConfig(
         label_variance=["large", "fisher"], budget=["comparisons", "tokens"]))

@@ -1,0 +1,241 @@
+"""Inference distance: circuit laws, fast solvers against networkx, exact kernel reduction."""
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rm_theory import inference as inf
+from rm_theory.inference import (
+    Network,
+    from_networkx,
+    inference_distance,
+    network_distance,
+    reduce_network,
+    reference_distance,
+    to_networkx,
+)
+
+METHODS = ("path", "resistance")
+SOLVERS = ("fast", "reference")
+pos = st.floats(0.01, 100.0)
+
+
+def _graph(edges, nodes=()):
+    g = nx.MultiGraph()
+    g.add_nodes_from(nodes)
+    for a, b, var in edges:
+        g.add_edge(a, b, variance=var)
+    return g
+
+
+def random_graph(seed: int, zero_frac: float = 0.05) -> tuple[nx.MultiGraph, list]:
+    """5..60 nodes, several components, parallel edges, a few zero variances, 40 query pairs."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 61))
+    comps = int(rng.integers(1, 4))
+    comp_N = rng.integers(0, comps, n)
+    g = nx.MultiGraph()
+    g.add_nodes_from(f"y{i}" for i in range(n))
+    for _ in range(int(rng.integers(n // 2, 3 * n))):
+        a = int(rng.integers(n))
+        same = np.flatnonzero(comp_N == comp_N[a])
+        b = int(rng.choice(same))
+        var = 0.0 if rng.random() < zero_frac else float(rng.uniform(0.05, 5.0))
+        g.add_edge(f"y{a}", f"y{b}", variance=var, kind="ib" if rng.random() < 0.5 else "hp")
+    pairs = [(f"y{a}", f"y{b}") for a, b in rng.integers(0, n, (40, 2))]
+    return g, pairs
+
+
+def _close(x, y, rtol=1e-9):
+    x, y = np.asarray(x), np.asarray(y)
+    assert np.array_equal(np.isinf(x), np.isinf(y))
+    fin = np.isfinite(y)
+    np.testing.assert_allclose(x[fin], y[fin], rtol=rtol, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@given(a=pos, b=pos, c=pos)
+@settings(max_examples=25, deadline=None)
+def test_series_law(solver, a, b, c):
+    g = _graph([(0, 1, a), (1, 2, b), (2, 3, c)])
+    for method in METHODS:
+        d = inference_distance(g, [(0, 3), (3, 0), (1, 3)], method, solver)
+        _close(d, [a + b + c, a + b + c, b + c])
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@given(a=pos, b=pos, c=pos)
+@settings(max_examples=25, deadline=None)
+def test_parallel_law(solver, a, b, c):
+    # Two routes 0-1: a direct edge and a two-edge path of b + c.
+    g = _graph([(0, 1, a), (0, 2, b), (2, 1, c)])
+    _close(inference_distance(g, [(0, 1)], "path", solver), [min(a, b + c)])
+    _close(inference_distance(g, [(0, 1)], "resistance", solver), [1 / (1 / a + 1 / (b + c))])
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_parallel_multi_edges(solver):
+    g = _graph([("x", "y", 2.0), ("x", "y", 3.0), ("x", "y", 6.0)])
+    _close(inference_distance(g, [("x", "y")], "path", solver), [2.0])
+    _close(inference_distance(g, [("x", "y")], "resistance", solver), [1.0])
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("method", METHODS)
+def test_disconnected_is_inf_and_self_is_zero(solver, method):
+    g = _graph([(0, 1, 1.0), (2, 3, 1.0)], nodes=[4])
+    d = inference_distance(g, [(0, 2), (0, 4), (4, 4), (1, 1), (0, 1)], method, solver)
+    _close(d, [np.inf, np.inf, 0.0, 0.0, 1.0])
+    assert d[2] == d[3] == 0.0
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_zero_variance_merges_endpoints(solver):
+    # 0 =(0)= 1, then two parallel routes 1-2 of variance 2 each.
+    g = _graph([(0, 1, 0.0), (1, 2, 2.0), (0, 2, 2.0), (2, 3, 0.0)])
+    _close(inference_distance(g, [(0, 1), (0, 3)], "path", solver), [0.0, 2.0])
+    _close(inference_distance(g, [(0, 1), (0, 3)], "resistance", solver), [0.0, 1.0])
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), None])
+def test_bad_variance_raises_naming_edge(solver, bad):
+    g = _graph([("a", "b", 1.0), ("b", "c", bad)])
+    with pytest.raises(ValueError, match=r"'b', 'c'"):
+        inference_distance(g, [("a", "c")], "path", solver)
+    with pytest.raises(ValueError, match="edge 0"):
+        network_distance(Network(2, [0], [1], [bad if bad is not None else -1.0]), [[0, 1]])
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_unknown_label_raises(solver):
+    g = _graph([("a", "b", 1.0)])
+    with pytest.raises(KeyError, match="'zz'"):
+        inference_distance(g, [("a", "zz")], "path", solver)
+    with pytest.raises(ValueError, match="outside"):
+        network_distance(Network(2, [0], [1], [1.0]), [[0, 7]])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fast_agrees_with_reference(seed):
+    g, pairs = random_graph(seed)
+    for method in METHODS:
+        _close(inference_distance(g, pairs, method, "fast"),
+               reference_distance(g, pairs, method), rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("max_levels", [64, 1])
+def test_cg_solver_agrees_with_reference(seed, max_levels, monkeypatch):
+    # Level-vectorised forest preconditioner, and its sparse-LU fallback for deep forests.
+    monkeypatch.setattr(inf, "_MAX_LEVELS", max_levels)
+    g, pairs = random_graph(100 + seed)
+    net, nodes = from_networkx(g)
+    index = {x: i for i, x in enumerate(nodes)}
+    pairs_Px2 = np.array([[index[a], index[b]] for a, b in pairs])
+    _close(network_distance(net, pairs_Px2, "resistance", resistance_solver="cg"),
+           reference_distance(g, pairs, "resistance"), rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_reduce_network_preserves_terminal_distances(seed):
+    rng = np.random.default_rng(seed)
+    g, _ = random_graph(seed, zero_frac=0.0)
+    net, _ = from_networkx(g)
+    term_T = rng.choice(net.num_nodes, size=min(6, net.num_nodes), replace=False)
+    kernel, new_T = reduce_network(net, term_T)
+    assert kernel.num_nodes <= net.num_nodes
+    pairs = np.array([(i, j) for i in range(term_T.size) for j in range(term_T.size)])
+    kg = to_networkx(kernel)
+    for method in METHODS:
+        before = reference_distance(to_networkx(net), term_T[pairs].tolist(), method)
+        after = reference_distance(kg, new_T[pairs].tolist(), method)
+        _close(after, before, rtol=1e-12)
+
+
+def test_reduce_network_collapses_chain_and_prunes_dangling():
+    # 0-1-2-3 chain with a dangling tree 2-4-5; terminals 0 and 3.
+    net = Network(6, [0, 1, 2, 2, 4], [1, 2, 3, 4, 5], [1.0, 2.0, 3.0, 5.0, 7.0])
+    kernel, new_T = reduce_network(net, [0, 3])
+    assert kernel.num_nodes == 2 and kernel.num_edges == 1
+    assert kernel.var_E[0] == pytest.approx(6.0)
+    assert sorted(new_T.tolist()) == [0, 1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_adding_an_edge_never_increases_distance(seed):
+    g, pairs = random_graph(seed)
+    rng = np.random.default_rng(seed)
+    nodes = list(g.nodes)
+    before = {m: inference_distance(g, pairs, m) for m in METHODS}
+    for _ in range(5):
+        a, b = rng.choice(len(nodes), 2)
+        g.add_edge(nodes[a], nodes[b], variance=float(rng.uniform(0.1, 3.0)))
+        for m in METHODS:
+            after = inference_distance(g, pairs, m)
+            assert np.all(after <= before[m] * (1 + 1e-12) + 1e-15)
+            before[m] = after
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_resistance_at_most_path(seed):
+    g, pairs = random_graph(seed)
+    res = inference_distance(g, pairs, "resistance")
+    path = inference_distance(g, pairs, "path")
+    assert np.all(res <= path * (1 + 1e-12) + 1e-15)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tree_resistance_equals_path(seed):
+    # On a tree the unique path is the only current route.
+    rng = np.random.default_rng(seed)
+    t = nx.random_labeled_tree(int(rng.integers(5, 50)), seed=seed)
+    g = _graph([(a, b, float(rng.uniform(0.1, 4.0))) for a, b in t.edges])
+    pairs = [tuple(p) for p in rng.integers(0, t.number_of_nodes(), (30, 2)).tolist()]
+    _close(inference_distance(g, pairs, "resistance"), inference_distance(g, pairs, "path"),
+           rtol=1e-10)
+
+
+def test_star_closed_form():
+    # Star with leaf variances w_i: R(i, j) = w_i + w_j.
+    w = [0.5, 1.5, 2.0, 4.0]
+    g = _graph([("c", i, wi) for i, wi in enumerate(w)])
+    pairs = [(i, j) for i in range(4) for j in range(4) if i != j]
+    want = [w[i] + w[j] for i, j in pairs]
+    for method in METHODS:
+        for solver in SOLVERS:
+            _close(inference_distance(g, pairs, method, solver), want)
+
+
+def test_networkx_round_trip_keeps_kinds_and_variances():
+    g, _ = random_graph(3)
+    net, nodes = from_networkx(g)
+    assert net.kind_E is not None and set(np.unique(net.kind_E)) <= {0, 1}
+    back = to_networkx(net, nodes)
+    net2, nodes2 = from_networkx(back)
+    assert nodes2 == nodes
+    np.testing.assert_array_equal(net2.var_E, net.var_E)
+    np.testing.assert_array_equal(net2.kind_E, net.kind_E)
+    ib = inf.ib_subnetwork(net)
+    assert ib.num_edges == int((net.kind_E == 0).sum())
+
+
+def test_simple_graph_input_and_large_kernel_direct_matches_cg():
+    # A Graph (not Multi) input, and both resistance solvers on a mid-size IBN-like graph.
+    rng = np.random.default_rng(7)
+    t = nx.random_labeled_tree(400, seed=7)
+    g = nx.Graph()
+    for a, b in t.edges:
+        g.add_edge(a, b, variance=float(rng.uniform(0.01, 1.0)))
+    for a, b in rng.integers(0, 400, (300, 2)).tolist():
+        if a != b:
+            g.add_edge(a, b, variance=4.0)
+    net, nodes = from_networkx(g)
+    pairs = rng.integers(0, 400, (50, 2))
+    direct = network_distance(net, pairs, "resistance", resistance_solver="direct")
+    cg = network_distance(net, pairs, "resistance", resistance_solver="cg")
+    _close(cg, direct, rtol=1e-8)
+    few = [tuple(nodes[i] for i in p) for p in pairs[:4].tolist()]  # nx is O(N^3) per pair
+    _close(direct[:4], reference_distance(g, few, "resistance"), rtol=1e-9)
