@@ -85,6 +85,25 @@ def apply_smoke(cfg: DictConfig, schema: type) -> DictConfig:
     return cfg
 
 
+def enable_compilation_cache(path: str | Path | None = None) -> None:
+    """Persists XLA compilations across runs (sweeps recompile the same programs otherwise).
+
+    Off when RM_THEORY_COMPILE_CACHE=0; the folder defaults to ~/.cache/rm_theory/jax.
+    """
+    import os
+
+    if os.environ.get("RM_THEORY_COMPILE_CACHE", "1") == "0":
+        return
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return
+    path = path or os.environ.get("RM_THEORY_COMPILE_CACHE_DIR", Path.home() / ".cache" / "rm_theory" / "jax")
+    Path(path).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def run_entry(cfg: DictConfig, main: Callable[[Any, RunLog], dict], out_dir: str | Path | None = None) -> dict:
     """The contract of every entry point: resolved config in, `summary.json` with a status out.
 
@@ -95,6 +114,7 @@ def run_entry(cfg: DictConfig, main: Callable[[Any, RunLog], dict], out_dir: str
         from hydra.core.hydra_config import HydraConfig
 
         out_dir = HydraConfig.get().runtime.output_dir
+    enable_compilation_cache()
     schema = OmegaConf.get_type(cfg)
     if cfg.get("smoke", False):
         cfg = apply_smoke(cfg, schema)
