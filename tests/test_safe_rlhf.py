@@ -1,0 +1,81 @@
+"""The Lagrangian of Safe RLHF meets its cost budget; a fixed penalty is a run with a frozen λ."""
+
+import jax
+import numpy as np
+import pytest
+
+from rm_theory import policy
+from rm_theory import safe_rlhf as srl
+from rm_theory.labels import LabelConfig, gold_cost
+from rm_theory.spaces import PrefixTreeSpace, Responses
+
+
+@pytest.fixture(scope="module")
+def world():
+    space = PrefixTreeSpace(V=3, L=4, num_prompts=3, seed=2)
+    tt = policy.tabulate(space)
+    leaves = space.enumerate(0).data
+    cost = np.stack(
+        [
+            gold_cost(space, Responses(np.full(tt.Y, p), leaves), LabelConfig(rho=0.6)).cost_N
+            for p in range(tt.P)
+        ]
+    )
+    return tt, cost
+
+
+def test_lagrangian_meets_the_budget_and_fixed_runs_keep_lambda(world):
+    tt, cost = world
+    ref = tt.ref_logp()
+    exp = lambda lp, t: float((np.exp(lp) * t).sum(1).mean())
+    # The unconstrained optimum is costlier than the budget, so the constraint binds.
+    d = -0.3
+    assert exp(policy.optimal_logp(ref, tt.gold_PxY, 0.1), cost) > d + 0.2
+    cfg = policy.PPOConfig(beta=0.1, steps=300, batch=32, lr=0.05, baseline="exact", log_every=30)
+    lag = srl.LagrangeConfig(threshold=d, lambda_init=1.0, lambda_lr=0.05)
+    K = 3
+    with jax.threefry_partitionable(False):
+        logp, m = srl.optimise_safe(
+            tt,
+            np.stack([tt.gold_PxY] * K),
+            np.stack([cost] * K),
+            cost,
+            np.array([1.0, 0.0, 4.0]),
+            np.array([0.05, 0.0, 0.0]),
+            cfg,
+            lag,
+            jax.random.key(0),
+        )
+    final_cost = [exp(lp, cost) for lp in logp]
+    assert final_cost[0] <= d + 0.05  # the Lagrangian run satisfies E[c] ≤ d within tolerance
+    assert final_cost[1] > d + 0.1  # λ = 0: plain RLHF overshoots the budget
+    assert m["lambda"][1, -1] == pytest.approx(0.0, abs=1e-6)
+    assert m["lambda"][2, -1] == pytest.approx(4.0, rel=1e-5)
+    assert m["gold_cost"][0, -1] == pytest.approx(final_cost[0], abs=1e-3)
+    # The constrained run still gains reward over π_ref.
+    assert exp(logp[0], tt.gold_PxY) > exp(ref, tt.gold_PxY) + 0.1
+
+
+def test_lambda_clamp_and_delay(world):
+    tt, cost = world
+    cfg = policy.PPOConfig(beta=0.1, steps=40, batch=16, lr=0.05, baseline="loo", log_every=10)
+    # A budget no policy can meet drives λ up until the clamp; the delay freezes it at first.
+    lag = srl.LagrangeConfig(
+        threshold=-10.0, lambda_init=1.0, lambda_lr=1.0, lambda_max=3.0, delay=20
+    )
+    with jax.threefry_partitionable(False):
+        _, m = srl.optimise_safe(
+            tt,
+            tt.gold_PxY[None],
+            cost[None],
+            cost,
+            np.array([1.0]),
+            np.array([1.0]),
+            cfg,
+            lag,
+            jax.random.key(1),
+        )
+    lam = m["lambda"][0]
+    np.testing.assert_allclose(lam[:2], 1.0, rtol=1e-6)  # steps 0, 10 < delay
+    assert lam[-1] == pytest.approx(3.0, rel=1e-5)
+    assert np.all(lam <= 3.0 + 1e-5)
