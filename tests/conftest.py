@@ -13,3 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def project_root() -> Path:
     return ROOT
+
+# Tests compile the same XLA programs in several processes (xdist workers, entry-point
+# subprocesses): a persistent compilation cache shared by them saves most of the compile time.
+os.environ.setdefault("RM_THEORY_COMPILE_CACHE_DIR", str(ROOT / ".cache" / "jax"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _compilation_cache():
+    from rm_theory.results import enable_compilation_cache
+
+    enable_compilation_cache()
