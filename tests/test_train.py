@@ -202,3 +202,18 @@ def test_transformer_learns_a_token_sum_reward(toy):
                             progress=False)  # fmt: skip
     for s_N in ens.score(toy.tok):
         assert metrics.pairwise_accuracy(s_N, toy.test_a, toy.test_b, toy.test_pref) > 0.9
+
+
+def test_metrics_by_hand():
+    r = np.array([0.0, 1.0, 2.0, 2.0])
+    a, b = np.array([1, 0, 2, 3]), np.array([0, 1, 3, 0])
+    # pair 0 right, pair 1 wrong, pair 2 a score tie (1/2), pair 3 labelled a tie (skipped)
+    assert metrics.pairwise_accuracy(r, a, b, np.array([1.0, 1.0, 1.0, 0.5])) == 0.5
+    assert metrics.spearman(r[:3], np.array([5.0, 6.0, 9.0])) == pytest.approx(1.0)
+    # Perfectly calibrated bins give 0; confident wrong predictions give their confidence.
+    assert metrics.expected_calibration_error(np.full(10, 0.5), np.arange(10) % 2) == 0.0
+    assert metrics.expected_calibration_error(np.full(4, 0.95), np.zeros(4)) == pytest.approx(0.95)
+    assert metrics.cost_sign_accuracy(np.array([-1.0, 0.0, 2.0]), np.array([1, 0, 0])) == (2 / 3)
+    s_KxN = np.array([[0.0, 1.0], [0.0, 3.0]])
+    mean, var_P = metrics.ensemble_diff_variance(s_KxN, np.array([1]), np.array([0]))
+    assert mean == pytest.approx(2.0) and var_P.shape == (1,)  # sample variance of {1, 3}
