@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from rm_theory import dpo, plots_downstream, policy
+from rm_theory import dpo, plots_downstream, policy, synthetic
 from rm_theory import safe_rlhf as srl
 from rm_theory.config.common import make_tree_sampling
 from rm_theory.config.downstream import (
@@ -34,7 +34,14 @@ from rm_theory.config.downstream import (
     TaskConfig,
     WinRatesConfig,
 )
-from rm_theory.labels import LabelConfig, gold_cost, label_comparisons, model_tokens, vocab_size
+from rm_theory.labels import (
+    LabelConfig,
+    Labels,
+    gold_cost,
+    label_comparisons,
+    model_tokens,
+    vocab_size,
+)
 from rm_theory.models import ModelConfig
 from rm_theory.plotting import save
 from rm_theory.results import RunLog
@@ -65,21 +72,9 @@ def task_space(t: TaskConfig, field_seed: int) -> PrefixTreeSpace:
     )
 
 
-def to_pref_data(space: PrefixTreeSpace, comps: Comparisons, labels=None) -> PrefData:
-    """Comparisons (and labels) as the trainer's arrays: items a then b, pair p = (p, P + p).
-
-    A private stand-in for `rm_theory.synthetic` (not available when this was written).
-    """
-    P = len(comps)
-    x = model_tokens(space, Responses.concat([comps.a, comps.b]))
-    kw = {}
-    if labels is not None:
-        kw = dict(
-            pref_P=labels.better_P,
-            safer_P=labels.safer_P,
-            safe_N=np.concatenate([labels.safe_a, labels.safe_b]).astype(np.float32),
-        )
-    return PrefData(x=x, a_P=np.arange(P), b_P=P + np.arange(P), **kw)
+def to_pref_data(space: PrefixTreeSpace, comps: Comparisons, labels: Labels) -> PrefData:
+    """The trainer's arrays; downstream cost models learn safety without the harm-category head."""
+    return dataclasses.replace(synthetic.to_pref_data(space, comps, labels).data, harm_NxC=None)
 
 
 def model_configs(space: PrefixTreeSpace, rm: RMConfig) -> tuple[ModelConfig, TrainConfig]:

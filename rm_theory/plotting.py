@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are files; no display on the machines that run this
 import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -72,7 +73,8 @@ def ratio_vs_n(df: pd.DataFrame, column: str = "mean_d_res", fit_point: dict | N
     for key, g in (rt.groupby(axes_vary) if axes_vary else [((), rt)]):
         key = key if isinstance(key, tuple) else (key,)
         g = g.sort_values("n")
-        line = ax.plot(g["n"], g["ratio"], marker="o", ms=3, label=_label(dict(zip(axes_vary, key, strict=True))) or "ratio")
+        label = _label(dict(zip(axes_vary, key, strict=True))) or "ratio"
+        line = ax.plot(g["n"], g["ratio"], marker="o", ms=3, label=label)
         if len(g) >= 2:
             c, r2 = fit_log_ratio(g["n"].to_numpy(), g["ratio"].to_numpy())
             nn = np.geomspace(g["n"].min(), g["n"].max(), 50)
@@ -140,3 +142,51 @@ def query_heatmap(df: pd.DataFrame, metric: str = "res", n: int | None = None) -
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     return fig
+
+
+def tree_layout(G: nx.MultiGraph) -> dict:
+    """Nodes are (prompt, *tokens): y = −depth, leaves spread in lexicographic order, a parent
+    centred over its children."""
+    pos, nodes = {}, sorted(G.nodes)
+    children = {u: [v for v in nodes if len(v) == len(u) + 1 and v[:-1] == u] for u in nodes}
+    leaves = [u for u in nodes if not children[u]]
+    x = {u: float(i) for i, u in enumerate(leaves)}
+    for u in sorted(nodes, key=len, reverse=True):
+        if children[u]:
+            x[u] = float(np.mean([x[c] for c in children[u]]))
+        pos[u] = (x[u], -(len(u) - 1))
+    return pos
+
+
+def draw_ibn(G: nx.MultiGraph, path: list | None = None, ax=None, title: str = ""):
+    """Edges coloured by kind (ib grey, hp red), width ∝ 1/variance; `path` in green."""
+    ax = ax or plt.subplots(figsize=(10, 4.5))[1]
+    pos = tree_layout(G)
+    var = np.array([d["variance"] for *_, d in G.edges(data=True)])
+    scale = 4.0 / (1.0 / var).max()
+    on_path = set(zip(path, path[1:], strict=False)) if path else set()
+    for u, v, d in G.edges(data=True):
+        hp = d["kind"] == "hp"
+        hit = (u, v) in on_path or (v, u) in on_path
+        ax.annotate("", xy=pos[v], xytext=pos[u], arrowprops=dict(
+            arrowstyle="-", lw=0.5 + scale / d["variance"], alpha=0.9 if hit else 0.55,
+            color="tab:green" if hit else ("tab:red" if hp else "tab:gray"),
+            # a constant sag of about 0.6 depth units whatever the span of the arc
+            connectionstyle=f"arc3,rad={min(0.5, 1.2 / max(abs(pos[u][0] - pos[v][0]), 1e-9)):.3f}"
+            if hp else "arc3"))
+    items = {u for u, v, d in G.edges(data=True) if d["kind"] == "hp"} | {
+        v for u, v, d in G.edges(data=True) if d["kind"] == "hp"}
+    nx.draw_networkx_nodes(G, pos, ax=ax, node_size=[40 if u in items else 12 for u in G.nodes],
+                           node_color=["tab:red" if u in items else "tab:gray" for u in G.nodes])
+    ax.plot([], [], color="tab:gray", label="ib edge (prefix → child)")
+    ax.plot([], [], color="tab:red", label="hp edge (comparison)")
+    if path:
+        ax.plot([], [], color="tab:green", label="least-variance path")
+    # annotate() does not autoscale: leave room below the leaves for the hp arcs
+    xs, ys = zip(*pos.values(), strict=True)
+    ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
+    ax.set_ylim(min(ys) - 1.0, 0.4)
+    ax.set_ylabel("−depth")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    return ax

@@ -102,7 +102,8 @@ def write_report(cfg: ReproduceConfig, out: Path, statuses: dict[str, str], time
             body += [f"Config: [configs/{name}.yaml](configs/{name}.yaml)", ""]
         scalars = {k: v for k, v in summary.items() if k not in ("traceback",)}
         if scalars:
-            body += ["| key | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in sorted(scalars.items())] + [""]
+            rows = [f"| {k} | {_fmt(v)} |" for k, v in sorted(scalars.items())]
+            body += ["| key | value |", "|---|---|", *rows, ""]
         for fig in sorted((run_dir / "figures").glob("*.png")) if (run_dir / "figures").exists() else []:
             for ext in (".png", ".pdf"):
                 src = fig.with_suffix(ext)
@@ -110,7 +111,8 @@ def write_report(cfg: ReproduceConfig, out: Path, statuses: dict[str, str], time
                     shutil.copy(src, figs / f"{name}__{src.name}")
             body += [f"![{name}: {fig.stem}](figures/{name}__{fig.name})", ""]
     failed = [n for n, s in statuses.items() if s != "ok"]
-    lines += ["", "Failed or skipped steps: " + (", ".join(f"`{n}` ({statuses[n]})" for n in failed) if failed else "none"), ""]
+    listed = ", ".join(f"`{n}` ({statuses[n]})" for n in failed) if failed else "none"
+    lines += ["", f"Failed or skipped steps: {listed}", ""]
     report = out / "report.md"
     report.write_text("\n".join(lines + body) + "\n")
     return report

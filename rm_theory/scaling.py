@@ -118,7 +118,7 @@ def run_study(jobs: list, run: Callable[..., dict], done: dict[tuple, dict], on_
     """Runs the jobs not already `done` (resuming a killed study), reusing chain rows across shapes."""
     rows = dict(done)
     chain_cache: dict[tuple, dict] = {}
-    for key, row in done.items():
+    for row in done.values():
         if row["topology"] == "chain":
             chain_cache[(row["n"], row["seed"], row["geometry"], row["regime"], row["label_variance"],
                          row["temperature"])] = row

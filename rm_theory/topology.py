@@ -56,7 +56,8 @@ def annotation_tokens(space: ResponseSpace, a: Responses, b: Responses, shared_p
     return total - space.shared_length(a, b) if shared_prefix_once else total
 
 
-def sample_chain(space: ResponseSpace, n: int, rng: np.random.Generator, temperature: float | None = None) -> Comparisons:
+def sample_chain(space: ResponseSpace, n: int, rng: np.random.Generator,
+                 temperature: float | None = None) -> Comparisons:
     prompt = rng.integers(0, space.num_prompts, size=n)
     a = space.sample(rng, prompt, temperature)
     b = space.sample(rng, prompt, temperature)

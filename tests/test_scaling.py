@@ -15,7 +15,7 @@ from tests.helpers import compose_config, run_smoke
 
 def test_same_seed_gives_identical_csv(tmp_path):
     s1 = run_smoke("ibn_scaling", scaling_study.run, tmp_path / "a")
-    s2 = run_smoke("ibn_scaling", scaling_study.run, tmp_path / "b", ["figures=false"])
+    run_smoke("ibn_scaling", scaling_study.run, tmp_path / "b", ["figures=false"])
     assert s1["status"] == "ok"
     a, b = (tmp_path / "a" / "results.csv").read_text(), (tmp_path / "b" / "results.csv").read_text()
     strip = lambda text: pd.read_csv(pd.io.common.StringIO(text)).drop(columns="seconds")

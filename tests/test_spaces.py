@@ -36,7 +36,8 @@ def test_lazy_reward_equals_enumerated_sum_of_node_increments():
     np.testing.assert_array_equal(space.gold_reward(leaves.take(idx)), r[idx])
     # Siblings share their parent's partial sum exactly.
     parent = lambda resp: Responses(resp.prompt, np.where(np.arange(space.L) < space.L - 1, resp.data, -1))
-    np.testing.assert_array_equal(space.gold_reward(parent(leaves.take([0]))), space.gold_reward(parent(leaves.take([1]))))
+    first, second = (space.gold_reward(parent(leaves.take([i]))) for i in (0, 1))
+    np.testing.assert_array_equal(first, second)
 
 
 @pytest.mark.parametrize("k", [0, 2, 4])

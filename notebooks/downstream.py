@@ -1,0 +1,89 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Downstream: Best-of-N, win rates of RLHF policies, Safe RLHF (paper §5)
+#
+# Loads, from under `RESULTS`, the newest run of each downstream entry point and draws its
+# figures with `rm_theory.plots_downstream`. Each part is skipped, with the command that makes
+# it, when its run is missing:
+#
+# * `python -m experiments.best_of_n experiment=best_of_n`
+# * `python -m experiments.win_rates experiment=win_rate_table` (also `data_scaling`,
+#   `incomplete_ablation`, `overoptimisation`)
+# * `python -m experiments.safe_rlhf experiment=safe_rlhf`
+
+# %% tags=["parameters"]
+import os
+
+RESULTS = os.environ.get("RM_THEORY_RESULTS", "outputs")
+SMOKE = os.environ.get("RM_THEORY_SMOKE") == "1"
+
+# %%
+from rm_theory import plots_downstream
+from rm_theory.aggregate import ENTRY, latest_run
+
+# %matplotlib inline
+
+bon, wr, safe = (latest_run(RESULTS, k) for k in ("best_of_n", "win_rates", "safe_rlhf"))
+for name, run in (("best_of_n", bon), ("win_rates", wr), ("safe_rlhf", safe)):
+    print(f"{name:10s}", run["dir"] if run else
+          f"no run under {RESULTS!r}, part skipped; "
+          f"make one with python -m experiments.{ENTRY[name]}")
+
+# %% [markdown]
+# ## Best-of-N
+# Gold reward of the response kept by each reward model among N samples of π_ref.
+
+# %%
+if bon is not None:
+    df = bon["results"]
+    display(df.groupby(["rm", "N"])["gold_reward"].mean().unstack("rm").round(4))  # noqa: F821
+    plots_downstream.best_of_n_curve(df)
+
+# %% [markdown]
+# ## Win rates
+# PPO/DPO policies trained with the chain and tree reward models, judged by the gold reward
+# (ties excluded from the rate); then the RM score and gold reward against KL during PPO.
+
+# %%
+if wr is not None:
+    wins = wr["results"]
+    display(wins.groupby(["a", "b"], sort=False)[["win", "lose", "tie", "win_rate"]]  # noqa: F821
+            .mean().round(3))
+    plots_downstream.win_rate_bars(wins)
+    for axis in ("n", "incomplete_frac"):
+        if wins[axis].nunique() > 1:
+            plots_downstream.win_rate_vs(wins, axis)
+
+# %%
+if wr is not None and "curves" in wr:
+    plots_downstream.overoptimisation(wr["curves"])
+
+# %%
+if wr is not None:
+    for name in ("policies", "annotation_cost"):
+        if name in wr:
+            print(name)
+            display(wr[name].head(12 if SMOKE else 100).round(4))  # noqa: F821
+
+# %% [markdown]
+# ## Safe RLHF
+# The Lagrangian run against fixed cost penalties: training traces, then the final
+# reward/cost frontier. The dashed line is the cost threshold.
+
+# %%
+if safe is not None:
+    thr = float(safe["summary"].get("threshold", safe["config"].get("threshold", 0.0)))
+    cols = ["gold", "gold_cost", "cost", "lambda", "kl"]
+    display(safe["results"].groupby("run", sort=False)[cols].mean().round(4))  # noqa: F821
+    if "curves" in safe:
+        plots_downstream.safe_traces(safe["curves"], thr)
+    plots_downstream.safe_frontier(safe["results"], thr)
