@@ -1,6 +1,6 @@
 """On-disk feature cache: text embeddings keyed by sha256(model identity, text).
 
-Layout of a cache folder: one `shard-<n>.npz` per call that encoded something new, each holding
+Layout of a cache folder: one `shard-<content hash>.npz` per call that encoded something new, each holding
 `keys` ([M] sha256 hex strings) and `feats` ([M, H] float32). The index (key -> shard, row) is
 rebuilt from the shards when the cache opens, so there is no separate index to fall out of
 sync; a shard is written to a temporary name and renamed, so a crash never leaves half a shard.
@@ -68,10 +68,11 @@ class FeatureCache:
         return np.stack([self._feats(s)[r] for s, r in rows])
 
     def _write_shard(self, keys_M: np.ndarray, feats_MxH: np.ndarray) -> None:
-        n = len(list(self.root.glob("shard-*.npz")))
-        while (shard := self.root / f"shard-{n:06d}.npz").exists():
-            n += 1
-        tmp = self.root / f".tmp-{os.getpid()}-{n}.npz"
+        # Named by its content, so concurrent writers never pick the same name for different
+        # features (two writers of the same keys write the same file).
+        digest = hashlib.sha256("\n".join(map(str, keys_M)).encode()).hexdigest()[:20]
+        shard = self.root / f"shard-{digest}.npz"
+        tmp = self.root / f".tmp-{os.getpid()}-{digest}.npz"
         np.savez(tmp, keys=keys_M, feats=feats_MxH)
         os.replace(tmp, shard)
         self._shards[shard] = feats_MxH

