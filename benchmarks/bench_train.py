@@ -5,20 +5,36 @@
 Run by hand:  python benchmarks/bench_train.py [--members 8 --pairs 20000 --steps 200]
 Prints comparisons/s of both (compilation excluded: each is warmed up first), their ratio, and
 the wall time of one full `train_ensemble` run (compilation included).
+
+With --mesh [N]: the fused loop on one device against the same loop sharded over a
+("member", "data") mesh of N devices (`rm_theory.distributed`; default all). On a CPU, force N
+host devices first (the flag must precede jax's import, so this script sets it):
+  python benchmarks/bench_train.py --mesh 8
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import sys
 import time
+
+if "--mesh" in sys.argv and "xla_force_host_platform_device_count" not in os.environ.get(
+    "XLA_FLAGS", ""
+):  # several host devices for the mesh on a CPU; ignored by GPU/TPU backends
+    i = sys.argv.index("--mesh")
+    n = sys.argv[i + 1] if i + 1 < len(sys.argv) and sys.argv[i + 1].isdigit() else "8"
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"
+    )
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rm_theory import losses
+from rm_theory import distributed, losses
 from rm_theory.models import ModelConfig, make_model
 from rm_theory.train import PrefData, TrainConfig, make_optimizer, train_ensemble
 
@@ -73,12 +89,38 @@ def sequential(mc: ModelConfig, tc: TrainConfig, data: PrefData, key: jax.Array)
     return sum(run(k, tc.steps) for k in jax.random.split(key, tc.ensemble_size))
 
 
+def timed(mc, tc, data, key, mesh) -> tuple[float, float, list[dict]]:
+    """(seconds with compilation, seconds of a second identical run, history)."""
+    t0 = time.perf_counter()
+    train_ensemble(mc, tc, data, key, progress=False, mesh=mesh)
+    t_full = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ens, hist = train_ensemble(mc, tc, data, key, progress=False, mesh=mesh)
+    jax.block_until_ready(ens.state_K)
+    return t_full, time.perf_counter() - t0, hist
+
+
+def bench_mesh(mc, tc, data, key, n_dev: int, n_comp: int) -> None:
+    mesh = distributed.make_mesh(distributed.DistributedConfig(devices=n_dev), tc.ensemble_size)
+    f1, t1, h1 = timed(mc, tc, data, key, None)
+    f8, t8, h8 = timed(mc, tc, data, key, mesh)
+    print(f"backend: {jax.default_backend()}, {jax.device_count()} device(s), "
+          f"{os.cpu_count()} CPU cores; mesh {dict(mesh.shape) if mesh else None}")  # fmt: skip
+    print(f"K={tc.ensemble_size}, {tc.steps} steps x {tc.batch_size} pairs per member")
+    print(f"1 device : {n_comp / t1:10.0f} comparisons/s ({t1:.2f} s; {f1:.2f} s with compile)")
+    print(f"mesh     : {n_comp / t8:10.0f} comparisons/s ({t8:.2f} s; {f8:.2f} s with compile)")
+    print(f"ratio mesh/1 device: {t1 / t8:.2f}x; final loss {h1[-1]['loss']:.6f} vs "
+          f"{h8[-1]['loss']:.6f}")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--members", type=int, default=8)
     p.add_argument("--pairs", type=int, default=20000)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--mesh", type=int, nargs="?", const=0, default=None,
+                   help="compare 1 device with a mesh of N devices (default all)")  # fmt: skip
     args = p.parse_args()
     mc = ModelConfig(family="transformer", vocab=20, max_len=16, d_model=32, heads=2, layers=2,
                      mlp_dim=64)  # fmt: skip
@@ -87,6 +129,9 @@ def main() -> None:
     data = synthetic_data(args.pairs, np.random.default_rng(0))
     key = jax.random.key(0)
     n_comp = args.members * args.steps * args.batch  # comparisons processed by either method
+    if args.mesh is not None:
+        bench_mesh(mc, tc, data, key, args.mesh, n_comp)
+        return
 
     t0 = time.perf_counter()
     train_ensemble(mc, tc, data, key, progress=False)

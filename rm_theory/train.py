@@ -12,6 +12,9 @@ centring); "cost" = Safe RLHF cost loss (arXiv 2310.12773 §3.2) + harm-category
 
 Legend: N items, T padded length, D feature width, P pairs, G groups, Kg group size,
 K ensemble members, B pairs per minibatch, Bg groups per minibatch, C harm categories, S steps.
+
+Sharding (`mesh=`, see `rm_theory.distributed`): members split over the mesh's "member" axis,
+each minibatch over its "data" axis; `mesh=None` is the plain single-device program.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from rm_theory import checkpoint as ckpt
+from rm_theory import distributed as dist
 from rm_theory import losses
 from rm_theory.models import ModelConfig, make_model
 
@@ -176,12 +181,23 @@ def _setup(mc: ModelConfig, tc: TrainConfig, sizes: tuple[tuple[str, int], ...],
     return state_K, boot, jax.random.split(k_batch, tc.ensemble_size)
 
 
+def _place(mesh: Mesh, state_K: nnx.State, d: Arrays, boot: Arrays, keys_K: jax.Array):
+    """Per-member arrays split over "member", the data set replicated on every device."""
+    return (
+        dist.place_members(state_K, mesh),
+        dist.place_replicated(d, mesh),
+        dist.place_members(boot, mesh),
+        dist.place_members(keys_K, mesh),
+    )
+
+
 def setup_ensemble(
-    mc: ModelConfig, tc: TrainConfig, data: PrefData, key: jax.Array
+    mc: ModelConfig, tc: TrainConfig, data: PrefData, key: jax.Array, mesh: Mesh | None = None
 ) -> tuple[nnx.GraphDef, nnx.State, Arrays, Arrays, jax.Array]:
     """Everything a fused run starts from, in one compiled program: graphdef and K stacked
     (model, optimizer) states (own init keys), device data, bootstrap indices boot[name]_KxM
-    for name in pair/group/item, and the K minibatch keys."""
+    for name in pair/group/item, and the K minibatch keys; placed on `mesh` if one is given
+    (the same values: initialisation does not depend on the mesh)."""
     tc = _step_config(tc)
     d = to_device(data, tc.objective)
     sizes = []
@@ -192,6 +208,8 @@ def setup_ensemble(
     if "safe" in d:
         sizes.append(("item", data.n_items))
     state_K, boot, keys_K = _setup(mc, tc, tuple(sizes), key)
+    if mesh is not None:
+        state_K, d, boot, keys_K = _place(mesh, state_K, d, boot, keys_K)
     return _graphdef(mc, tc), state_K, d, boot, keys_K
 
 
@@ -274,24 +292,33 @@ def _loss(model: nnx.Module, batch: Arrays, tc: TrainConfig) -> tuple[jax.Array,
     return total, aux
 
 
-def make_chunk_fn(graphdef: nnx.GraphDef, tc: TrainConfig, n_steps: int) -> Callable:
+def make_chunk_fn(
+    graphdef: nnx.GraphDef, tc: TrainConfig, n_steps: int, mesh: Mesh | None = None
+) -> Callable:
     """fn(state_K, step0, data, boot_K, keys_K) -> (state_K, aux_KxS): n_steps fused steps of all
-    members. Not jitted, so callers (and tests) can wrap it before `jax.jit`."""
+    members. Not jitted, so callers (and tests) can wrap it before `jax.jit`. With a mesh, the
+    members map to its "member" axis and each minibatch is split over its "data" axis."""
     lr_fn = make_schedule(tc)
 
     def member(state: nnx.State, step0: jax.Array, d: Arrays, boot: Arrays, key: jax.Array):
         def step(state: nnx.State, t: jax.Array):
             model, opt = nnx.merge(graphdef, state)
             batch = _sample_batch(d, boot, jax.random.fold_in(key, t), tc)
+            if mesh is not None:
+                batch = dist.constrain_batch(batch, mesh)
             grads, aux = nnx.grad(_loss, has_aux=True)(model, batch, tc)
             opt.update(model, grads)
             aux["grad_norm"] = optax.tree.norm(grads)
             aux["lr"] = lr_fn(t)
-            return nnx.state((model, opt)), aux
+            new = nnx.state((model, opt))
+            if mesh is not None:  # keep the carry where it started: no resharding per step
+                new = dist.constrain_member(new, mesh)
+            return new, aux
 
         return jax.lax.scan(step, state, step0 + jnp.arange(n_steps))
 
-    return jax.vmap(member, in_axes=(0, None, None, 0, 0))
+    spmd = None if mesh is None else dist.MEMBER
+    return jax.vmap(member, in_axes=(0, None, None, 0, 0), spmd_axis_name=spmd)
 
 
 def _graphdef(mc: ModelConfig, tc: TrainConfig | None = None) -> nnx.GraphDef:
@@ -303,9 +330,9 @@ def _graphdef(mc: ModelConfig, tc: TrainConfig | None = None) -> nnx.GraphDef:
 
 # Static configs, not graphdefs: the optimizer's graphdef holds a fresh optax object per build,
 # which would defeat jit's cache.
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _run_chunk(mc: ModelConfig, tc: TrainConfig, n_steps: int, *args):
-    return make_chunk_fn(_graphdef(mc, tc), tc, n_steps)(*args)
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _run_chunk(mc: ModelConfig, tc: TrainConfig, n_steps: int, mesh: Mesh | None, *args):
+    return make_chunk_fn(_graphdef(mc, tc), tc, n_steps, mesh)(*args)
 
 
 def _step_config(tc: TrainConfig) -> TrainConfig:
@@ -350,9 +377,10 @@ class Ensemble:
             if n < bs:  # pad to the compiled batch size instead of compiling again
                 xb = np.concatenate([xb, np.repeat(xb[:1], bs - n, axis=0)])
             s, h = _apply_members(self.cfg, self.state_K, jnp.asarray(xb))
-            s_chunks.append(np.asarray(s)[:, :n])
+            s, h = dist.to_host((s, h))
+            s_chunks.append(s[:, :n])
             if h is not None:
-                h_chunks.append(np.asarray(h)[:, :n])
+                h_chunks.append(h[:, :n])
         s_KxN = np.concatenate(s_chunks, axis=1) if s_chunks else np.zeros((self.size, 0))
         return s_KxN, (np.concatenate(h_chunks, axis=1) if h_chunks else None)
 
@@ -377,7 +405,7 @@ def _fingerprint(mc: ModelConfig, tc: TrainConfig, data: PrefData, key: jax.Arra
 
 def _metrics_row(aux: Arrays) -> dict:
     """Means over members and steps of a chunk's per-step metrics (numpy: no XLA compiles)."""
-    aux = jax.tree.map(np.asarray, aux)
+    aux = dist.to_host(aux)
     row = {k: float(np.mean(v)) for k, v in aux.items()}
     row["lr"] = float(aux["lr"][0, -1])  # at the chunk's last step
     row["loss_member_std"] = float(np.std(np.mean(aux["loss"], axis=1)))
@@ -393,15 +421,17 @@ def train_ensemble(
     checkpoint_dir: str | os.PathLike | None = None,
     log_fn: Callable[[int, dict], None] | None = None,
     progress: bool = True,
+    mesh: Mesh | None = None,
 ) -> tuple[Ensemble, list[dict]]:
     """Train K members on `data`; resumes from `checkpoint_dir` if it holds a checkpoint of the
-    same configs and key. Returns the ensemble and one metrics row per chunk."""
+    same configs and key (from any mesh). Returns the ensemble and one metrics row per chunk.
+    `mesh` (`distributed.make_mesh`) shards the run; None is the single-device program."""
     mc, tc = model_cfg, train_cfg
     S = tc.log_every
     if tc.checkpoint_every % S:
         raise ValueError("checkpoint_every must be a multiple of log_every")
     tc_step = _step_config(tc)
-    _, state_K, d, boot, keys_K = setup_ensemble(mc, tc, data, key)
+    _, state_K, d, boot, keys_K = setup_ensemble(mc, tc, data, key, mesh)
 
     history: list[dict] = []
     start = 0
@@ -414,6 +444,8 @@ def train_ensemble(
             # Fresh uncommitted arrays, like the initial state's: restored ones would make jit
             # compile the chunk again.
             state_K = jax.tree.map(lambda v: jnp.asarray(np.asarray(v)), state_K)
+            if mesh is not None:
+                state_K = dist.place_members(state_K, mesh)
             if meta["fingerprint"] != fp:
                 raise ValueError(f"{checkpoint_dir} holds a run of another config or key")
             start, history = int(meta["step"]), list(meta["history"])
@@ -423,7 +455,9 @@ def train_ensemble(
         t_last = time.perf_counter()
         for step0 in range(start, tc.steps, S):
             n = min(S, tc.steps - step0)
-            state_K, aux = _run_chunk(mc, tc_step, n, state_K, jnp.int32(step0), d, boot, keys_K)
+            state_K, aux = _run_chunk(
+                mc, tc_step, n, mesh, state_K, jnp.int32(step0), d, boot, keys_K
+            )
             step = step0 + n
             row = _metrics_row(aux)
             now = time.perf_counter()  # the first chunk's rate includes compilation
@@ -456,6 +490,7 @@ def train_reward_and_cost(
     checkpoint_dir: str | os.PathLike | None = None,
     log_fn: Callable[[int, dict], None] | None = None,
     progress: bool = True,
+    mesh: Mesh | None = None,
 ) -> dict[str, tuple[Ensemble, list[dict]]]:
     """A reward ensemble, and a cost ensemble (harm head if harm labels exist) when the data
     carry safety labels. Keys: "reward", "cost"."""
@@ -476,5 +511,6 @@ def train_reward_and_cost(
             checkpoint_dir=sub,
             log_fn=log_fn,
             progress=progress,
+            mesh=mesh,
         )
     return out

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from rm_theory import plots_models
+from rm_theory import distributed, plots_models
 from rm_theory.config.common import make_space, make_tree_sampling
 from rm_theory.config.train_rm import TrainRMConfig
 from rm_theory.data.records import write_jsonl
@@ -108,7 +108,7 @@ def train_config(cfg: TrainRMConfig) -> TrainConfig:
 
 
 def run_point(
-    cfg: TrainRMConfig, regime: str, n: int, topology: str, seed: int, export_dir=None
+    cfg: TrainRMConfig, regime: str, n: int, topology: str, seed: int, export_dir=None, mesh=None
 ) -> tuple[dict, list[dict]]:
     """Train and evaluate the ensemble(s) of one (regime, n, topology, seed); one row and category rows."""
     space = make_space(dataclasses.replace(cfg.space, regime=regime))
@@ -134,9 +134,9 @@ def run_point(
     mc, tc = model_config(cfg, space), train_config(cfg)
     key = jax.random.fold_in(jax.random.key(seed), _tag(regime, n, topology)[0] % 2**31)
     if cfg.cost:
-        trained = train_reward_and_cost(mc, tc, syn.data, key, progress=False)
+        trained = train_reward_and_cost(mc, tc, syn.data, key, progress=False, mesh=mesh)
     else:
-        trained = {"reward": train_ensemble(mc, tc, syn.data, key, progress=False)}
+        trained = {"reward": train_ensemble(mc, tc, syn.data, key, progress=False, mesh=mesh)}
     reward, history = trained["reward"]
     rm, var_Q = reward_metrics(reward.score(q.x), q)
     lv = LabelVariance(cfg.ibn.model, cfg.ibn.xi2, lc.beta)
@@ -212,6 +212,8 @@ def headline(df: pd.DataFrame, beta: float) -> dict:
 
 
 def run(cfg: TrainRMConfig, runlog: RunLog) -> dict:
+    distributed.maybe_initialize(cfg.distributed)  # multi-host: before any other JAX work
+    mesh = distributed.make_mesh(cfg.distributed, cfg.train.ensemble_size)
     for t in cfg.topologies:
         if t not in ("chain", "tree"):
             raise ValueError(f"unknown topology {t!r}; expected chain or tree")
@@ -238,7 +240,7 @@ def run(cfg: TrainRMConfig, runlog: RunLog) -> dict:
             rows.append(done[job])
             continue
         export = runlog.dir / "data" if cfg.export_jsonl and job[1] == max(cfg.n_values) else None
-        row, cat_rows = run_point(cfg, *job, export_dir=export)
+        row, cat_rows = run_point(cfg, *job, export_dir=export, mesh=mesh)
         log.info(
             "%s: gold acc %.3f, ens var %.4g, IBN res %.4g",
             dict(zip(KEYS, job, strict=True)),

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 from rm_theory.config.common import SpaceConfig, TreeConfig
+from rm_theory.distributed import DistributedConfig
 
 
 @dataclasses.dataclass
@@ -86,6 +87,8 @@ class TrainRMConfig:
     model: ModelFields = dataclasses.field(default_factory=ModelFields)
     train: TrainFields = dataclasses.field(default_factory=TrainFields)
     ibn: IBNFields = dataclasses.field(default_factory=IBNFields)
+    # devices=0 shards every ensemble over all devices (all hosts with initialize=true)
+    distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
     export_jsonl: bool = (
         False  # write each data set of the largest n as data/<topology>_...jsonl.gz
     )
