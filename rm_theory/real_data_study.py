@@ -29,15 +29,13 @@ from pathlib import Path
 import jax
 import numpy as np
 import pandas as pd
-from safetensors.numpy import save_file
-from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
-from tokenizers.models import WordPiece
 
 from rm_theory import plots_real, real_ibn, real_topology
 from rm_theory.config.real_data import RealDataConfig
 from rm_theory.data.loaders import randomize_sides
 from rm_theory.data.records import PreferenceRecord
 from rm_theory.encoders import load_encoder
+from rm_theory.encoders.tiny import write_tiny_bert
 from rm_theory.plotting import save
 from rm_theory.real_data import (
     DataSpec,
@@ -70,38 +68,8 @@ FIXTURE_WORDS = (
 
 
 def write_tiny_encoder(d: Path, seed: int = 0, hidden: int = 16) -> Path:
-    """A 2-layer random BERT in the published layout (config.json, model.safetensors with the
-    PyTorch tensor names, a WordPiece tokenizer.json over `FIXTURE_WORDS`)."""
-    d.mkdir(parents=True, exist_ok=True)
-    vocab = {t: i for i, t in enumerate(
-        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *FIXTURE_WORDS, ".", "?", ","])}
-    tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    tok.decoder = decoders.WordPiece()
-    tok.save(str(d / "tokenizer.json"))
-    H, F, V, T, L = hidden, 2 * hidden, len(vocab), 64, 2
-    cfg = dict(vocab_size=V, hidden_size=H, num_hidden_layers=L, num_attention_heads=4,
-               intermediate_size=F, max_position_embeddings=T, type_vocab_size=2,
-               layer_norm_eps=1e-12, hidden_act="gelu", position_embedding_type="absolute")
-    (d / "config.json").write_text(json.dumps(cfg))
-    rng = np.random.default_rng(seed)
-    w = lambda *s: rng.normal(0, 0.3, s).astype(np.float32)
-    t = {"embeddings.word_embeddings.weight": w(V, H), "embeddings.position_embeddings.weight":
-         w(T, H), "embeddings.token_type_embeddings.weight": w(2, H),
-         "embeddings.LayerNorm.weight": 1 + w(H), "embeddings.LayerNorm.bias": w(H)}
-    for i in range(L):
-        p = f"encoder.layer.{i}."
-        for name, (o, n) in {"attention.self.query": (H, H), "attention.self.key": (H, H),
-                             "attention.self.value": (H, H), "attention.output.dense": (H, H),
-                             "intermediate.dense": (F, H), "output.dense": (H, F)}.items():
-            t[p + name + ".weight"], t[p + name + ".bias"] = w(o, n), w(o)
-        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-            t[p + name + ".weight"], t[p + name + ".bias"] = 1 + w(H), w(H)
-    save_file(t, str(d / "model.safetensors"))
-    return d
+    """A 2-layer random BERT in the published layout over `FIXTURE_WORDS` (see encoders.tiny)."""
+    return write_tiny_bert(d, [*FIXTURE_WORDS, ".", "?", ","], seed=seed, hidden=hidden)
 
 
 def _sentence(rng: np.random.Generator, words: list[str], n: int, mark: str) -> str:

