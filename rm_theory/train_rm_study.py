@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from rm_theory import distributed, plots_models
-from rm_theory.config.common import make_space, make_tree_sampling
+from rm_theory.config.common import build, make_space, make_tree_sampling
 from rm_theory.config.train_rm import TrainRMConfig
 from rm_theory.data.records import write_jsonl
 from rm_theory.evaluate import (
@@ -57,17 +57,7 @@ def _rng(*parts) -> np.random.Generator:
 
 
 def label_config(cfg: TrainRMConfig) -> LabelConfig:
-    lf = cfg.labels
-    return LabelConfig(
-        beta=lf.beta,
-        cost_beta=lf.cost_beta,
-        rho=lf.rho,
-        num_categories=lf.num_categories,
-        cost_offset=lf.cost_offset,
-        flip_rate=lf.flip_rate,
-        severity_cuts=tuple(lf.severity_cuts),
-        category_threshold=lf.category_threshold,
-    )
+    return build(LabelConfig, cfg.labels)
 
 
 def model_config(cfg: TrainRMConfig, space: ResponseSpace) -> ModelConfig:
@@ -88,23 +78,7 @@ def model_config(cfg: TrainRMConfig, space: ResponseSpace) -> ModelConfig:
 
 
 def train_config(cfg: TrainRMConfig) -> TrainConfig:
-    t = cfg.train
-    return TrainConfig(
-        ensemble_size=t.ensemble_size,
-        steps=t.steps,
-        batch_size=t.batch_size,
-        group_batch_size=t.group_batch_size,
-        lr=t.lr,
-        warmup_steps=t.warmup_steps,
-        end_lr_frac=t.end_lr_frac,
-        weight_decay=t.weight_decay,
-        clip_norm=t.clip_norm,
-        bootstrap=t.bootstrap,
-        l2_coef=t.l2_coef,
-        centre_coef=t.centre_coef,
-        harm_coef=t.harm_coef,
-        log_every=t.log_every,
-    )
+    return build(TrainConfig, cfg.train)
 
 
 def run_point(

@@ -43,6 +43,18 @@ class TreeConfig:
     incomplete_frac: float = 0.0
 
 
+def build(cls: type, fields: object, **overrides):
+    """A library dataclass from the same-named fields of a config dataclass (lists become tuples).
+
+    Config schemas mirror library dataclasses (`labels.LabelConfig`, `train.TrainConfig`, ...) so
+    that Hydra can type-check them; this copies them across without listing every field twice.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in dataclasses.asdict(fields).items() if k in names}
+    return cls(**{**values, **overrides})
+
+
 def make_space(cfg: SpaceConfig) -> ResponseSpace:
     if cfg.geometry == "tree":
         return PrefixTreeSpace(V=cfg.V, L=cfg.L, num_prompts=cfg.num_prompts, regime=cfg.regime, I=cfg.I,
