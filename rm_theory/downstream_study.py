@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from rm_theory import dpo, plots_downstream, policy, synthetic
 from rm_theory import safe_rlhf as srl
-from rm_theory.config.common import make_tree_sampling
+from rm_theory.config.common import build, make_tree_sampling
 from rm_theory.config.downstream import (
     BestOfNConfig,
     DPOSchema,
@@ -59,17 +59,7 @@ TOPOLOGIES = ("chain", "tree")
 
 
 def task_space(t: TaskConfig, field_seed: int) -> PrefixTreeSpace:
-    return PrefixTreeSpace(
-        V=t.V,
-        L=t.L,
-        num_prompts=t.num_prompts,
-        regime=t.regime,
-        I=t.I,
-        alpha=t.alpha,
-        temperature=t.temperature,
-        policy_scale=t.policy_scale,
-        seed=field_seed,
-    )
+    return build(PrefixTreeSpace, t, seed=field_seed)
 
 
 def to_pref_data(space: PrefixTreeSpace, comps: Comparisons, labels: Labels) -> PrefData:
@@ -128,20 +118,11 @@ def reward_table(
 
 
 def ppo_config(p: PPOSchema) -> policy.PPOConfig:
-    return policy.PPOConfig(
-        beta=p.beta,
-        steps=p.steps,
-        batch=p.batch,
-        epochs=p.epochs,
-        clip=p.clip,
-        lr=p.lr,
-        baseline=p.baseline,
-        log_every=p.log_every,
-    )
+    return build(policy.PPOConfig, p)
 
 
 def dpo_config(d: DPOSchema) -> dpo.DPOConfig:
-    return dpo.DPOConfig(beta=d.beta, steps=d.steps, lr=d.lr)
+    return build(dpo.DPOConfig, d)
 
 
 def mean_ci(v: np.ndarray) -> tuple[float, float]:
