@@ -141,14 +141,27 @@ def main() -> None:
     jax.block_until_ready(ens.state_K)
     t_fused = time.perf_counter() - t0
     t_seq = sequential(mc, dataclasses.replace(tc), data, key)
+    # One member through the same fused program: its step is pure compute (no dispatch), so
+    # t_seq / (K·t_one) bounds what fusing can gain unless batching members saves compute.
+    tc_one = dataclasses.replace(tc, ensemble_size=1)
+    train_ensemble(mc, tc_one, data, key, progress=False)
+    t0 = time.perf_counter()
+    ens1, _ = train_ensemble(mc, tc_one, data, key, progress=False)
+    jax.block_until_ready(ens1.state_K)
+    t_one = time.perf_counter() - t0
 
     fused, seq = n_comp / t_fused, n_comp / t_seq
+    ms = 1e3 / (args.members * args.steps)  # seconds of a whole run → ms per member-step
     print(f"device: {jax.devices()[0].device_kind}, {len(jax.devices())} device(s)")
     print(f"K={args.members} members, {args.pairs} comparisons, {args.steps} steps x "
           f"{args.batch} pairs per member; final loss {hist[-1]['loss']:.4f}")  # fmt: skip
     print(f"fused vmap+scan : {fused:10.0f} comparisons/s ({t_fused:.2f} s)")
     print(f"per-step nnx.jit: {seq:10.0f} comparisons/s ({t_seq:.2f} s)")
     print(f"ratio fused/sequential: {fused / seq:.2f}x (goal >= 4x)")
+    print(f"ms per member-step: per-step loop {t_seq * ms:.2f}, fused K={args.members} "
+          f"{t_fused * ms:.2f}, fused K=1 {t_one * ms * args.members:.2f}; dispatch overhead of "
+          f"the loop {(t_seq - args.members * t_one) * ms:.2f}")  # fmt: skip
+    print(f"ceiling without cheaper per-member compute: {t_seq / (args.members * t_one):.2f}x")
     print(f"one full train_ensemble run incl. compilation: {t_full:.2f} s")
 
 

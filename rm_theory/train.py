@@ -321,6 +321,7 @@ def make_chunk_fn(
     return jax.vmap(member, in_axes=(0, None, None, 0, 0), spmd_axis_name=spmd)
 
 
+@functools.lru_cache(maxsize=64)  # tracing a model and optimizer costs ~0.3 s per call on CPU
 def _graphdef(mc: ModelConfig, tc: TrainConfig | None = None) -> nnx.GraphDef:
     """Graphdef of the model, or of (model, optimizer) when a TrainConfig is given."""
     if tc is None:
