@@ -104,6 +104,22 @@ def enable_compilation_cache(path: str | Path | None = None) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def _process_dir(out_dir: Path, obj: Any) -> Path:
+    """The folder this process writes. Multi-host runs (`distributed.initialize`) join the job
+    first; every process then runs the same program, process 0 writes the run folder and the
+    others their own hidden `.process_<i>/` inside it, so no file is written twice."""
+    dist_cfg = getattr(obj, "distributed", None)
+    if dist_cfg is None or not dist_cfg.initialize:
+        return out_dir
+    import jax
+
+    from rm_theory import distributed
+
+    distributed.maybe_initialize(dist_cfg)
+    i = jax.process_index()
+    return out_dir if i == 0 else out_dir / f".process_{i}"
+
+
 def run_entry(cfg: DictConfig, main: Callable[[Any, RunLog], dict], out_dir: str | Path | None = None) -> dict:
     """The contract of every entry point: resolved config in, `summary.json` with a status out.
 
@@ -118,11 +134,11 @@ def run_entry(cfg: DictConfig, main: Callable[[Any, RunLog], dict], out_dir: str
     schema = OmegaConf.get_type(cfg)
     if cfg.get("smoke", False):
         cfg = apply_smoke(cfg, schema)
-    runlog = RunLog(Path(out_dir))
+    obj = OmegaConf.to_object(cfg)
+    runlog = RunLog(_process_dir(Path(out_dir), obj))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (runlog.dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     write_json(runlog.dir / "config.json", resolved)
-    obj = OmegaConf.to_object(cfg)
     start = time.time()
     runlog.summary({}, status="running")
     try:
@@ -155,6 +171,8 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
     """
     root = Path(root)
     dirs = {p.parent for p in root.rglob("summary.json")} | {p.parent.parent for p in root.rglob(".hydra/config.yaml")}
+    # Hidden folders hold copies (multi-host `.process_<i>/`), not runs of their own.
+    dirs = {d for d in dirs if not any(part.startswith(".") for part in d.relative_to(root).parts)}
     rows = []
     for d in sorted(dirs):
         row: dict[str, Any] = {"run_dir": str(d.relative_to(root)) if d != root else "."}

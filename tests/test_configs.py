@@ -1,5 +1,6 @@
 """Every experiment preset composes; misspelt keys and wrong types fail, naming the key."""
 
+import os
 import re
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def test_entry_point_reports_misspelt_key_on_the_command_line(project_root):
 @pytest.mark.parametrize("launcher,target", [
     ("local", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
     ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
-    ("ray", "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"),
+    ("ray_cluster", "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"),
 ])
 def test_launcher_configs_compose(launcher, target):
     from hydra import compose, initialize_config_dir
@@ -71,6 +72,24 @@ def test_local_parallel_sweep_gives_numbered_folders(tmp_path, project_root):
     out = subprocess.run([sys.executable, "-m", "experiments.ibn_scaling", "-m", "hydra/launcher=local",
                           "debug=smoke", "figures=false", "seed=0,1", f"hydra.sweep.dir={tmp_path}"],
                          cwd=project_root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    from rm_theory.results import collect_runs
+
+    runs = collect_runs(tmp_path)
+    assert sorted(runs["run_dir"]) == ["0_figures=False,seed=0", "1_figures=False,seed=1"]
+    assert (runs["status"] == "ok").all()
+
+
+def test_local_ray_sweep_runs_every_job(tmp_path, project_root):
+    """A real Ray run: the launcher starts a local cluster (no RAY_ADDRESS) and runs each job in
+    a Ray worker. Skipped where the `ray` extra is not installed (CI installs it)."""
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    out = subprocess.run([sys.executable, "-m", "experiments.ibn_scaling", "-m", "hydra/launcher=ray_cluster",
+                          "+hydra.launcher.ray.init.include_dashboard=false", "+hydra.launcher.ray.init.num_cpus=2",
+                          "debug=smoke", "figures=false", "seed=0,1", f"hydra.sweep.dir={tmp_path}"],
+                         cwd=project_root, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     from rm_theory.results import collect_runs
 

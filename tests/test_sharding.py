@@ -121,3 +121,30 @@ def test_mesh_shapes_and_single_device_default():
     assert distributed.maybe_initialize(cfg) is False  # no multi-host unless asked
     with pytest.raises(ValueError, match="devices"):
         distributed.make_mesh(distributed.DistributedConfig(devices=len(jax.devices()) + 1), 4)
+
+
+def test_two_process_run_agrees_and_writes_the_run_folder_once(tmp_path):
+    """Multi-host on one machine: two processes join through `jax.distributed.initialize` (CPU
+    collectives over gloo), train one ensemble over a mesh spanning both, and agree; process 0
+    writes the run folder, process 1 only its hidden `.process_1/`, and aggregation sees one run."""
+    import socket
+
+    from rm_theory.results import collect_runs, read_json
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
+    env.pop("XLA_FLAGS", None)  # one device per process: the mesh must span the processes
+    cmd = [sys.executable, "-m", "experiments.train_rm", "debug=smoke", "model.family=mlp", "export_jsonl=false",
+           "distributed.initialize=true", "distributed.devices=0", "distributed.num_processes=2",
+           f"distributed.coordinator_address=localhost:{port}", f"hydra.run.dir={tmp_path}"]
+    procs = [subprocess.Popen([*cmd, f"distributed.process_id={i}"], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+    main, other = read_json(tmp_path / "summary.json"), read_json(tmp_path / ".process_1" / "summary.json")
+    assert main["status"] == other["status"] == "ok"
+    assert main["gold_accuracy"] == other["gold_accuracy"]  # results are gathered on every host
+    runs = collect_runs(tmp_path)
+    assert list(runs["run_dir"]) == ["."] and runs["status"].iloc[0] == "ok"
