@@ -43,12 +43,13 @@ def _status(run_dir: Path) -> str:
         return "missing"
 
 
-def run_step(name: str, cmd: list[str], run_dir: Path, timeout_s: int) -> str:
-    """Runs one step unless it already finished with the same command; returns its status."""
+def run_step(name: str, cmd: list[str], run_dir: Path, timeout_s: int) -> tuple[str, float]:
+    """Runs one step unless it already finished with the same command; returns its status and
+    wall seconds (those of the earlier run when it is skipped)."""
     marker = run_dir / "reproduce_step.json"
     if _status(run_dir) == "ok" and marker.exists() and read_json(marker).get("cmd") == cmd[1:]:
         log.info("step %s: already done, skipped", name)
-        return "ok"
+        return "ok", float(read_json(marker).get("seconds", 0.0))
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(marker, {"cmd": cmd[1:]})
     start = time.time()
@@ -63,8 +64,10 @@ def run_step(name: str, cmd: list[str], run_dir: Path, timeout_s: int) -> str:
     status = _status(run_dir) if code == 0 else "failed"
     if status != "ok":
         RunLog(run_dir).summary({"error": f"exit {code}; see stdout.log"}, status="failed")
-    log.info("step %s: %s in %.0f s", name, status, time.time() - start)
-    return status
+    seconds = time.time() - start
+    write_json(marker, {"cmd": cmd[1:], "seconds": seconds})
+    log.info("step %s: %s in %.0f s", name, status, seconds)
+    return status, seconds
 
 
 def _fmt(v) -> str:
@@ -134,10 +137,8 @@ def run(cfg: ReproduceConfig, runlog: RunLog) -> dict:
         if step.needs_data and not data_ok and not cfg.smoke:
             statuses[name] = f"skipped: no data at {cfg.data_dir}"
             continue
-        start = time.time()
         cmd = step_command(name, step, cfg.scale, out / "runs" / name, cfg.smoke, cfg.seed)
-        statuses[name] = run_step(name, cmd, out / "runs" / name, cfg.step_timeout_s)
-        times[name] = time.time() - start
+        statuses[name], times[name] = run_step(name, cmd, out / "runs" / name, cfg.step_timeout_s)
         write_report(cfg, out, statuses, times)  # a partial report is readable while the rest runs
     report = write_report(cfg, out, statuses, times)
     log.info("report: %s", report)

@@ -20,6 +20,12 @@ def test_reproduce_smoke_runs_and_resumes(tmp_path, monkeypatch):
     run_smoke("reproduce", reproduce.run, out, ["only=[ibn_scaling]"])
     assert calls == []
 
+    def row(text: str) -> str:
+        return next(line for line in text.splitlines() if line.startswith("| [ibn_scaling]"))
+
+    # The skipped step keeps the wall time of the run that did it.
+    assert row((out / "report.md").read_text()) == row(report)
+
 
 def test_a_failed_step_is_listed_not_fatal(tmp_path):
     out = tmp_path / "rep"
