@@ -133,22 +133,11 @@ def main() -> None:
         bench_mesh(mc, tc, data, key, args.mesh, n_comp)
         return
 
-    t0 = time.perf_counter()
-    train_ensemble(mc, tc, data, key, progress=False)
-    t_full = time.perf_counter() - t0  # includes compilation
-    t0 = time.perf_counter()
-    ens, hist = train_ensemble(mc, tc, data, key, progress=False)  # same programs, cached
-    jax.block_until_ready(ens.state_K)
-    t_fused = time.perf_counter() - t0
+    t_full, t_fused, hist = timed(mc, tc, data, key, None)  # the second run reuses the programs
     t_seq = sequential(mc, dataclasses.replace(tc), data, key)
     # One member through the same fused program: its step is pure compute (no dispatch), so
     # t_seq / (K·t_one) bounds what fusing can gain unless batching members saves compute.
-    tc_one = dataclasses.replace(tc, ensemble_size=1)
-    train_ensemble(mc, tc_one, data, key, progress=False)
-    t0 = time.perf_counter()
-    ens1, _ = train_ensemble(mc, tc_one, data, key, progress=False)
-    jax.block_until_ready(ens1.state_K)
-    t_one = time.perf_counter() - t0
+    _, t_one, _ = timed(mc, dataclasses.replace(tc, ensemble_size=1), data, key, None)
 
     fused, seq = n_comp / t_fused, n_comp / t_seq
     ms = 1e3 / (args.members * args.steps)  # seconds of a whole run → ms per member-step

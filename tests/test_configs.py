@@ -68,16 +68,22 @@ def test_launcher_configs_compose(launcher, target):
     assert cfg.hydra.launcher._target_ == target
 
 
-def test_local_parallel_sweep_gives_numbered_folders(tmp_path, project_root):
-    out = subprocess.run([sys.executable, "-m", "experiments.ibn_scaling", "-m", "hydra/launcher=local",
-                          "debug=smoke", "figures=false", "seed=0,1", f"hydra.sweep.dir={tmp_path}"],
-                         cwd=project_root, capture_output=True, text=True, timeout=600)
+def _two_seed_sweep(sweep_dir, project_root, launcher_args: list[str], env=None) -> None:
+    """A smoke multirun over seed=0,1 with the given launcher; both jobs must end ok, each in
+    its own numbered folder."""
+    out = subprocess.run([sys.executable, "-m", "experiments.ibn_scaling", "-m", *launcher_args,
+                          "debug=smoke", "figures=false", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"],
+                         cwd=project_root, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     from rm_theory.results import collect_runs
 
-    runs = collect_runs(tmp_path)
+    runs = collect_runs(sweep_dir)
     assert sorted(runs["run_dir"]) == ["0_figures=False,seed=0", "1_figures=False,seed=1"]
     assert (runs["status"] == "ok").all()
+
+
+def test_local_parallel_sweep_gives_numbered_folders(tmp_path, project_root):
+    _two_seed_sweep(tmp_path, project_root, ["hydra/launcher=local"])
 
 
 def test_local_ray_sweep_runs_every_job(tmp_path, project_root):
@@ -86,13 +92,6 @@ def test_local_ray_sweep_runs_every_job(tmp_path, project_root):
     pytest.importorskip("hydra_plugins.hydra_ray_launcher")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
-    out = subprocess.run([sys.executable, "-m", "experiments.ibn_scaling", "-m", "hydra/launcher=ray_cluster",
-                          "+hydra.launcher.ray.init.include_dashboard=false", "+hydra.launcher.ray.init.num_cpus=2",
-                          "debug=smoke", "figures=false", "seed=0,1", f"hydra.sweep.dir={tmp_path}"],
-                         cwd=project_root, capture_output=True, text=True, timeout=600, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    from rm_theory.results import collect_runs
-
-    runs = collect_runs(tmp_path)
-    assert sorted(runs["run_dir"]) == ["0_figures=False,seed=0", "1_figures=False,seed=1"]
-    assert (runs["status"] == "ok").all()
+    ray_args = ["hydra/launcher=ray_cluster", "+hydra.launcher.ray.init.include_dashboard=false",
+                "+hydra.launcher.ray.init.num_cpus=2"]
+    _two_seed_sweep(tmp_path, project_root, ray_args, env)
