@@ -28,7 +28,7 @@ def main() -> None:
 
     from safetensors.numpy import load_file
 
-    from rm_theory.encoders import BertConfig, default_model_dir, load_encoder, numpy_forward
+    from rm_theory.real.encoders import BertConfig, default_model_dir, load_encoder, numpy_forward
 
     rng = np.random.default_rng(args.seed)
     words = "the a man woman eats rides reads horse food bread book city river quickly".split()
@@ -52,15 +52,25 @@ def main() -> None:
 
     def np_encode(t):
         for s in range(0, len(t), bs):
-            ids, mask = enc.tokenize(t[s:s + bs])
+            ids, mask = enc.tokenize(t[s : s + bs])
             numpy_forward(tensors, cfg, ids, mask)
 
     ref = rate(np_encode, args.n_eager)
-    print(json.dumps({
-        "batch_size": bs, "max_len": args.max_len, "cpus": os.cpu_count(),
-        "compile_s": round(compile_s, 2), "jit_sent_per_s": round(jit, 1),
-        "eager_nnx_sent_per_s": round(eager, 1), "numpy_f64_sent_per_s": round(ref, 1),
-        "jit_over_eager": round(jit / eager, 2), "jit_over_numpy": round(jit / ref, 2)}))
+    print(
+        json.dumps(
+            {
+                "batch_size": bs,
+                "max_len": args.max_len,
+                "cpus": os.cpu_count(),
+                "compile_s": round(compile_s, 2),
+                "jit_sent_per_s": round(jit, 1),
+                "eager_nnx_sent_per_s": round(eager, 1),
+                "numpy_f64_sent_per_s": round(ref, 1),
+                "jit_over_eager": round(jit / eager, 2),
+                "jit_over_numpy": round(jit / ref, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ Run by hand, not a test:
 
 For each n and topology (chain, tree) it builds an IBN (THEORY.md §2) with L = 10, V = 4 and
 several prompts, draws query pairs (two independent responses to one random prompt), and times
-the fast solvers of ``rm_theory.inference`` against the networkx reference. The reference is
+the fast solvers of ``rm_theory.ibn.distance`` against the networkx reference. The reference is
 timed on a subsample of the queries (``--ref-queries``) and scaled linearly to all queries; the
 printout says so. Goals at n = 1e5 with 1000 queries: fast path >= 30x faster than the
 reference and < 60 s; fast resistance < 60 s.
 
-Graphs come from ``rm_theory.ibn.ibn_network`` and ``rm_theory.topology`` when those modules
+Graphs come from ``rm_theory.ibn.network.ibn_network`` and ``rm_theory.world.topology`` when those modules
 provide them (``--source lead``), else from the self-contained generator below
 (``--source own``: a random V-ary trie, IB parent-child edges of variance s_j^2, one HP edge of
 variance xi^2 per comparison).
@@ -31,7 +31,7 @@ import tracemalloc
 
 import numpy as np
 
-from rm_theory.inference import (
+from rm_theory.ibn.distance import (
     Network,
     network_distance,
     reduce_network,
@@ -97,8 +97,9 @@ def _tree_responses(n: int, cfg: SynthConfig, rng: np.random.Generator):
     return prompt_R, tok_TxBxL.reshape(-1, cfg.L), a_P, b_P
 
 
-def synthetic_ibn(n: int, topology: str, queries: int, cfg: SynthConfig,
-                  rng: np.random.Generator) -> tuple[Network, np.ndarray]:
+def synthetic_ibn(
+    n: int, topology: str, queries: int, cfg: SynthConfig, rng: np.random.Generator
+) -> tuple[Network, np.ndarray]:
     """Trie IBN over compared and queried responses; returns network and query pairs (P x 2)."""
     if topology == "chain":
         prompt_R, tok_RxL = _chain_responses(n, cfg, rng)
@@ -141,9 +142,9 @@ def synthetic_ibn(n: int, topology: str, queries: int, cfg: SynthConfig,
 def lead_ibn(n: int, topology: str, queries: int, seed: int) -> tuple[Network, np.ndarray]:
     """Graphs from the lead's modules: PrefixTreeSpace(L=10, V=4, 8 prompts), chain or tree data
     (B=2, D=3, all leaf pairs), query pairs = two reference-policy responses to one prompt."""
-    from rm_theory.ibn import ibn_network
-    from rm_theory.spaces import PrefixTreeSpace, Responses
-    from rm_theory.topology import make_dataset
+    from rm_theory.ibn.network import ibn_network
+    from rm_theory.world.spaces import PrefixTreeSpace, Responses
+    from rm_theory.world.topology import make_dataset
 
     rng = np.random.default_rng([seed, n])
     space = PrefixTreeSpace(V=4, L=10, num_prompts=8, seed=seed)
@@ -175,20 +176,25 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 10_000, 100_000])
     ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--ref-queries", type=int, default=20,
-                    help="queries timed with networkx; its time is scaled to --queries")
+    ap.add_argument(
+        "--ref-queries", type=int, default=20, help="queries timed with networkx; its time is scaled to --queries"
+    )
     ap.add_argument("--methods", nargs="+", default=["path", "resistance"])
     ap.add_argument("--topologies", nargs="+", default=["chain", "tree"])
     ap.add_argument("--source", choices=["auto", "own", "lead"], default="auto")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--trace-memory", action="store_true",
-                    help="tracemalloc peak of the fast solve (slows it a little)")
+    ap.add_argument(
+        "--trace-memory", action="store_true", help="tracemalloc peak of the fast solve (slows it a little)"
+    )
     args = ap.parse_args(argv)
     cfg = SynthConfig()
-    print(f"# machine: {sys.platform}; reference timed on {args.ref_queries} queries, "
-          f"scaled linearly to {args.queries}")
-    print("topology       n  method      nodes     edges  kernel  fast_s    ref_s(scaled)  ratio"
-          "   mean_d     peak_MiB  maxrss_MiB")
+    print(
+        f"# machine: {sys.platform}; reference timed on {args.ref_queries} queries, scaled linearly to {args.queries}"
+    )
+    print(
+        "topology       n  method      nodes     edges  kernel  fast_s    ref_s(scaled)  ratio"
+        "   mean_d     peak_MiB  maxrss_MiB"
+    )
     for n in args.n:
         for topology in args.topologies:
             rng = np.random.default_rng([args.seed, n])
@@ -206,8 +212,9 @@ def main(argv: list[str] | None = None) -> None:
             kernel, _ = reduce_network(net, np.unique(pairs_Px2))
             for method in args.methods:
                 d_P, t_fast, peak = _timed(
-                    lambda net=net, pairs=pairs_Px2, method=method:
-                    network_distance(net, pairs, method), args.trace_memory)
+                    lambda net=net, pairs=pairs_Px2, method=method: network_distance(net, pairs, method),
+                    args.trace_memory,
+                )
                 ref_s = float("nan")
                 if args.ref_queries > 0:
                     if graph is None:
@@ -223,10 +230,13 @@ def main(argv: list[str] | None = None) -> None:
                         err = np.max(np.abs(d_ref - d_P[: len(sub)]) / np.abs(d_ref))
                         if err > 1e-6:
                             print(f"  !! fast and reference disagree: max rel err {err:.2e}")
-                print(f"{topology:8s} {n:7d}  {method:10s} {net.num_nodes:8d} {net.num_edges:8d} "
-                      f"{kernel.num_nodes:7d} "
-                      f"{t_fast:7.2f}  {ref_s:13.1f}  {ref_s / t_fast:6.1f}  "
-                      f"{np.mean(d_P):9.5f}  {peak:9.1f}  {_maxrss_mib():9.0f}", flush=True)
+                print(
+                    f"{topology:8s} {n:7d}  {method:10s} {net.num_nodes:8d} {net.num_edges:8d} "
+                    f"{kernel.num_nodes:7d} "
+                    f"{t_fast:7.2f}  {ref_s:13.1f}  {ref_s / t_fast:6.1f}  "
+                    f"{np.mean(d_P):9.5f}  {peak:9.1f}  {_maxrss_mib():9.0f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

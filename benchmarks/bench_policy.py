@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rm_theory import policy
-from rm_theory.spaces import PrefixTreeSpace
+from rm_theory.policy import ppo, tables
+from rm_theory.world.spaces import PrefixTreeSpace
 
 
 def _timed(fn, *args) -> float:
@@ -52,17 +52,17 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="also time the default win-rate table")
     a = ap.parse_args()
 
-    tt = policy.tabulate(PrefixTreeSpace(V=a.V, L=a.L, num_prompts=a.prompts, seed=0))
-    cfg = policy.PPOConfig(steps=a.steps, batch=a.batch, baseline=a.baseline, log_every=a.steps)
-    jt = policy.to_jax(tt)
+    tt = tables.tabulate(PrefixTreeSpace(V=a.V, L=a.L, num_prompts=a.prompts, seed=0))
+    cfg = ppo.PPOConfig(steps=a.steps, batch=a.batch, baseline=a.baseline, log_every=a.steps)
+    jt = tables.to_jax(tt)
     r = jnp.asarray(tt.gold_PxY, jnp.float32)
     print(
         f"space V={a.V} L={a.L} P={a.prompts} (Y={tt.Y} leaves/prompt), batch {a.batch}/prompt, "
         f"baseline {a.baseline}, devices {jax.devices()}, CPUs {os.cpu_count()}"
     )
     with jax.threefry_partitionable(False):
-        graphdef, state = policy.init_policy(tt, cfg.lr)
-        run = policy.make_ppo_run(graphdef, jt, cfg)
+        graphdef, state = ppo.init_policy(tt, cfg.lr)
+        run = ppo.make_ppo_run(graphdef, jt, cfg)
         fused = jax.jit(run)
         dt = _timed(fused, state, r, jax.random.key(0))
         print(f"fused (scan in jit), 1 seed:   {a.steps / dt:9.1f} steps/s")
@@ -75,7 +75,7 @@ def main() -> None:
 
         @nnx.jit
         def step(model, opt, base_P, key):
-            return policy.ppo_step(model, opt, jt, cfg, r, base_P, key)
+            return ppo.ppo_step(model, opt, jt, cfg, r, base_P, key)
 
         key, base = jax.random.key(0), jnp.zeros(tt.P)
         jax.block_until_ready(step(model, opt, base, key))
@@ -98,10 +98,7 @@ def main() -> None:
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         load = os.getloadavg()[0]
-        print(
-            f"default win-rate table: {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU "
-            f"(load average {load:.1f})"
-        )
+        print(f"default win-rate table: {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU (load average {load:.1f})")
 
 
 if __name__ == "__main__":

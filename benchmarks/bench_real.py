@@ -30,9 +30,9 @@ def main() -> None:
 
     import jax
 
-    from rm_theory.data import randomize_sides
-    from rm_theory.encoders import load_encoder
-    from rm_theory.real_data import (
+    from rm_theory.real import randomize_sides
+    from rm_theory.real.encoders import load_encoder
+    from rm_theory.real.features import (
         DataSpec,
         FeatureConfig,
         cost_eval,
@@ -45,7 +45,7 @@ def main() -> None:
         test_mask,
         train_heads,
     )
-    from rm_theory.train import TrainConfig
+    from rm_theory.rm.train import TrainConfig
 
     t = {}
     t0 = time.perf_counter()
@@ -60,8 +60,9 @@ def main() -> None:
     t0 = time.perf_counter()
     x = featurize(enc, it, FeatureConfig(cache_dir=args.cache_dir), progress=False)
     t["featurize_s"] = time.perf_counter() - t0
-    tc = TrainConfig(ensemble_size=args.ensemble_size, steps=args.steps, batch_size=64,
-                     lr=1e-3, weight_decay=1e-2, log_every=200)
+    tc = TrainConfig(
+        ensemble_size=args.ensemble_size, steps=args.steps, batch_size=64, lr=1e-3, weight_decay=1e-2, log_every=200
+    )
     mc = feature_model([128], x.shape[1])
     for run in ("train_s", "train_warm_s"):
         t0 = time.perf_counter()
@@ -73,10 +74,19 @@ def main() -> None:
     ev = reward_eval(heads["reward"].score(x), it, test, rng)
     ce = cost_eval(heads["cost"].score(x), it, test, rng)
     t["eval_s"] = time.perf_counter() - t0
-    print(json.dumps({"pairs": len(recs), "items": it.n, "feature_dim": x.shape[1], **t,
-                      "comparisons_per_s_warm": args.steps * args.ensemble_size * 64 * 2
-                      / t["train_warm_s"], "accuracy": ev["accuracy"],
-                      "cost_sign_accuracy": ce["cost_sign_accuracy"]}))
+    print(
+        json.dumps(
+            {
+                "pairs": len(recs),
+                "items": it.n,
+                "feature_dim": x.shape[1],
+                **t,
+                "comparisons_per_s_warm": args.steps * args.ensemble_size * 64 * 2 / t["train_warm_s"],
+                "accuracy": ev["accuracy"],
+                "cost_sign_accuracy": ce["cost_sign_accuracy"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Training throughput of a K-member reward-model ensemble: the fused program of
-`rm_theory.train` (vmap over members, lax.scan over steps, one jit) against the plain loop
+`rm_theory.rm.train` (vmap over members, lax.scan over steps, one jit) against the plain loop
 (members one after another, one `nnx.jit` call per step), measured in the same process.
 
 Run by hand:  python benchmarks/bench_train.py [--members 8 --pairs 20000 --steps 200]
@@ -7,7 +7,7 @@ Prints comparisons/s of both (compilation excluded: each is warmed up first), th
 the wall time of one full `train_ensemble` run (compilation included).
 
 With --mesh [N]: the fused loop on one device against the same loop sharded over a
-("member", "data") mesh of N devices (`rm_theory.distributed`; default all). On a CPU, force N
+("member", "data") mesh of N devices (`rm_theory.rm.sharding`; default all). On a CPU, force N
 host devices first (the flag must precede jax's import, so this script sets it):
   python benchmarks/bench_train.py --mesh 8
 """
@@ -25,18 +25,19 @@ if "--mesh" in sys.argv and "xla_force_host_platform_device_count" not in os.env
 ):  # several host devices for the mesh on a CPU; ignored by GPU/TPU backends
     i = sys.argv.index("--mesh")
     n = sys.argv[i + 1] if i + 1 < len(sys.argv) and sys.argv[i + 1].isdigit() else "8"
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"
-    )
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rm_theory import distributed, losses
-from rm_theory.models import ModelConfig, make_model
-from rm_theory.train import PrefData, TrainConfig, make_optimizer, train_ensemble
+from rm_theory.rm import losses
+from rm_theory.rm import sharding as distributed
+from rm_theory.rm.models import ModelConfig, make_model
+from rm_theory.rm.step import TrainConfig, make_optimizer
+from rm_theory.rm.train import train_ensemble
+from rm_theory.world.inputs import PrefData
 
 
 def synthetic_data(n_pairs: int, rng: np.random.Generator, vocab: int = 20) -> PrefData:

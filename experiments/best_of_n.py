@@ -3,16 +3,16 @@
 import hydra
 from omegaconf import DictConfig
 
-from rm_theory import downstream_study
 from rm_theory.config import register
-from rm_theory.results import run_entry
+from rm_theory.runs.folder import run_entry
+from rm_theory.studies import best_of_n as study
 
 register("best_of_n")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="best_of_n")
 def main(cfg: DictConfig) -> None:
-    run_entry(cfg, downstream_study.run_best_of_n)
+    run_entry(cfg, study.run)
 
 
 if __name__ == "__main__":

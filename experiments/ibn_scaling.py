@@ -3,16 +3,16 @@
 import hydra
 from omegaconf import DictConfig
 
-from rm_theory import scaling_study
 from rm_theory.config import register
-from rm_theory.results import run_entry
+from rm_theory.runs.folder import run_entry
+from rm_theory.studies import ibn_scaling as study
 
 register("ibn_scaling")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="ibn_scaling")
 def main(cfg: DictConfig) -> None:
-    run_entry(cfg, scaling_study.run)
+    run_entry(cfg, study.run)
 
 
 if __name__ == "__main__":

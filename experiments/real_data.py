@@ -5,16 +5,16 @@ See conf/experiment/real_*.yaml."""
 import hydra
 from omegaconf import DictConfig
 
-from rm_theory import real_data_study
 from rm_theory.config import register
-from rm_theory.results import run_entry
+from rm_theory.runs.folder import run_entry
+from rm_theory.studies import real_data as study
 
 register("real_data")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="real_data")
 def main(cfg: DictConfig) -> None:
-    run_entry(cfg, real_data_study.run)
+    run_entry(cfg, study.run)
 
 
 if __name__ == "__main__":

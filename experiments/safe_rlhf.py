@@ -3,16 +3,16 @@
 import hydra
 from omegaconf import DictConfig
 
-from rm_theory import downstream_study
 from rm_theory.config import register
-from rm_theory.results import run_entry
+from rm_theory.runs.folder import run_entry
+from rm_theory.studies import safe_rlhf as study
 
 register("safe_rlhf")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="safe_rlhf")
 def main(cfg: DictConfig) -> None:
-    run_entry(cfg, downstream_study.run_safe_rlhf)
+    run_entry(cfg, study.run)
 
 
 if __name__ == "__main__":

@@ -6,16 +6,16 @@ See conf/experiment/win_rate_table.yaml and the other win_rates presets.
 import hydra
 from omegaconf import DictConfig
 
-from rm_theory import downstream_study
 from rm_theory.config import register
-from rm_theory.results import run_entry
+from rm_theory.runs.folder import run_entry
+from rm_theory.studies import win_rates as study
 
 register("win_rates")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="win_rates")
 def main(cfg: DictConfig) -> None:
-    run_entry(cfg, downstream_study.run_win_rates)
+    run_entry(cfg, study.run)
 
 
 if __name__ == "__main__":

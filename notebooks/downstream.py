@@ -12,8 +12,8 @@
 # # Downstream: Best-of-N, win rates of RLHF policies, Safe RLHF (paper §5)
 #
 # Loads, from under `RESULTS`, the newest run of each downstream entry point and draws its
-# figures with `rm_theory.plots_downstream`. Each part is skipped, with the command that makes
-# it, when its run is missing:
+# figures with `rm_theory.figures.best_of_n`, `win_rates` and `safe_rlhf`. Each part is
+# skipped, with the command that makes it, when its run is missing:
 #
 # * `python -m experiments.best_of_n experiment=best_of_n`
 # * `python -m experiments.win_rates experiment=win_rate_table` (also `data_scaling`,
@@ -27,16 +27,23 @@ RESULTS = os.environ.get("RM_THEORY_RESULTS", "outputs")
 SMOKE = os.environ.get("RM_THEORY_SMOKE") == "1"
 
 # %%
-from rm_theory import plots_downstream
-from rm_theory.aggregate import ENTRY, latest_run
+from IPython.display import display
+
+from rm_theory.figures import best_of_n as best_of_n_figs
+from rm_theory.figures import safe_rlhf as safe_rlhf_figs
+from rm_theory.figures import win_rates as win_rates_figs
+from rm_theory.runs.aggregate import ENTRY, latest_run
 
 # %matplotlib inline
 
 bon, wr, safe = (latest_run(RESULTS, k) for k in ("best_of_n", "win_rates", "safe_rlhf"))
 for name, run in (("best_of_n", bon), ("win_rates", wr), ("safe_rlhf", safe)):
-    print(f"{name:10s}", run["dir"] if run else
-          f"no run under {RESULTS!r}, part skipped; "
-          f"make one with python -m experiments.{ENTRY[name]}")
+    print(
+        f"{name:10s}",
+        run["dir"]
+        if run
+        else f"no run under {RESULTS!r}, part skipped; make one with python -m experiments.{ENTRY[name]}",
+    )
 
 # %% [markdown]
 # ## Best-of-N
@@ -45,8 +52,8 @@ for name, run in (("best_of_n", bon), ("win_rates", wr), ("safe_rlhf", safe)):
 # %%
 if bon is not None:
     df = bon["results"]
-    display(df.groupby(["rm", "N"])["gold_reward"].mean().unstack("rm").round(4))  # noqa: F821
-    plots_downstream.best_of_n_curve(df)
+    display(df.groupby(["rm", "N"])["gold_reward"].mean().unstack("rm").round(4))
+    best_of_n_figs.best_of_n_curve(df)
 
 # %% [markdown]
 # ## Win rates
@@ -56,23 +63,22 @@ if bon is not None:
 # %%
 if wr is not None:
     wins = wr["results"]
-    display(wins.groupby(["a", "b"], sort=False)[["win", "lose", "tie", "win_rate"]]  # noqa: F821
-            .mean().round(3))
-    plots_downstream.win_rate_bars(wins)
+    display(wins.groupby(["a", "b"], sort=False)[["win", "lose", "tie", "win_rate"]].mean().round(3))
+    win_rates_figs.win_rate_bars(wins)
     for axis in ("n", "incomplete_frac"):
         if wins[axis].nunique() > 1:
-            plots_downstream.win_rate_vs(wins, axis)
+            win_rates_figs.win_rate_vs(wins, axis)
 
 # %%
 if wr is not None and "curves" in wr:
-    plots_downstream.overoptimisation(wr["curves"])
+    win_rates_figs.overoptimisation(wr["curves"])
 
 # %%
 if wr is not None:
     for name in ("policies", "annotation_cost"):
         if name in wr:
             print(name)
-            display(wr[name].head(12 if SMOKE else 100).round(4))  # noqa: F821
+            display(wr[name].head(12 if SMOKE else 100).round(4))
 
 # %% [markdown]
 # ## Safe RLHF
@@ -83,7 +89,7 @@ if wr is not None:
 if safe is not None:
     thr = float(safe["summary"].get("threshold", safe["config"].get("threshold", 0.0)))
     cols = ["gold", "gold_cost", "cost", "lambda", "kl"]
-    display(safe["results"].groupby("run", sort=False)[cols].mean().round(4))  # noqa: F821
+    display(safe["results"].groupby("run", sort=False)[cols].mean().round(4))
     if "curves" in safe:
-        plots_downstream.safe_traces(safe["curves"], thr)
-    plots_downstream.safe_frontier(safe["results"], thr)
+        safe_rlhf_figs.safe_traces(safe["curves"], thr)
+    safe_rlhf_figs.safe_frontier(safe["results"], thr)

@@ -31,10 +31,10 @@ import matplotlib.pyplot as plt
 import networkx as nx
 import numpy as np
 
-from rm_theory.ibn import LabelVariance, build_ibn, inference_distance, item_labels
-from rm_theory.plotting import draw_ibn
-from rm_theory.spaces import PrefixTreeSpace, Responses, TreeShape
-from rm_theory.topology import Comparisons, TreeSampling, sample_chain, sample_tree_data
+from rm_theory.figures.ibn import draw_ibn
+from rm_theory.ibn.network import LabelVariance, build_ibn, inference_distance, item_labels
+from rm_theory.world.spaces import PrefixTreeSpace, Responses, TreeShape
+from rm_theory.world.topology import Comparisons, TreeSampling, sample_chain, sample_tree_data
 
 # %matplotlib inline
 
@@ -44,19 +44,22 @@ space = PrefixTreeSpace(V=3, L=4, num_prompts=1, regime="polynomial", seed=0)
 lv = LabelVariance("constant", xi2=0.25)
 rng = np.random.default_rng(0)
 chain = sample_chain(space, 3, rng)
-tree = sample_tree_data(space, rng, TreeSampling(shape=TreeShape(B=2, D=2), pairs="sampled",
-                                                 pairs_per_tree=3), n=3)
-comps = Comparisons(Responses.concat([chain.a, tree.a]), Responses.concat([chain.b, tree.b]),
-                    np.concatenate([chain.tree_P, tree.tree_P]))
+tree = sample_tree_data(space, rng, TreeSampling(shape=TreeShape(B=2, D=2), pairs="sampled", pairs_per_tree=3), n=3)
+comps = Comparisons(
+    Responses.concat([chain.a, tree.a]),
+    Responses.concat([chain.b, tree.b]),
+    np.concatenate([chain.tree_P, tree.tree_P]),
+)
 G = build_ibn(space, comps, label_variance=lv)
 kinds = nx.get_edge_attributes(G, "kind").values()
-print(f"{G.number_of_nodes()} nodes, {sum(k == 'ib' for k in kinds)} ib edges, "
-      f"{sum(k == 'hp' for k in kinds)} hp edges")
+print(
+    f"{G.number_of_nodes()} nodes, {sum(k == 'ib' for k in kinds)} ib edges, {sum(k == 'hp' for k in kinds)} hp edges"
+)
 print("s_j² by depth j = 1..L:", np.round(space.s2_L, 4), " ξ² =", lv.xi2)
 
 
 # %%
-# The drawing functions live in `rm_theory.plotting` (`tree_layout`, `draw_ibn`).
+# The drawing functions live in `rm_theory.figures.ibn_scaling` (`tree_layout`, `draw_ibn`).
 draw_ibn(G, title="IBN of 3 chain + 3 tree comparisons (width ∝ 1/variance)")
 
 
@@ -72,8 +75,7 @@ d_res = inference_distance(G, pairs, "resistance")
 a, b = pairs[int(np.argmax(d_res))]
 path = nx.shortest_path(G, a, b, weight="variance")
 # Over parallel edges networkx takes the smallest variance, the same rule as d_path.
-path_var = sum(min(d["variance"] for d in G[u][v].values())
-               for u, v in zip(path, path[1:], strict=False))
+path_var = sum(min(d["variance"] for d in G[u][v].values()) for u, v in zip(path, path[1:], strict=False))
 d_path, d_r = (float(inference_distance(G, [(a, b)], m)[0]) for m in ("path", "resistance"))
 print(f"a = {a}\nb = {b}")
 print("least-variance path:", " → ".join(map(str, path)))
@@ -86,10 +88,12 @@ draw_ibn(G, path, title=f"least-variance path a → b: d_path = {d_path:.3f}, d_
 # Comparing a and b directly adds an hp edge of variance ξ² in parallel with everything else:
 # the resistance must fall below min(d_res, ξ²) and the path distance below min(d_path, ξ²).
 
+
 # %%
 def with_pair(comps: Comparisons, x: Responses, y: Responses) -> Comparisons:
-    return Comparisons(Responses.concat([comps.a, x]), Responses.concat([comps.b, y]),
-                       np.concatenate([comps.tree_P, [-1]]))
+    return Comparisons(
+        Responses.concat([comps.a, x]), Responses.concat([comps.b, y]), np.concatenate([comps.tree_P, [-1]])
+    )
 
 
 def as_response(label: tuple) -> Responses:

@@ -14,7 +14,7 @@
 # Loads the newest reward-model run under `RESULTS` (made by
 # `python -m experiments.train_rm experiment=train_rm`; also `theory_vs_practice`,
 # `train_rm_regimes`, `train_rm_safety`, `train_rm_metric`) and draws its figures with
-# `rm_theory.plots_models`: accuracy, ensemble variance and IBN resistance against n; the
+# `rm_theory.figures.train_rm`: accuracy, ensemble variance and IBN resistance against n; the
 # ensemble's variance against the IBN's resistance (an ideal Bayesian learner sits on y = x);
 # and, when the run trained cost models, their sign accuracy.
 
@@ -25,16 +25,18 @@ RESULTS = os.environ.get("RM_THEORY_RESULTS", "outputs")
 SMOKE = os.environ.get("RM_THEORY_SMOKE") == "1"
 
 # %%
-from rm_theory import plots_models
-from rm_theory.aggregate import latest_run
+from rm_theory.figures import train_rm as plots_models
+from rm_theory.runs.aggregate import latest_run
 
 # %matplotlib inline
 
 run = latest_run(RESULTS, "reward_models")
 if run is None:
-    print(f"No reward-model run under {RESULTS!r}. Make one with\n"
-          "    python -m experiments.train_rm experiment=train_rm\n"
-          "and point RM_THEORY_RESULTS at its folder (or a parent of it).")
+    print(
+        f"No reward-model run under {RESULTS!r}. Make one with\n"
+        "    python -m experiments.train_rm experiment=train_rm\n"
+        "and point RM_THEORY_RESULTS at its folder (or a parent of it)."
+    )
 else:
     df, cfg = run["results"], run["config"]
     beta = float(cfg.get("labels", {}).get("beta", 1.0))  # the rewards live on the scale β·r*
@@ -46,8 +48,20 @@ else:
 
 # %%
 if run is not None:
-    cols = [c for c in ("gold_accuracy", "label_accuracy", "ensemble_variance", "ibn_resistance",
-                        "spearman", "ece", "cost_sign_accuracy", "safer_gold_accuracy") if c in df]
+    cols = [
+        c
+        for c in (
+            "gold_accuracy",
+            "label_accuracy",
+            "ensemble_variance",
+            "ibn_resistance",
+            "spearman",
+            "ece",
+            "cost_sign_accuracy",
+            "safer_gold_accuracy",
+        )
+        if c in df
+    ]
     display(df.groupby(["regime", "topology", "n"])[cols].mean().round(4))  # noqa: F821
 
 # %%

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def project_root() -> Path:
     return ROOT
 
+
 # Tests compile the same XLA programs in several processes (xdist workers, entry-point
 # subprocesses): a persistent compilation cache shared by them saves most of the compile time.
 os.environ.setdefault("RM_THEORY_COMPILE_CACHE_DIR", str(ROOT / ".cache" / "jax"))
@@ -21,6 +22,6 @@ os.environ.setdefault("RM_THEORY_COMPILE_CACHE_DIR", str(ROOT / ".cache" / "jax"
 
 @pytest.fixture(autouse=True, scope="session")
 def _compilation_cache():
-    from rm_theory.results import enable_compilation_cache
+    from rm_theory.runs.folder import enable_compilation_cache
 
     enable_compilation_cache()

@@ -12,21 +12,26 @@ import pytest
 import yaml
 
 from experiments.aggregate import main
-from rm_theory.aggregate import (
+from rm_theory.figures.aggregate import draw_figures, figure_specs
+from rm_theory.ibn.scaling import AXES
+from rm_theory.runs.aggregate import (
     KINDS,
     aggregate,
-    draw_figures,
-    figure_specs,
     find_runs,
     latest_run,
     read_results,
     table_kind,
     write_table,
 )
-from rm_theory.scaling import AXES
 
-POINT = {"geometry": "tree", "regime": "polynomial", "label_variance": "large",
-         "budget": "comparisons", "shape": "root", "temperature": 1.0}
+POINT = {
+    "geometry": "tree",
+    "regime": "polynomial",
+    "label_variance": "large",
+    "budget": "comparisons",
+    "shape": "root",
+    "temperature": 1.0,
+}
 
 
 def scaling_table(seed: int) -> pd.DataFrame:
@@ -36,14 +41,22 @@ def scaling_table(seed: int) -> pd.DataFrame:
     for n in (64, 128, 256):
         base = n**-0.5 * (1 + 0.05 * rng.random())
         for topo, f in (("chain", 1.5), ("tree", 1.0)):
-            rows.append({"topology": topo, "n": n, "seed": seed, **POINT, "mean_d_res": f * base,
-                         "mean_d_path": 2 * f * base, "d_res_independent": f * base,
-                         "d_res_depth0": 1.1 * f * base})
+            rows.append(
+                {
+                    "topology": topo,
+                    "n": n,
+                    "seed": seed,
+                    **POINT,
+                    "mean_d_res": f * base,
+                    "mean_d_path": 2 * f * base,
+                    "d_res_independent": f * base,
+                    "d_res_depth0": 1.1 * f * base,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def make_run(d: Path, overrides: list[str], summary: dict | None,
-             table: pd.DataFrame | None) -> None:
+def make_run(d: Path, overrides: list[str], summary: dict | None, table: pd.DataFrame | None) -> None:
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "config.yaml").write_text("seed: 0\n")
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -58,10 +71,13 @@ def sweep(tmp_path) -> Path:
     """A Hydra multirun folder: two ok runs, one failed, one that never wrote its summary."""
     root = tmp_path / "multirun"
     for s in (0, 1):
-        make_run(root / f"{s}_seed={s}", [f"seed={s}"], {"status": "ok", "ratio_at_max_n": 1.5},
-                 scaling_table(s))
-    make_run(root / "2_seed=2", ["seed=2"], {"status": "failed", "error": "ValueError: boom",
-                                             "traceback": "Traceback ..."}, None)
+        make_run(root / f"{s}_seed={s}", [f"seed={s}"], {"status": "ok", "ratio_at_max_n": 1.5}, scaling_table(s))
+    make_run(
+        root / "2_seed=2",
+        ["seed=2"],
+        {"status": "failed", "error": "ValueError: boom", "traceback": "Traceback ..."},
+        None,
+    )
     make_run(root / "3_seed=3", ["seed=3"], None, None)
     (root / "multirun.yaml").write_text("hydra: {}\n")
     return root
@@ -71,8 +87,7 @@ def test_table_and_failed_runs(sweep):
     agg = aggregate(sweep)
     assert sorted(agg.runs["run_dir"]) == ["0_seed=0", "1_seed=1", "2_seed=2", "3_seed=3"]
     status = dict(zip(agg.runs["run_dir"], agg.runs["status"], strict=True))
-    assert status == {"0_seed=0": "ok", "1_seed=1": "ok", "2_seed=2": "failed",
-                      "3_seed=3": "missing"}
+    assert status == {"0_seed=0": "ok", "1_seed=1": "ok", "2_seed=2": "failed", "3_seed=3": "missing"}
     failed = agg.failed.set_index("run_dir")
     assert list(failed.index) == ["2_seed=2", "3_seed=3"]
     assert failed.loc["2_seed=2", "error"] == "ValueError: boom"
@@ -85,8 +100,7 @@ def test_table_and_failed_runs(sweep):
         mine = t[t["run_dir"] == f"{seed}_seed={seed}"]
         assert set(mine["override.seed"].astype(str)) == {str(seed)}
         # the rows are the run's own rows, unchanged
-        pd.testing.assert_frame_equal(mine[scaling_table(seed).columns].reset_index(drop=True),
-                                      scaling_table(seed))
+        pd.testing.assert_frame_equal(mine[scaling_table(seed).columns].reset_index(drop=True), scaling_table(seed))
 
 
 def test_single_run_folder(sweep):
@@ -105,8 +119,7 @@ def test_command_writes_table_runs_and_figures(sweep, tmp_path, capsys):
     assert "2_seed=2: failed (ValueError: boom)" in err and "3_seed=3: missing" in err
     assert "figure" not in err  # every scaling figure drew
     pngs = {p.stem for p in (tmp_path / "agg" / "figures").glob("*.png")}
-    assert pngs == {"scaling_distance_vs_n", "scaling_ratio_vs_n", "scaling_ratio_heatmap",
-                    "scaling_query_heatmap"}
+    assert pngs == {"scaling_distance_vs_n", "scaling_ratio_vs_n", "scaling_ratio_heatmap", "scaling_query_heatmap"}
 
 
 def test_default_output_is_not_collected_again(sweep):
@@ -127,8 +140,10 @@ def test_table_kind():
     for kind, cols in KINDS.items():
         assert table_kind([*cols, "seed", "extra"]) == kind
     # the reward-model table has topology and n but not the scaling study's distances
-    assert table_kind(["regime", "n", "topology", "seed", "gold_accuracy", "ensemble_variance",
-                       "ibn_resistance"]) == "reward_models"
+    assert (
+        table_kind(["regime", "n", "topology", "seed", "gold_accuracy", "ensemble_variance", "ibn_resistance"])
+        == "reward_models"
+    )
     assert table_kind(["topology", "n", "seed", *AXES, "mean_d_res", "mean_d_path"]) == "scaling"
     assert table_kind(["x", "y"]) is None
 
@@ -148,10 +163,16 @@ def test_table_formats(tmp_path):
 
 def test_find_runs_skips_failed_and_other_kinds(sweep):
     # a failed run that left a partial table, and a run of another kind
-    make_run(sweep / "4_seed=4", ["seed=4"], {"status": "failed", "error": "KeyboardInterrupt: "},
-             scaling_table(4))
-    bon = pd.DataFrame({"seed": 0, "prompt": [0, 1] * 2, "rm": ["tree"] * 2 + ["gold"] * 2, "N": 1,
-                        "gold_reward": [0.1, 0.2, 0.3, 0.4]})
+    make_run(sweep / "4_seed=4", ["seed=4"], {"status": "failed", "error": "KeyboardInterrupt: "}, scaling_table(4))
+    bon = pd.DataFrame(
+        {
+            "seed": 0,
+            "prompt": [0, 1] * 2,
+            "rm": ["tree"] * 2 + ["gold"] * 2,
+            "N": 1,
+            "gold_reward": [0.1, 0.2, 0.3, 0.4],
+        }
+    )
     make_run(sweep / "bon", [], {"status": "ok"}, bon)
     assert [p.name for p in find_runs(sweep, "scaling")] == ["0_seed=0", "1_seed=1"]  # oldest first
     assert [p.name for p in find_runs(sweep, "best_of_n")] == ["bon"]

@@ -44,17 +44,25 @@ def test_wrong_type_is_named():
 
 
 def test_entry_point_reports_misspelt_key_on_the_command_line(project_root):
-    out = subprocess.run([sys.executable, "-m", "experiments.ibn_scaling", "space.Vocab=3"], cwd=project_root,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.ibn_scaling", "space.Vocab=3"],
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode != 0
     assert "Vocab" in out.stderr
 
 
-@pytest.mark.parametrize("launcher,target", [
-    ("local", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
-    ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
-    ("ray_cluster", "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"),
-])
+@pytest.mark.parametrize(
+    "launcher,target",
+    [
+        ("local", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+        ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+        ("ray_cluster", "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"),
+    ],
+)
 def test_launcher_configs_compose(launcher, target):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -71,11 +79,26 @@ def test_launcher_configs_compose(launcher, target):
 def _two_seed_sweep(sweep_dir, project_root, launcher_args: list[str], env=None) -> None:
     """A smoke multirun over seed=0,1 with the given launcher; both jobs must end ok, each in
     its own numbered folder."""
-    out = subprocess.run([sys.executable, "-m", "experiments.ibn_scaling", "-m", *launcher_args,
-                          "debug=smoke", "figures=false", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"],
-                         cwd=project_root, capture_output=True, text=True, timeout=600, env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.ibn_scaling",
+            "-m",
+            *launcher_args,
+            "debug=smoke",
+            "figures=false",
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    from rm_theory.results import collect_runs
+    from rm_theory.runs.aggregate import collect_runs
 
     runs = collect_runs(sweep_dir)
     assert sorted(runs["run_dir"]) == ["0_figures=False,seed=0", "1_figures=False,seed=1"]
@@ -92,6 +115,9 @@ def test_local_ray_sweep_runs_every_job(tmp_path, project_root):
     pytest.importorskip("hydra_plugins.hydra_ray_launcher")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
-    ray_args = ["hydra/launcher=ray_cluster", "+hydra.launcher.ray.init.include_dashboard=false",
-                "+hydra.launcher.ray.init.num_cpus=2"]
+    ray_args = [
+        "hydra/launcher=ray_cluster",
+        "+hydra.launcher.ray.init.include_dashboard=false",
+        "+hydra.launcher.ray.init.num_cpus=2",
+    ]
     _two_seed_sweep(tmp_path, project_root, ray_args, env)

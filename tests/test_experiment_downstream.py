@@ -8,15 +8,15 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from rm_theory import downstream_study
 from rm_theory.config import register
-from rm_theory.results import run_entry
+from rm_theory.runs.folder import run_entry
+from rm_theory.studies import best_of_n, safe_rlhf, win_rates
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ENTRIES = {
-    "best_of_n": downstream_study.run_best_of_n,
-    "win_rates": downstream_study.run_win_rates,
-    "safe_rlhf": downstream_study.run_safe_rlhf,
+    "best_of_n": best_of_n.run,
+    "win_rates": win_rates.run,
+    "safe_rlhf": safe_rlhf.run,
 }
 HEADLINES = {
     "best_of_n": ["gold_reward_N1_gold", "gold_reward_N8_tree", "gold_reward_N8_chain"],
@@ -49,13 +49,9 @@ def test_best_of_n_smoke_is_deterministic(tmp_path):
     cfg = _compose("best_of_n", ["debug=smoke"])
     run_entry(cfg, ENTRIES["best_of_n"], out_dir=tmp_path / "a")
     run_entry(_compose("best_of_n", ["debug=smoke"]), ENTRIES["best_of_n"], out_dir=tmp_path / "b")
-    read = lambda d: {
-        k: v for k, v in json.loads((d / "summary.json").read_text()).items() if k != "wall_time_s"
-    }
+    read = lambda d: {k: v for k, v in json.loads((d / "summary.json").read_text()).items() if k != "wall_time_s"}
     assert read(tmp_path / "a") == read(tmp_path / "b")
-    assert (tmp_path / "a" / "results.csv").read_text() == (
-        tmp_path / "b" / "results.csv"
-    ).read_text()
+    assert (tmp_path / "a" / "results.csv").read_text() == (tmp_path / "b" / "results.csv").read_text()
 
 
 def _presets():

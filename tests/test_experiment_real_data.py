@@ -3,15 +3,20 @@ writes itself (no ../shared/data, no encoder wheel)."""
 
 import pandas as pd
 
-from rm_theory import real_data_study
+from rm_theory.studies import real_data as real_data_study
 from tests.helpers import compose_config, run_smoke
 
 
 def test_smoke_run_writes_summary_table_and_figures(tmp_path):
     s = run_smoke("real_data", real_data_study.run, tmp_path)
     assert s["status"] == "ok"
-    for k in ("test_accuracy_pku", "test_accuracy_gsm8k", "cost_sign_accuracy",
-              "test_accuracy_pku_to_pandalm", "fm_regime_pku"):
+    for k in (
+        "test_accuracy_pku",
+        "test_accuracy_gsm8k",
+        "cost_sign_accuracy",
+        "test_accuracy_pku_to_pandalm",
+        "fm_regime_pku",
+    ):
         assert k in s, k
     assert 0.0 <= s["test_accuracy_pku"] <= 1.0 and 0.0 <= s["cost_sign_accuracy"] <= 1.0
     assert set(s["test_accuracy"]) >= {"pku", "gsm8k", "pku_to_llmbar"}

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from rm_theory import train_rm_study
-from rm_theory.data.records import read_jsonl
+from rm_theory.studies import train_rm as train_rm_study
+from rm_theory.world.records import read_jsonl
 from tests.helpers import compose_config, run_smoke
 
 
@@ -16,9 +16,7 @@ def runs(tmp_path_factory):
     # Twice with the same seed (the second reuses the first's compiled programs). The token MLP keeps
     # the XLA compiles short; the transformer and the cost model run in the slow test.
     over = ["model.family=mlp"]
-    return [
-        (root / k, run_smoke("train_rm", train_rm_study.run, root / k, over)) for k in ("a", "b")
-    ]
+    return [(root / k, run_smoke("train_rm", train_rm_study.run, root / k, over)) for k in ("a", "b")]
 
 
 def check_outputs(out, s, cost: bool):
@@ -73,7 +71,7 @@ def test_smoke_with_transformer_and_cost_model(tmp_path):
 
 def test_unknown_topology_fails_with_its_name(tmp_path):
     cfg = compose_config("train_rm", ["debug=smoke", "topologies=[chain,forest]"])
-    from rm_theory.results import run_entry
+    from rm_theory.runs.folder import run_entry
 
     with pytest.raises(ValueError, match="forest"):
         run_entry(cfg, train_rm_study.run, out_dir=tmp_path)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy import special
 
-from rm_theory.ibn import LabelVariance, build_ibn, hp_variance, ibn_network, inference_distance, item_labels
-from rm_theory.spaces import MetricSpace, PrefixTreeSpace
-from rm_theory.topology import TreeSampling, make_dataset
+from rm_theory.ibn.network import LabelVariance, build_ibn, hp_variance, ibn_network, inference_distance, item_labels
+from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace
+from rm_theory.world.topology import TreeSampling, make_dataset
 
 SPACE = PrefixTreeSpace(V=3, L=5, num_prompts=2, regime="logarithmic", alpha=0.7, seed=4)
 
@@ -96,8 +96,9 @@ def test_fisher_variance_is_inverse_bradley_terry_information():
     beta = 1.7
     gap = SPACE.gold_reward(comps.a) - SPACE.gold_reward(comps.b)
     p = special.expit(beta * gap)
-    np.testing.assert_allclose(hp_variance(SPACE, comps, LabelVariance("fisher", beta=beta)),
-                               1 / (beta**2 * p * (1 - p)), rtol=1e-9)
+    np.testing.assert_allclose(
+        hp_variance(SPACE, comps, LabelVariance("fisher", beta=beta)), 1 / (beta**2 * p * (1 - p)), rtol=1e-9
+    )
     with pytest.raises(ValueError, match="label-variance model"):
         hp_variance(SPACE, comps, LabelVariance("gaussian"))
 

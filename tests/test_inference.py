@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rm_theory import inference as inf
-from rm_theory.inference import (
+from rm_theory.ibn import distance as inf
+from rm_theory.ibn.distance import (
     Network,
     from_networkx,
     inference_distance,
@@ -122,8 +122,7 @@ def test_unknown_label_raises(solver):
 def test_fast_agrees_with_reference(seed):
     g, pairs = random_graph(seed)
     for method in METHODS:
-        _close(inference_distance(g, pairs, method, "fast"),
-               reference_distance(g, pairs, method), rtol=1e-9)
+        _close(inference_distance(g, pairs, method, "fast"), reference_distance(g, pairs, method), rtol=1e-9)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -135,8 +134,11 @@ def test_cg_solver_agrees_with_reference(seed, max_levels, monkeypatch):
     net, nodes = from_networkx(g)
     index = {x: i for i, x in enumerate(nodes)}
     pairs_Px2 = np.array([[index[a], index[b]] for a, b in pairs])
-    _close(network_distance(net, pairs_Px2, "resistance", resistance_solver="cg"),
-           reference_distance(g, pairs, "resistance"), rtol=1e-9)
+    _close(
+        network_distance(net, pairs_Px2, "resistance", resistance_solver="cg"),
+        reference_distance(g, pairs, "resistance"),
+        rtol=1e-9,
+    )
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -194,8 +196,7 @@ def test_tree_resistance_equals_path(seed):
     t = nx.random_labeled_tree(int(rng.integers(5, 50)), seed=seed)
     g = _graph([(a, b, float(rng.uniform(0.1, 4.0))) for a, b in t.edges])
     pairs = [tuple(p) for p in rng.integers(0, t.number_of_nodes(), (30, 2)).tolist()]
-    _close(inference_distance(g, pairs, "resistance"), inference_distance(g, pairs, "path"),
-           rtol=1e-10)
+    _close(inference_distance(g, pairs, "resistance"), inference_distance(g, pairs, "path"), rtol=1e-10)
 
 
 def test_star_closed_form():

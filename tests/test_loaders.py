@@ -7,14 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from rm_theory.baselines import (
-    bow_accuracy,
-    fit_bow_logistic,
-    hash_features,
-    pairwise_accuracy,
-    prefer_longer_accuracy,
-)
-from rm_theory.data import (
+from rm_theory.real import (
     HARM_CATEGORIES,
     LOADERS,
     PreferenceRecord,
@@ -24,6 +17,13 @@ from rm_theory.data import (
     randomize_sides,
     split_by_prompt,
     write_jsonl,
+)
+from rm_theory.real.baselines import (
+    bow_accuracy,
+    fit_bow_logistic,
+    hash_features,
+    pairwise_accuracy,
+    prefer_longer_accuracy,
 )
 
 
@@ -42,8 +42,10 @@ def test_hh_rlhf_splits_shared_prefix(tmp_path):
         {"chosen": hist + " Knead and bake.", "rejected": hist + " No."},
         {"chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": "\n\nHuman: q\n\nAssistant: b"},
         # different histories: not a comparison of two replies to one prompt
-        {"chosen": "\n\nHuman: q\n\nAssistant: a\n\nHuman: more\n\nAssistant: c",
-         "rejected": "\n\nHuman: q\n\nAssistant: b"},
+        {
+            "chosen": "\n\nHuman: q\n\nAssistant: a\n\nHuman: more\n\nAssistant: c",
+            "rejected": "\n\nHuman: q\n\nAssistant: b",
+        },
     ]
     path = tmp_path / "test.jsonl.gz"
     write_jsonl_gz(path, rows)
@@ -68,18 +70,29 @@ def test_hh_rlhf_bad_field_names_line(tmp_path):
 
 def pku_row(safe0, safe1, better, safer, harm0=(), sev0=0, sev1=0):
     cats = lambda hs: {c: c in hs for c in HARM_CATEGORIES}
-    return {"prompt": "How do I pick a lock?", "response_0": "r0", "response_1": "r1",
-            "is_response_0_safe": safe0, "is_response_1_safe": safe1,
-            "better_response_id": better, "safer_response_id": safer,
-            "response_0_harm_category": cats(harm0), "response_1_harm_category": cats(()),
-            "response_0_severity_level": sev0, "response_1_severity_level": sev1,
-            "response_0_sha256": "h0", "response_1_sha256": "h1"}
+    return {
+        "prompt": "How do I pick a lock?",
+        "response_0": "r0",
+        "response_1": "r1",
+        "is_response_0_safe": safe0,
+        "is_response_1_safe": safe1,
+        "better_response_id": better,
+        "safer_response_id": safer,
+        "response_0_harm_category": cats(harm0),
+        "response_1_harm_category": cats(()),
+        "response_0_severity_level": sev0,
+        "response_1_severity_level": sev1,
+        "response_0_sha256": "h0",
+        "response_1_sha256": "h1",
+    }
 
 
 def test_pku_full_schema(tmp_path):
-    rows = [pku_row(False, True, 0, 1, harm0=("Cybercrime", "Privacy Violation"), sev0=2),
-            # safer = 0 but response 0 unsafe while response 1 safe: counted, not raised
-            pku_row(False, True, 1, 0, harm0=("Cybercrime",), sev0=1)]
+    rows = [
+        pku_row(False, True, 0, 1, harm0=("Cybercrime", "Privacy Violation"), sev0=2),
+        # safer = 0 but response 0 unsafe while response 1 safe: counted, not raised
+        pku_row(False, True, 1, 0, harm0=("Cybercrime",), sev0=1),
+    ]
     path = tmp_path / "pku.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     recs, rep = load("pku-saferlhf", path)
@@ -92,14 +105,16 @@ def test_pku_full_schema(tmp_path):
     assert rep.n_duplicates == 1  # same prompt and responses twice
 
 
-@pytest.mark.parametrize("edit, field", [
-    (lambda r: r["response_0_harm_category"].update({"Rudeness": True}),
-     "response_0_harm_category"),
-    (lambda r: r.update(safer_response_id=2), "safer_response_id"),
-    (lambda r: r.update(is_response_1_safe="yes"), "is_response_1_safe"),
-    (lambda r: r.update(response_1_severity_level=5), "response_1_severity_level"),
-    (lambda r: r.pop("response_1"), "response_1"),
-])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda r: r["response_0_harm_category"].update({"Rudeness": True}), "response_0_harm_category"),
+        (lambda r: r.update(safer_response_id=2), "safer_response_id"),
+        (lambda r: r.update(is_response_1_safe="yes"), "is_response_1_safe"),
+        (lambda r: r.update(response_1_severity_level=5), "response_1_severity_level"),
+        (lambda r: r.pop("response_1"), "response_1"),
+    ],
+)
 def test_pku_full_schema_errors(tmp_path, edit, field):
     bad = pku_row(True, False, 0, 0)
     edit(bad)
@@ -111,14 +126,15 @@ def test_pku_full_schema_errors(tmp_path, edit, field):
 
 
 def test_pku_pair_list_form(tmp_path):
-    rows = [{"prompt": "p", "response": ["safe one", "unsafe one"]},
-            {"prompt": "p", "response": ["safe two", "unsafe one"]},
-            {"prompt": "q", "response": ["s", "u"]}]
+    rows = [
+        {"prompt": "p", "response": ["safe one", "unsafe one"]},
+        {"prompt": "p", "response": ["safe two", "unsafe one"]},
+        {"prompt": "q", "response": ["s", "u"]},
+    ]
     path = tmp_path / "pairs.json"
     path.write_text(json.dumps(rows))
     recs, rep = load("pku-saferlhf", path)
-    assert [(r.response_a, r.better, r.safer, r.safe_a, r.safe_b) for r in recs][0] == (
-        "safe one", 0, 0, True, False)
+    assert [(r.response_a, r.better, r.safer, r.safe_a, r.safe_b) for r in recs][0] == ("safe one", 0, 0, True, False)
     assert len({r.prompt_id for r in recs}) == 2 and rep.n_inconsistent == 0
     path.write_text(json.dumps([{"prompt": "p", "response": ["only one"]}]))
     with pytest.raises(RecordError, match="response"):
@@ -130,16 +146,17 @@ def test_pku_pair_list_form(tmp_path):
 
 def gsm_row(q, correct):
     names = ["6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"]
-    sols = {n: {"is_correct": c, "solution": f"{q}-{n}-{c}"}
-            for n, c in zip(names, correct, strict=True)}
+    sols = {n: {"is_correct": c, "solution": f"{q}-{n}-{c}"} for n, c in zip(names, correct, strict=True)}
     return {"question": q, "ground_truth": "A: 1"} | sols
 
 
 def test_gsm8k_correct_over_incorrect_pairs(tmp_path):
-    rows = [gsm_row("q1", [True, False, True, False]),  # 2 x 2 = 4 pairs
-            gsm_row("q2", [True, True, True, True]),  # no pair
-            gsm_row("q3", [False, True, False, False]),  # 1 x 3 = 3 pairs
-            gsm_row("q4", [False, False, False, False])]  # no pair
+    rows = [
+        gsm_row("q1", [True, False, True, False]),  # 2 x 2 = 4 pairs
+        gsm_row("q2", [True, True, True, True]),  # no pair
+        gsm_row("q3", [False, True, False, False]),  # 1 x 3 = 3 pairs
+        gsm_row("q4", [False, False, False, False]),
+    ]  # no pair
     path = tmp_path / "example_model_solutions.jsonl.gz"
     write_jsonl_gz(path, rows)
     recs, rep = load("gsm8k", path)
@@ -148,7 +165,8 @@ def test_gsm8k_correct_over_incorrect_pairs(tmp_path):
     assert all(r.response_a.endswith("True") and r.response_b.endswith("False") for r in recs)
     assert {r.tree_id for r in recs} == {1, 3}
     assert {(r.node_a, r.node_b) for r in recs if r.tree_id == 3} == {
-        ("6b_verification", n) for n in ("6b_finetuning", "175b_finetuning", "175b_verification")}
+        ("6b_verification", n) for n in ("6b_finetuning", "175b_finetuning", "175b_verification")
+    }
 
 
 # ---------------------------------------------------------------------------- PandaLM
@@ -156,11 +174,17 @@ def test_gsm8k_correct_over_incorrect_pairs(tmp_path):
 
 def test_pandalm_majority_and_ties(tmp_path):
     def row(i, votes, r1="first", r2="second"):
-        return {"idx": i, "instruction": "Rewrite.", "input": "Text.", "response1": r1,
-                "response2": r2} | {f"annotator{k + 1}": v for k, v in enumerate(votes)}
+        return {"idx": i, "instruction": "Rewrite.", "input": "Text.", "response1": r1, "response2": r2} | {
+            f"annotator{k + 1}": v for k, v in enumerate(votes)
+        }
 
-    rows = [row(0, ["2", "2", "1"]), row(1, [1, 1, 0]), row(2, ["0", "0", "1"]),
-            row(3, ["0", "1", "2"]), row(4, ["1", "1", "1"], r1=True)]
+    rows = [
+        row(0, ["2", "2", "1"]),
+        row(1, [1, 1, 0]),
+        row(2, ["0", "0", "1"]),
+        row(3, ["0", "1", "2"]),
+        row(4, ["1", "1", "1"], r1=True),
+    ]
     path = tmp_path / "testset-v1.json"
     path.write_text(json.dumps(rows))
     recs, rep = load("pandalm", path)
@@ -178,8 +202,10 @@ def test_pandalm_majority_and_ties(tmp_path):
 
 
 def test_llmbar_file_or_folder(tmp_path):
-    a = [{"input": "i1", "output_1": "o1", "output_2": "o2", "label": "2"},
-         {"input": "i2", "output_1": "o1", "output_2": "o2", "label": 1}]
+    a = [
+        {"input": "i1", "output_1": "o1", "output_2": "o2", "label": "2"},
+        {"input": "i2", "output_1": "o1", "output_2": "o2", "label": 1},
+    ]
     (tmp_path / "LLMBar_Natural.json").write_text(json.dumps(a))
     (tmp_path / "Processed_MT-Bench.json").write_text(json.dumps(a[:1]))
     recs, rep = load("llmbar", tmp_path)
@@ -197,15 +223,26 @@ def test_llmbar_file_or_folder(tmp_path):
 
 def test_ultrafeedback_strings_and_message_lists(tmp_path):
     msgs = lambda t: [{"role": "user", "content": "p"}, {"role": "assistant", "content": t}]
-    rows = [{"prompt": "p", "chosen": "good", "rejected": "bad", "source_index": 1,
-             "metadata": {"score_chosen": 9.0, "score_rejected": 8.0}},
-            {"prompt": "p2", "chosen": msgs("good2"), "rejected": msgs("bad2"), "source_index": 2,
-             "metadata": {"score_chosen": 7.0, "score_rejected": 7.0}}]
+    rows = [
+        {
+            "prompt": "p",
+            "chosen": "good",
+            "rejected": "bad",
+            "source_index": 1,
+            "metadata": {"score_chosen": 9.0, "score_rejected": 8.0},
+        },
+        {
+            "prompt": "p2",
+            "chosen": msgs("good2"),
+            "rejected": msgs("bad2"),
+            "source_index": 2,
+            "metadata": {"score_chosen": 7.0, "score_rejected": 7.0},
+        },
+    ]
     path = tmp_path / "train_clean.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     recs, rep = load("ultrafeedback", path)
-    assert [(r.response_a, r.response_b, r.better) for r in recs] == [
-        ("good", "bad", 0), ("good2", "bad2", 0)]
+    assert [(r.response_a, r.response_b, r.better) for r in recs] == [("good", "bad", 0), ("good2", "bad2", 0)]
     assert recs[0].meta["score_chosen"] == 9.0 and recs[1].meta["source_index"] == 2
     recs, rep = LOADERS["ultrafeedback"](path, equal_scores_as_ties=True)
     assert [r.better for r in recs] == [0, None] and rep.n_ties == 1
@@ -216,8 +253,10 @@ def test_ultrafeedback_strings_and_message_lists(tmp_path):
 
 def test_safer_instruct_csv_gz(tmp_path):
     path = tmp_path / "safer_instruct_hate.csv.gz"
-    rows = [["say something, \"mean\"", "mean\nthing", "Sorry, but I can't.", "hate"],
-            ["hurt myself?", "how-to", "Please reach out for help.", "self-harm"]]
+    rows = [
+        ['say something, "mean"', "mean\nthing", "Sorry, but I can't.", "hate"],
+        ["hurt myself?", "how-to", "Please reach out for help.", "self-harm"],
+    ]
     with gzip.open(path, "wt", newline="") as f:
         w = csv.writer(f)
         w.writerow(["instruction", "rejected", "chosen", "label"])
@@ -241,8 +280,11 @@ def toy_records(n_prompts=30, per_prompt=3, seed=0):
     out = []
     for p in range(n_prompts):
         for k in range(per_prompt):
-            out.append(PreferenceRecord(f"prompt {p}", prompt_hash(f"prompt {p}"), f"a{p}-{k}",
-                                        f"b{p}-{k}", better=int(rng.integers(2))))
+            out.append(
+                PreferenceRecord(
+                    f"prompt {p}", prompt_hash(f"prompt {p}"), f"a{p}-{k}", f"b{p}-{k}", better=int(rng.integers(2))
+                )
+            )
     return out
 
 
@@ -279,15 +321,19 @@ def test_randomize_sides_keeps_the_preferred_response():
 
 
 def test_pairwise_accuracy_ties_and_halves():
-    acc = pairwise_accuracy(np.array([2.0, 1.0, 1.0, 5.0]), np.array([1.0, 3.0, 1.0, 0.0]),
-                            [0, 0, 1, None])
+    acc = pairwise_accuracy(np.array([2.0, 1.0, 1.0, 5.0]), np.array([1.0, 3.0, 1.0, 0.0]), [0, 0, 1, None])
     assert acc == pytest.approx((1 + 0 + 0.5) / 3)
 
 
 def test_prefer_longer():
     mk = lambda a, b, better: PreferenceRecord("p", "p", a, b, better)
-    recs = [mk("long answer", "no", 0), mk("x", "longer", 0), mk("ab", "cd", 1),
-            mk([1, 2, 3], [1], 1), mk("a", "bb", None)]
+    recs = [
+        mk("long answer", "no", 0),
+        mk("x", "longer", 0),
+        mk("ab", "cd", 1),
+        mk([1, 2, 3], [1], 1),
+        mk("a", "bb", None),
+    ]
     assert prefer_longer_accuracy(recs) == pytest.approx((1 + 0 + 0.5 + 0) / 4)
 
 

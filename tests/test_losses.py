@@ -1,11 +1,11 @@
-"""Mathematical properties of the reward/cost losses (rm_theory/losses.py)."""
+"""Mathematical properties of the reward/cost losses (rm_theory/rm/losses.py)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rm_theory import losses as L
+from rm_theory.rm import losses as L
 
 # Jitted once per shape: eager JAX would compile every small op separately.
 bt_loss = jax.jit(L.bt_loss)
@@ -72,9 +72,7 @@ def test_plackett_luce_hand_formula_and_shift_invariance():
     assert float(plackett_luce_loss(r, valid)[0]) == pytest.approx(want, rel=1e-6)
     r5 = _rand(7, 8, 5)
     v5 = jnp.ones((8, 5), bool)
-    np.testing.assert_allclose(
-        plackett_luce_loss(r5 - 3.0, v5), plackett_luce_loss(r5, v5), atol=1e-5
-    )
+    np.testing.assert_allclose(plackett_luce_loss(r5 - 3.0, v5), plackett_luce_loss(r5, v5), atol=1e-5)
 
 
 def test_plackett_luce_masks_ragged_groups():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rm_theory.models import (
+from rm_theory.rm.models import (
     ModelConfig,
     init_model,
     last_real_index,

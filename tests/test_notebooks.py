@@ -48,9 +48,12 @@ def smoke_results(tmp_path_factory):
             if not (ROOT / "experiments" / f"{name}.py").exists():
                 pytest.skip(f"experiments/{name}.py does not exist yet")
             proc = subprocess.run(
-                [sys.executable, "-m", f"experiments.{name}", "debug=smoke",
-                 f"hydra.run.dir={root / name}"],
-                cwd=ROOT, capture_output=True, text=True, timeout=900)
+                [sys.executable, "-m", f"experiments.{name}", "debug=smoke", f"hydra.run.dir={root / name}"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             assert proc.returncode == 0, f"smoke run of {name} failed:\n{proc.stderr[-3000:]}"
             done.add(name)
         return root
@@ -65,8 +68,9 @@ def execute(name: str, results: Path, monkeypatch) -> tuple[list[str], list[byte
     nb = jupytext.read(NOTEBOOKS / f"{name}.py")
     # The kernel starts in the project root, so `rm_theory` imports without being installed;
     # jupyter_client swaps the spec's "python" for this interpreter, so the venv's kernel runs.
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     texts, images = [], []
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -91,8 +95,7 @@ def test_notebooks_have_parameters_cell():
         assert 'os.environ.get("RM_THEORY_SMOKE") == "1"' in code[0].source, name
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in NEEDS])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in NEEDS])
 def test_notebook_executes(name, smoke_results, monkeypatch):
     entries, min_figures = NEEDS[name]
     results = smoke_results(*entries)

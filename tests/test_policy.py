@@ -4,15 +4,15 @@ import jax
 import numpy as np
 import pytest
 
-from rm_theory import dpo, policy
-from rm_theory.labels import LabelConfig, label_comparisons
-from rm_theory.spaces import PrefixTreeSpace, Responses
-from rm_theory.topology import make_dataset
+from rm_theory.policy import dpo, exact, ppo, tables
+from rm_theory.world.labels import LabelConfig, label_comparisons
+from rm_theory.world.spaces import PrefixTreeSpace, Responses
+from rm_theory.world.topology import make_dataset
 
 
 @pytest.fixture(scope="module")
 def tt():
-    return policy.tabulate(PrefixTreeSpace(V=3, L=4, num_prompts=3, seed=5, temperature=0.8))
+    return tables.tabulate(PrefixTreeSpace(V=3, L=4, num_prompts=3, seed=5, temperature=0.8))
 
 
 def test_tabulated_reference_matches_the_space(tt):
@@ -22,79 +22,75 @@ def test_tabulated_reference_matches_the_space(tt):
         np.testing.assert_allclose(tt.ref_logp()[p], space.log_prob(leaves), atol=1e-5)
         np.testing.assert_allclose(tt.gold_PxY[p], space.gold_reward(leaves))
     np.testing.assert_allclose(np.exp(tt.ref_logp()).sum(1), 1.0, atol=1e-5)
-    np.testing.assert_array_equal(policy.leaf_index(space.enumerate(0).data, 3), np.arange(81))
+    np.testing.assert_array_equal(tables.leaf_index(space.enumerate(0).data, 3), np.arange(81))
 
 
 def test_soft_value_logits_give_the_enumerated_optimum(tt):
     for beta in (0.05, 1.0):
-        lo = policy.optimal_logp(tt.ref_logp(), tt.gold_PxY, beta)
-        np.testing.assert_allclose(
-            policy.leaf_logp_np(policy.optimal_logits(tt, tt.gold_PxY, beta), tt), lo, atol=1e-5
-        )
+        lo = exact.optimal_logp(tt.ref_logp(), tt.gold_PxY, beta)
+        np.testing.assert_allclose(tables.leaf_logp_np(exact.optimal_logits(tt, tt.gold_PxY, beta), tt), lo, atol=1e-5)
     # π* maximises E[r] − β KL: any other policy (here π_ref and a tilted one) scores lower.
     beta, ref = 0.3, tt.ref_logp()
-    obj = lambda lp: (np.exp(lp) * tt.gold_PxY).sum(1) - beta * policy.kl(lp, ref)
-    best = obj(policy.optimal_logp(ref, tt.gold_PxY, beta))
+    obj = lambda lp: (np.exp(lp) * tt.gold_PxY).sum(1) - beta * exact.kl(lp, ref)
+    best = obj(exact.optimal_logp(ref, tt.gold_PxY, beta))
     assert np.all(best >= obj(ref) - 1e-9)
-    assert np.all(best >= obj(policy.optimal_logp(ref, tt.gold_PxY, 2 * beta)) - 1e-9)
+    assert np.all(best >= obj(exact.optimal_logp(ref, tt.gold_PxY, 2 * beta)) - 1e-9)
 
 
 def test_best_of_n_with_gold_never_loses_to_one_sample(tt):
     ref = tt.ref_logp()
-    g = [policy.best_of_n(ref, tt.gold_PxY, tt.gold_PxY, n).mean() for n in (1, 2, 4, 16, 64)]
+    g = [exact.best_of_n(ref, tt.gold_PxY, tt.gold_PxY, n).mean() for n in (1, 2, 4, 16, 64)]
     np.testing.assert_allclose(g[0], (np.exp(ref) * tt.gold_PxY).sum(1).mean(), atol=1e-6)
     assert np.all(np.diff(g) > 0)
     # With the gold reward as selector, N → ∞ tends to the best leaf.
-    assert policy.best_of_n(ref, tt.gold_PxY, tt.gold_PxY, 10**6).mean() == pytest.approx(
-        tt.gold_PxY.max(1).mean()
-    )
+    assert exact.best_of_n(ref, tt.gold_PxY, tt.gold_PxY, 10**6).mean() == pytest.approx(tt.gold_PxY.max(1).mean())
 
 
 def test_best_of_n_exact_agrees_with_sampling(tt):
     ref, rng = tt.ref_logp(), np.random.default_rng(0)
     score = tt.gold_PxY + rng.normal(size=tt.gold_PxY.shape)  # a noisy reward model
-    exact = policy.best_of_n(ref, score, tt.gold_PxY, 8)
-    mc = policy.best_of_n_sampled(rng, ref, score, tt.gold_PxY, 8, trials=20000)
-    np.testing.assert_allclose(exact, mc, atol=0.03)
+    want = exact.best_of_n(ref, score, tt.gold_PxY, 8)
+    mc = exact.best_of_n_sampled(rng, ref, score, tt.gold_PxY, 8, trials=20000)
+    np.testing.assert_allclose(want, mc, atol=0.03)
 
 
 def test_win_rates_exact_agree_with_sampling_and_are_antisymmetric(tt):
     ref = tt.ref_logp()
-    opt = policy.optimal_logp(ref, tt.gold_PxY, 0.5)
-    w = policy.win_rates(opt, ref, tt.gold_PxY)
-    back = policy.win_rates(ref, opt, tt.gold_PxY)
+    opt = exact.optimal_logp(ref, tt.gold_PxY, 0.5)
+    w = exact.win_rates(opt, ref, tt.gold_PxY)
+    back = exact.win_rates(ref, opt, tt.gold_PxY)
     np.testing.assert_allclose(w["win"], back["lose"], atol=1e-9)
     np.testing.assert_allclose(w["win"] + w["lose"] + w["tie"], 1.0, atol=1e-9)
     assert np.all(w["win"] > w["lose"])
-    s = policy.win_rates_sampled(np.random.default_rng(1), opt, ref, tt.gold_PxY, 20000)
+    s = exact.win_rates_sampled(np.random.default_rng(1), opt, ref, tt.gold_PxY, 20000)
     for k in ("win", "lose", "tie"):
         np.testing.assert_allclose(s[k], w[k], atol=0.02)
-    self_play = policy.win_rates(ref, ref, tt.gold_PxY)
+    self_play = exact.win_rates(ref, ref, tt.gold_PxY)
     np.testing.assert_allclose(self_play["win"], self_play["lose"], atol=1e-9)
 
 
 def test_ppo_approaches_the_enumerated_optimum(tt):
     beta = 0.3
     ref = tt.ref_logp()
-    opt = policy.optimal_logp(ref, tt.gold_PxY, beta)
-    cfg = policy.PPOConfig(beta=beta, steps=120, batch=64, lr=0.1, baseline="exact", log_every=40)
+    opt = exact.optimal_logp(ref, tt.gold_PxY, beta)
+    cfg = ppo.PPOConfig(beta=beta, steps=120, batch=64, lr=0.1, baseline="exact", log_every=40)
     with jax.threefry_partitionable(False):
-        logp, trace = policy.optimise(tt, tt.gold_PxY[None], cfg, jax.random.key(0))
-    kl_ref0 = policy.kl(ref, opt).mean()
-    assert policy.kl(logp[0], opt).mean() < 0.05 * kl_ref0
+        logp, trace = ppo.optimise(tt, tt.gold_PxY[None], cfg, jax.random.key(0))
+    kl_ref0 = exact.kl(ref, opt).mean()
+    assert exact.kl(logp[0], opt).mean() < 0.05 * kl_ref0
     gold_opt = (np.exp(opt) * tt.gold_PxY).sum(1).mean()
     assert (np.exp(logp[0]) * tt.gold_PxY).sum(1).mean() == pytest.approx(gold_opt, abs=0.05)
     # The logged exact metrics start at π_ref and match the returned policy at the end.
     assert trace["kl"][0, 0] == pytest.approx(0.0, abs=1e-5)
-    assert trace["kl"][0, -1] == pytest.approx(policy.kl(logp[0], ref).mean(), abs=1e-3)
+    assert trace["kl"][0, -1] == pytest.approx(exact.kl(logp[0], ref).mean(), abs=1e-3)
 
 
 def test_ppo_same_seed_same_numbers(tt):
-    cfg = policy.PPOConfig(beta=0.3, steps=20, batch=16, lr=0.1, baseline="loo", log_every=10)
+    cfg = ppo.PPOConfig(beta=0.3, steps=20, batch=16, lr=0.1, baseline="loo", log_every=10)
     with jax.threefry_partitionable(False):
-        a = policy.optimise(tt, tt.gold_PxY[None], cfg, jax.random.key(3))
-        b = policy.optimise(tt, tt.gold_PxY[None], cfg, jax.random.key(3))
-        c = policy.optimise(tt, tt.gold_PxY[None], cfg, jax.random.key(4))
+        a = ppo.optimise(tt, tt.gold_PxY[None], cfg, jax.random.key(3))
+        b = ppo.optimise(tt, tt.gold_PxY[None], cfg, jax.random.key(3))
+        c = ppo.optimise(tt, tt.gold_PxY[None], cfg, jax.random.key(4))
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(a[0], c[0])
 
@@ -111,16 +107,14 @@ def test_dpo_on_many_comparisons_improves_gold_reward(tt):
         logp, loss = dpo.train_dpo(tt, [data], dpo.DPOConfig(beta=0.3, steps=150, lr=0.05))
     assert loss[0, -1] < loss[0, 0]
     ref = tt.ref_logp()
-    assert (np.exp(logp[0]) * tt.gold_PxY).sum(1).mean() > (np.exp(ref) * tt.gold_PxY).sum(
-        1
-    ).mean() + 0.1
+    assert (np.exp(logp[0]) * tt.gold_PxY).sum(1).mean() > (np.exp(ref) * tt.gold_PxY).sum(1).mean() + 0.1
 
 
 def test_dpo_log_probs_of_incomplete_items_are_prefix_marginals(tt):
     space = PrefixTreeSpace(V=3, L=4, num_prompts=3, seed=5, temperature=0.8)
     full = space.enumerate(1).take(np.arange(0, 81, 7))
     part = Responses(full.prompt, np.where(np.arange(4)[None] < 2, full.data, -1))
-    from rm_theory.topology import Comparisons
+    from rm_theory.world.topology import Comparisons
 
     d = dpo.item_arrays(tt, Comparisons(full, part, np.zeros(len(full), int)), np.ones(len(full)))
     np.testing.assert_allclose(d["ref_b"], space.log_prob(part), atol=1e-4)

@@ -5,10 +5,21 @@ import jax
 import numpy as np
 import pytest
 
-from rm_theory.data import PreferenceRecord, load, prompt_hash
-from rm_theory.encoders import load_encoder
-from rm_theory.inference import network_distance
-from rm_theory.real_data import (
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.real import (
+    HP,
+    IBNConfig,
+    add_hp,
+    heldout_distance,
+    ib_network,
+    ib_variance,
+    knn_edges,
+    measure_structural,
+    topology,
+)
+from rm_theory.real import PreferenceRecord, load, prompt_hash
+from rm_theory.real.encoders import load_encoder
+from rm_theory.real.features import (
     FeatureConfig,
     bootstrap_mean,
     cap_by_prompt,
@@ -21,20 +32,9 @@ from rm_theory.real_data import (
     reward_eval,
     train_heads,
 )
-from rm_theory.real_data_study import write_fixture
-from rm_theory.real_ibn import (
-    HP,
-    IBNConfig,
-    add_hp,
-    heldout_distance,
-    ib_network,
-    ib_variance,
-    knn_edges,
-    measure_structural,
-    topology,
-)
-from rm_theory.real_topology import choice_stats, choose_pairs
-from rm_theory.train import TrainConfig
+from rm_theory.real.topology import choice_stats, choose_pairs
+from rm_theory.rm.train import TrainConfig
+from rm_theory.studies.real_data import write_fixture
 
 
 def rec(p, a, b, better=0, safe=None):
@@ -44,8 +44,12 @@ def rec(p, a, b, better=0, safe=None):
 
 def groups(n_prompts=10, per=3):
     """Prompt i has responses g0..g{per-1} (good) and b0..b{per-1} (bad): all good-bad pairs."""
-    return [rec(f"p{i}", f"p{i} g{j}", f"p{i} b{k}", safe=(True, False))
-            for i in range(n_prompts) for j in range(per) for k in range(per)]
+    return [
+        rec(f"p{i}", f"p{i} g{j}", f"p{i} b{k}", safe=(True, False))
+        for i in range(n_prompts)
+        for j in range(per)
+        for k in range(per)
+    ]
 
 
 def test_dedupe_drops_reversed_copies_and_cap_keeps_whole_prompts():
@@ -114,11 +118,9 @@ def test_heads_learn_a_planted_reward_and_cost_sign():
     r = x @ w
     # Gold labels from the planted reward; safety: safe iff r > 0; safer = higher r.
     pref = (r[it.a_P] > r[it.b_P]).astype(np.float32)
-    it = type(it)(**{**it.__dict__, "pref_P": pref, "safer_P": pref,
-                     "safe_N": (r > 0).astype(np.float32)})
+    it = type(it)(**{**it.__dict__, "pref_P": pref, "safer_P": pref, "safe_N": (r > 0).astype(np.float32)})
     test = it.group_P >= 45
-    tc = TrainConfig(ensemble_size=2, steps=300, batch_size=32, lr=1e-2, warmup_steps=10,
-                     log_every=300)
+    tc = TrainConfig(ensemble_size=2, steps=300, batch_size=32, lr=1e-2, warmup_steps=10, log_every=300)
     heads = train_heads(x, it, ~test, feature_model([16], 8), tc, jax.random.key(0))
     ev = reward_eval(heads["reward"].score(x), it, test, np.random.default_rng(0), 200)
     assert ev["accuracy"] > 0.85 and ev["accuracy_lo"] <= ev["accuracy"] <= ev["accuracy_hi"]
@@ -157,8 +159,7 @@ def test_ibn_parallel_law_and_topology():
     assert d[0] == pytest.approx(1.0 / (1 / 0.8 + 1 / 0.5))  # parallel law
     assert out["unreachable_resistance"] == 0.0
     # Chain-like HP edges (disjoint pairs) make components of size 2.
-    chain = add_hp(ib_network(e, IBNConfig(k=0, mst=False)), np.array([0, 2]), np.array([1, 3]),
-                   1.0)
+    chain = add_hp(ib_network(e, IBNConfig(k=0, mst=False)), np.array([0, 2]), np.array([1, 3]), 1.0)
     t = topology(chain, np.array(["a", "a", "b", "b"]))
     assert t["hp_components"] == 2 and t["hp_component_size_max"] == 2 and t["components"] == 2
     assert (chain.kind_E == HP).sum() == 2
@@ -193,9 +194,15 @@ def test_chain_and_tree_choices():
 
 def test_fixture_loads_and_featurizes_through_the_cache(tmp_path):
     paths = write_fixture(tmp_path / "fx", seed=0, prompts=6)
-    loaders = {"hh": "hh-rlhf", "pku": "pku-saferlhf", "gsm8k": "gsm8k", "pandalm": "pandalm",
-               "llmbar": "llmbar", "ultrafeedback": "ultrafeedback",
-               "ultrafeedback_eval": "ultrafeedback"}
+    loaders = {
+        "hh": "hh-rlhf",
+        "pku": "pku-saferlhf",
+        "gsm8k": "gsm8k",
+        "pandalm": "pandalm",
+        "llmbar": "llmbar",
+        "ultrafeedback": "ultrafeedback",
+        "ultrafeedback_eval": "ultrafeedback",
+    }
     for name, loader in loaders.items():
         recs, rep = load(loader, paths[name])
         assert len(recs) > 0 and not rep.skipped, name
@@ -205,12 +212,12 @@ def test_fixture_loads_and_featurizes_through_the_cache(tmp_path):
     fc = FeatureConfig(mode="concat", cache_dir=str(tmp_path / "cache"))
     x = featurize(enc, it, fc, progress=False)
     assert x.shape == (it.n, 2 * enc.dim)
-    np.testing.assert_allclose(np.linalg.norm(x[:, enc.dim:], axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(x[:, enc.dim :], axis=1), 1.0, atol=1e-5)
     same_prompt = it.prompt_id == it.prompt_id[0]
-    assert np.allclose(x[same_prompt, :enc.dim], x[0, :enc.dim])  # one prompt, one embedding
+    assert np.allclose(x[same_prompt, : enc.dim], x[0, : enc.dim])  # one prompt, one embedding
     n = enc.n_batches
     x2 = featurize(enc, it, fc, progress=False)
     assert enc.n_batches == n  # everything came from the cache
     np.testing.assert_array_equal(x, x2)
     xr = featurize(enc, it, FeatureConfig(mode="response", cache_dir=fc.cache_dir), False)
-    np.testing.assert_array_equal(xr, x[:, enc.dim:])
+    np.testing.assert_array_equal(xr, x[:, enc.dim :])

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rm_theory.data import (
+from rm_theory.real import (
     HARM_CATEGORIES,
     PreferenceRecord,
     PreferenceTable,
@@ -26,15 +26,29 @@ def rec(**kw) -> PreferenceRecord:
 
 
 def full_record() -> PreferenceRecord:
-    return rec(safer=1, safe_a=False, safe_b=True, harm_a=("Violence", "Drugs"), harm_b=(),
-               severity_a=2, severity_b=0, tree_id=3, node_a="n1", node_b=7, source="toy",
-               meta={"score": [1, 2], "note": "ü"})
+    return rec(
+        safer=1,
+        safe_a=False,
+        safe_b=True,
+        harm_a=("Violence", "Drugs"),
+        harm_b=(),
+        severity_a=2,
+        severity_b=0,
+        tree_id=3,
+        node_a="n1",
+        node_b=7,
+        source="toy",
+        meta={"score": [1, 2], "note": "ü"},
+    )
 
 
 @pytest.mark.parametrize("name", ["r.jsonl", "r.jsonl.gz"])
 def test_roundtrip_keeps_every_field(tmp_path, name):
-    recs = [full_record(), rec(response_a=[1, 2, 3], response_b=[1, 4], better=None),
-            rec(prompt="q", prompt_id=prompt_hash("q"), better=1)]
+    recs = [
+        full_record(),
+        rec(response_a=[1, 2, 3], response_b=[1, 4], better=None),
+        rec(prompt="q", prompt_id=prompt_hash("q"), better=1),
+    ]
     path = tmp_path / name
     assert write_jsonl(path, recs) == 3
     back, report = read_jsonl(path)
@@ -50,11 +64,22 @@ texts = st.text(max_size=20)
 tokens = st.lists(st.integers(0, 50), max_size=6)
 records_st = st.builds(
     lambda p, ab, better, safer, harm, sev: rec(
-        prompt=p, prompt_id=prompt_hash(p), response_a=ab[0], response_b=ab[1], better=better,
-        safer=safer, harm_a=tuple(harm), severity_b=sev),
-    texts, st.one_of(st.tuples(texts, texts), st.tuples(tokens, tokens)),
-    st.sampled_from([0, 1, None]), st.sampled_from([0, 1, None]),
-    st.lists(st.sampled_from(HARM_CATEGORIES), max_size=3), st.sampled_from([None, 0, 1, 2, 3]))
+        prompt=p,
+        prompt_id=prompt_hash(p),
+        response_a=ab[0],
+        response_b=ab[1],
+        better=better,
+        safer=safer,
+        harm_a=tuple(harm),
+        severity_b=sev,
+    ),
+    texts,
+    st.one_of(st.tuples(texts, texts), st.tuples(tokens, tokens)),
+    st.sampled_from([0, 1, None]),
+    st.sampled_from([0, 1, None]),
+    st.lists(st.sampled_from(HARM_CATEGORIES), max_size=3),
+    st.sampled_from([None, 0, 1, 2, 3]),
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -72,21 +97,23 @@ def write_lines(path, lines):
 GOOD = json.dumps(dict(prompt="p", prompt_id="p0", response_a="x", response_b="y", better=0))
 
 
-@pytest.mark.parametrize("bad, field", [
-    ("{not json", "<json>"),
-    (json.dumps({"prompt": "p", "prompt_id": "p0", "response_a": "x", "better": 0}),
-     "response_b"),
-    (GOOD.replace('"better": 0', '"better": 2'), "better"),
-    (GOOD.replace('"better": 0', '"better": "0"'), "better"),
-    (GOOD.replace('"better": 0', '"better": true'), "better"),
-    (GOOD.replace('"better": 0', '"better": 0, "harm_a": ["Violence", "Rudeness"]'), "harm_a"),
-    (GOOD.replace('"better": 0', '"better": 0, "severity_b": 4'), "severity_b"),
-    (GOOD.replace('"better": 0', '"better": 0, "safe_a": 1'), "safe_a"),
-    (GOOD.replace('"better": 0', '"better": 0, "beter": 1'), "beter"),
-    (GOOD.replace('"response_b": "y"', '"response_b": [1, 2]'), "response_b"),
-    (GOOD.replace('"response_b": "y"', '"response_b": [1, "a"]'), "response_b"),
-    ("[1, 2]", "<record>"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ("{not json", "<json>"),
+        (json.dumps({"prompt": "p", "prompt_id": "p0", "response_a": "x", "better": 0}), "response_b"),
+        (GOOD.replace('"better": 0', '"better": 2'), "better"),
+        (GOOD.replace('"better": 0', '"better": "0"'), "better"),
+        (GOOD.replace('"better": 0', '"better": true'), "better"),
+        (GOOD.replace('"better": 0', '"better": 0, "harm_a": ["Violence", "Rudeness"]'), "harm_a"),
+        (GOOD.replace('"better": 0', '"better": 0, "severity_b": 4'), "severity_b"),
+        (GOOD.replace('"better": 0', '"better": 0, "safe_a": 1'), "safe_a"),
+        (GOOD.replace('"better": 0', '"better": 0, "beter": 1'), "beter"),
+        (GOOD.replace('"response_b": "y"', '"response_b": [1, 2]'), "response_b"),
+        (GOOD.replace('"response_b": "y"', '"response_b": [1, "a"]'), "response_b"),
+        ("[1, 2]", "<record>"),
+    ],
+)
 def test_malformed_line_names_file_line_and_field(tmp_path, bad, field):
     path = tmp_path / "bad.jsonl"
     write_lines(path, [GOOD, GOOD.replace('"x"', '"z"'), bad])
@@ -133,7 +160,14 @@ def test_swapped_is_an_involution_that_flips_labels():
     s = r.swapped()
     assert s.swapped() == r
     assert (s.response_a, s.better, s.safer, s.safe_a, s.harm_b, s.severity_a, s.node_a) == (
-        r.response_b, 1, 0, r.safe_b, r.harm_a, r.severity_b, r.node_b)
+        r.response_b,
+        1,
+        0,
+        r.safe_b,
+        r.harm_a,
+        r.severity_b,
+        r.node_b,
+    )
     assert s.pair_key() == r.pair_key()
     assert rec(better=None).swapped().better is None
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from rm_theory import reproduce
+from rm_theory.studies import reproduce
 from tests.helpers import run_smoke
 
 
@@ -29,8 +29,9 @@ def test_reproduce_smoke_runs_and_resumes(tmp_path, monkeypatch):
 
 def test_a_failed_step_is_listed_not_fatal(tmp_path):
     out = tmp_path / "rep"
-    summary = run_smoke("reproduce", reproduce.run, out,
-                        ["only=[ibn_scaling]", "steps.ibn_scaling.quick=['no_such_key=1']"])
+    summary = run_smoke(
+        "reproduce", reproduce.run, out, ["only=[ibn_scaling]", "steps.ibn_scaling.quick=['no_such_key=1']"]
+    )
     assert summary["failed"] == ["ibn_scaling"]
     assert "Failed or skipped steps: `ibn_scaling`" in (out / "report.md").read_text()
     assert Path(out / "runs" / "ibn_scaling" / "stdout.log").read_text()

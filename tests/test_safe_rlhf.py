@@ -4,22 +4,19 @@ import jax
 import numpy as np
 import pytest
 
-from rm_theory import policy
-from rm_theory import safe_rlhf as srl
-from rm_theory.labels import LabelConfig, gold_cost
-from rm_theory.spaces import PrefixTreeSpace, Responses
+from rm_theory.policy import exact, ppo, tables
+from rm_theory.policy import safe_rlhf as srl
+from rm_theory.world.labels import LabelConfig, gold_cost
+from rm_theory.world.spaces import PrefixTreeSpace, Responses
 
 
 @pytest.fixture(scope="module")
 def world():
     space = PrefixTreeSpace(V=3, L=4, num_prompts=3, seed=2)
-    tt = policy.tabulate(space)
+    tt = tables.tabulate(space)
     leaves = space.enumerate(0).data
     cost = np.stack(
-        [
-            gold_cost(space, Responses(np.full(tt.Y, p), leaves), LabelConfig(rho=0.6)).cost_N
-            for p in range(tt.P)
-        ]
+        [gold_cost(space, Responses(np.full(tt.Y, p), leaves), LabelConfig(rho=0.6)).cost_N for p in range(tt.P)]
     )
     return tt, cost
 
@@ -30,8 +27,8 @@ def test_lagrangian_meets_the_budget_and_fixed_runs_keep_lambda(world):
     exp = lambda lp, t: float((np.exp(lp) * t).sum(1).mean())
     # The unconstrained optimum is costlier than the budget, so the constraint binds.
     d = -0.3
-    assert exp(policy.optimal_logp(ref, tt.gold_PxY, 0.1), cost) > d + 0.2
-    cfg = policy.PPOConfig(beta=0.1, steps=300, batch=32, lr=0.05, baseline="exact", log_every=30)
+    assert exp(exact.optimal_logp(ref, tt.gold_PxY, 0.1), cost) > d + 0.2
+    cfg = ppo.PPOConfig(beta=0.1, steps=300, batch=32, lr=0.05, baseline="exact", log_every=30)
     lag = srl.LagrangeConfig(threshold=d, lambda_init=1.0, lambda_lr=0.05)
     K = 3
     with jax.threefry_partitionable(False):
@@ -58,11 +55,9 @@ def test_lagrangian_meets_the_budget_and_fixed_runs_keep_lambda(world):
 
 def test_lambda_clamp_and_delay(world):
     tt, cost = world
-    cfg = policy.PPOConfig(beta=0.1, steps=40, batch=16, lr=0.05, baseline="loo", log_every=10)
+    cfg = ppo.PPOConfig(beta=0.1, steps=40, batch=16, lr=0.05, baseline="loo", log_every=10)
     # A budget no policy can meet drives λ up until the clamp; the delay freezes it at first.
-    lag = srl.LagrangeConfig(
-        threshold=-10.0, lambda_init=1.0, lambda_lr=1.0, lambda_max=3.0, delay=20
-    )
+    lag = srl.LagrangeConfig(threshold=-10.0, lambda_init=1.0, lambda_lr=1.0, lambda_max=3.0, delay=20)
     with jax.threefry_partitionable(False):
         _, m = srl.optimise_safe(
             tt,

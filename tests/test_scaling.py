@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rm_theory import scaling_study
-from rm_theory.results import RunLog
-from rm_theory.scaling import fit_log_ratio
+from rm_theory.ibn.scaling import fit_log_ratio
+from rm_theory.runs.folder import RunLog
+from rm_theory.studies import ibn_scaling as scaling_study
 from tests.helpers import compose_config, run_smoke
 
 
@@ -38,7 +38,7 @@ def test_a_killed_study_resumes_without_recomputing(tmp_path, monkeypatch):
     for row in rows[: len(rows) // 2]:
         log.metric(row)
     calls = []
-    import rm_theory.scaling as scaling
+    import rm_theory.ibn.scaling as scaling
 
     real = scaling.run_point
     monkeypatch.setattr(scaling_study, "run_point", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -58,10 +58,15 @@ def test_ratio_fit_recovers_the_constant():
 
 
 def test_smoke_entry_point_contract(tmp_path, project_root):
-    out = subprocess.run([sys.executable, "-m", "experiments.ibn_scaling", "debug=smoke", f"hydra.run.dir={tmp_path}"],
-                         cwd=project_root, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.ibn_scaling", "debug=smoke", f"hydra.run.dir={tmp_path}"],
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    from rm_theory.results import read_json
+    from rm_theory.runs.folder import read_json
 
     assert read_json(tmp_path / "summary.json")["status"] == "ok"
     assert (tmp_path / ".hydra" / "config.yaml").exists()

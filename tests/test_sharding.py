@@ -12,17 +12,18 @@ import sys
 
 import pytest
 
-from rm_theory import distributed
+from rm_theory.rm import sharding as distributed
 from tests.conftest import ROOT
 
 SCRIPT = r"""
 import json, sys, tempfile
 from pathlib import Path
 import jax, numpy as np
-from rm_theory import distributed as dist, train
-from rm_theory.models import ModelConfig
-from rm_theory.results import enable_compilation_cache
-from rm_theory.train import PrefData, TrainConfig, train_ensemble
+from rm_theory.rm import sharding as dist
+from rm_theory.rm import program
+from rm_theory.rm.models import ModelConfig
+from rm_theory.runs.folder import enable_compilation_cache
+from rm_theory.rm.train import PrefData, TrainConfig, train_ensemble
 
 enable_compilation_cache()
 out = {"device_count": jax.device_count()}
@@ -40,9 +41,9 @@ key = jax.random.key(0)
 ens1, h1 = train_ensemble(mc, tc, data, key, progress=False)
 mesh = dist.make_mesh(dist.DistributedConfig(devices=0), tc.ensemble_size)
 out["mesh"] = dict(mesh.shape)
-n_cached = train._run_chunk._cache_size()
+n_cached = program.run_chunk._cache_size()
 ens8, h8 = train_ensemble(mc, tc, data, key, progress=False, mesh=mesh)
-out["new_programs"] = train._run_chunk._cache_size() - n_cached  # two chunks, one program
+out["new_programs"] = program.run_chunk._cache_size() - n_cached  # two chunks, one program
 leaves1, leaves8 = jax.tree.leaves(ens1.state_K), jax.tree.leaves(ens8.state_K)
 out["param_rel_err"] = max(
     float(np.max(np.abs(np.asarray(u) - np.asarray(v))) / (np.max(np.abs(np.asarray(u))) + 1e-12))
@@ -57,7 +58,7 @@ out["shard_rows"] = sorted({s.data.shape[0] for s in k.addressable_shards})
 
 # The entry point, composed with distributed.devices=8 (smoke config, token MLP).
 sys.path.insert(0, sys.argv[1])
-from rm_theory import train_rm_study
+from rm_theory.studies import train_rm as train_rm_study
 from tests.helpers import run_smoke
 with tempfile.TemporaryDirectory() as tmp:
     s = run_smoke("train_rm", train_rm_study.run, Path(tmp),
@@ -129,18 +130,38 @@ def test_two_process_run_agrees_and_writes_the_run_folder_once(tmp_path):
     writes the run folder, process 1 only its hidden `.process_1/`, and aggregation sees one run."""
     import socket
 
-    from rm_theory.results import collect_runs, read_json
+    from rm_theory.runs.aggregate import collect_runs
+    from rm_theory.runs.folder import read_json
 
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
     env.pop("XLA_FLAGS", None)  # one device per process: the mesh must span the processes
-    cmd = [sys.executable, "-m", "experiments.train_rm", "debug=smoke", "model.family=mlp", "export_jsonl=false",
-           "distributed.initialize=true", "distributed.devices=0", "distributed.num_processes=2",
-           f"distributed.coordinator_address=localhost:{port}", f"hydra.run.dir={tmp_path}"]
-    procs = [subprocess.Popen([*cmd, f"distributed.process_id={i}"], cwd=ROOT, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.train_rm",
+        "debug=smoke",
+        "model.family=mlp",
+        "export_jsonl=false",
+        "distributed.initialize=true",
+        "distributed.devices=0",
+        "distributed.num_processes=2",
+        f"distributed.coordinator_address=localhost:{port}",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    procs = [
+        subprocess.Popen(
+            [*cmd, f"distributed.process_id={i}"],
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
     main, other = read_json(tmp_path / "summary.json"), read_json(tmp_path / ".process_1" / "summary.json")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rm_theory.spaces import MetricSpace, PrefixTreeSpace, Responses, TreeShape, delta_profile
+from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, Responses, TreeShape, delta_profile
 
 
 @pytest.mark.parametrize("regime", ["polynomial", "logarithmic", "sublogarithmic"])

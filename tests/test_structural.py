@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rm_theory.inference import Network
-from rm_theory.structural import (
+from rm_theory.ibn.distance import Network
+from rm_theory.ibn.structural import (
     REGIMES,
     fit_regime,
     kmeans_labels,
@@ -57,9 +57,9 @@ def test_metric_geometry_gives_polynomial_exponent():
     k, gamma = 2, 2.0
     X = rng.random((4000, k))
     Ms = [4, 16, 64, 256]
-    curve = structural_function_by_clustering(Ms, rng, X_NxD=X,
-                                              pair_distance=power_distance(1.0, gamma),
-                                              num_pairs=2000)
+    curve = structural_function_by_clustering(
+        Ms, rng, X_NxD=X, pair_distance=power_distance(1.0, gamma), num_pairs=2000
+    )
     fit = fit_regime(curve.M_K, curve.F_K)
     assert fit.fits["polynomial"].alpha == pytest.approx(gamma / k, abs=0.15)
     assert np.all(np.diff(curve.F_K) < 0)
@@ -79,8 +79,7 @@ def _trie(V: int, L: int, s2_J: np.ndarray) -> tuple[Network, np.ndarray, np.nda
         nodes += count
     leaf_N = np.arange(first[-1], nodes)
     # Leaves i and i' share a depth-k prefix iff i // V^(L-k) agree.
-    return Network(nodes, np.concatenate(u), np.concatenate(v), np.concatenate(var)), leaf_N, \
-        np.arange(V**L)
+    return Network(nodes, np.concatenate(u), np.concatenate(v), np.concatenate(var)), leaf_N, np.arange(V**L)
 
 
 def test_trie_ib_distance_by_prefix_clusters_is_delta():
@@ -88,14 +87,25 @@ def test_trie_ib_distance_by_prefix_clusters_is_delta():
     V, L = 3, 5
     s2_J = np.array([0.5, 0.3, 0.2, 0.1, 0.05])
     net, leaf_N, idx = _trie(V, L, s2_J)
-    hp = Network(net.num_nodes, np.r_[net.u_E, leaf_N[0]], np.r_[net.v_E, leaf_N[-1]],
-                 np.r_[net.var_E, 0.01], np.r_[np.zeros(net.num_edges, np.int8), 1])
+    hp = Network(
+        net.num_nodes,
+        np.r_[net.u_E, leaf_N[0]],
+        np.r_[net.v_E, leaf_N[-1]],
+        np.r_[net.var_E, 0.01],
+        np.r_[np.zeros(net.num_edges, np.int8), 1],
+    )
     rng = np.random.default_rng(0)
     for method in ("path", "resistance"):
         ks = [1, 2, 3]
         curve = structural_function_by_clustering(
-            [V**k for k in ks], rng, labels_fn=lambda M: idx // (V**L // M), net=hp,
-            node_N=leaf_N, method=method, num_pairs=400)
+            [V**k for k in ks],
+            rng,
+            labels_fn=lambda M: idx // (V**L // M),
+            net=hp,
+            node_N=leaf_N,
+            method=method,
+            num_pairs=400,
+        )
         # Within a depth-k cluster the LCA is at depth >= k: F lies in [Δ(L-1), Δ(k)].
         delta = lambda k: 2 * s2_J[k:].sum()
         for k, F in zip(ks, curve.F_K, strict=True):

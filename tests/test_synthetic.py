@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from rm_theory.data.records import RecordError, read_jsonl, write_jsonl
-from rm_theory.labels import LabelConfig, label_comparisons, model_tokens
-from rm_theory.spaces import MetricSpace, PrefixTreeSpace, TreeShape
-from rm_theory.synthetic import from_records, item_ids, to_pref_data, to_records
-from rm_theory.topology import TreeSampling, make_dataset
+from rm_theory.world.labels import LabelConfig, label_comparisons, model_tokens
+from rm_theory.world.records import RecordError, read_jsonl, write_jsonl
+from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, TreeShape
+from rm_theory.world.synthetic import from_records, item_ids, to_pref_data, to_records
+from rm_theory.world.topology import TreeSampling, make_dataset
 
 SPACE = PrefixTreeSpace(V=3, L=5, num_prompts=12, seed=3)
 TREE = TreeSampling(TreeShape(B=2, D=2), incomplete_frac=0.3)

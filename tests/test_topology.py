@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rm_theory.spaces import MetricSpace, PrefixTreeSpace, TreeShape
-from rm_theory.topology import TreeSampling, annotation_tokens, make_dataset
+from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, TreeShape
+from rm_theory.world.topology import TreeSampling, annotation_tokens, make_dataset
 
 SPACE = PrefixTreeSpace(V=4, L=6, num_prompts=5, seed=1)
 

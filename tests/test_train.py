@@ -8,17 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rm_theory import metrics
-from rm_theory.models import ModelConfig
-from rm_theory.train import (
-    PrefData,
-    TrainConfig,
-    ensemble_scores,
-    make_chunk_fn,
-    setup_ensemble,
-    train_ensemble,
-    train_reward_and_cost,
-)
+from rm_theory.rm import metrics
+from rm_theory.rm.models import ModelConfig
+from rm_theory.rm.program import ensemble_scores, make_chunk_fn, setup_ensemble
+from rm_theory.rm.step import TrainConfig
+from rm_theory.rm.train import train_ensemble, train_reward_and_cost
+from rm_theory.world.inputs import PrefData
 
 L, V = 6, 6  # tokens 1..5 at 6 positions
 N_TRAIN, N_TEST = 600, 200
@@ -73,9 +68,7 @@ def toy() -> Toy:
 @pytest.fixture(scope="module")
 def trained(toy):
     rows = []
-    ens, hist = train_ensemble(
-        MC, TC, toy.train, jax.random.key(0), log_fn=lambda s, r: rows.append((s, r))
-    )
+    ens, hist = train_ensemble(MC, TC, toy.train, jax.random.key(0), log_fn=lambda s, r: rows.append((s, r)))
     return ens, hist, rows
 
 

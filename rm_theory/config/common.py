@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from rm_theory.spaces import MetricSpace, PrefixTreeSpace, ResponseSpace, TreeShape
-from rm_theory.topology import TreeSampling
+from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, ResponseSpace, TreeShape
+from rm_theory.world.topology import TreeSampling
 
 
 @dataclasses.dataclass
@@ -50,24 +50,39 @@ def build(cls: type, fields: object, **overrides):
     that Hydra can type-check them; this copies them across without listing every field twice.
     """
     names = {f.name for f in dataclasses.fields(cls)}
-    values = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in dataclasses.asdict(fields).items() if k in names}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in dataclasses.asdict(fields).items() if k in names}
     return cls(**{**values, **overrides})
 
 
 def make_space(cfg: SpaceConfig) -> ResponseSpace:
     if cfg.geometry == "tree":
-        return PrefixTreeSpace(V=cfg.V, L=cfg.L, num_prompts=cfg.num_prompts, regime=cfg.regime, I=cfg.I,
-                               alpha=cfg.alpha, temperature=cfg.temperature, policy_scale=cfg.policy_scale,
-                               seed=cfg.field_seed)
+        return PrefixTreeSpace(
+            V=cfg.V,
+            L=cfg.L,
+            num_prompts=cfg.num_prompts,
+            regime=cfg.regime,
+            I=cfg.I,
+            alpha=cfg.alpha,
+            temperature=cfg.temperature,
+            policy_scale=cfg.policy_scale,
+            seed=cfg.field_seed,
+        )
     if cfg.geometry == "metric":
-        return MetricSpace(K=cfg.K, num_prompts=cfg.num_prompts, gamma=cfg.gamma, c=cfg.c, knn=cfg.knn,
-                           temperature=cfg.temperature, seed=cfg.field_seed)
+        return MetricSpace(
+            K=cfg.K,
+            num_prompts=cfg.num_prompts,
+            gamma=cfg.gamma,
+            c=cfg.c,
+            knn=cfg.knn,
+            temperature=cfg.temperature,
+            seed=cfg.field_seed,
+        )
     raise ValueError(f"space.geometry must be 'tree' or 'metric', got {cfg.geometry!r}")
 
 
 def make_tree_sampling(cfg: TreeConfig) -> TreeSampling:
     depths = tuple(cfg.branch_depths) if cfg.branch_depths is not None else None
     shape = TreeShape(B=cfg.B, D=cfg.D, branch_depths=depths, root_branching=cfg.root_branching)
-    return TreeSampling(shape=shape, pairs=cfg.pairs, pairs_per_tree=cfg.pairs_per_tree,
-                        incomplete_frac=cfg.incomplete_frac)
+    return TreeSampling(
+        shape=shape, pairs=cfg.pairs, pairs_per_tree=cfg.pairs_per_tree, incomplete_frac=cfg.incomplete_frac
+    )

@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from rm_theory.config.common import TreeConfig
+from rm_theory.config.common import TreeConfig, build
+from rm_theory.rm.models import ModelConfig
+from rm_theory.rm.train import TrainConfig
+from rm_theory.world.labels import vocab_size
+from rm_theory.world.spaces import PrefixTreeSpace
 
 
 @dataclasses.dataclass
@@ -24,7 +28,7 @@ class TaskConfig:
 
 @dataclasses.dataclass
 class RMConfig:
-    """Reward (and cost) model ensembles trained by `rm_theory.train`; policies use the mean."""
+    """Reward (and cost) model ensembles trained by `rm_theory.rm.train`; policies use the mean."""
 
     family: str = "mlp"
     embed_dim: int = 8
@@ -95,13 +99,9 @@ class WinRatesConfig:
     smoke: bool = False
     seeds: int = 3
     tasks: dict[str, TaskConfig] = dataclasses.field(default_factory=_tasks)
-    run_tasks: list[str] = dataclasses.field(
-        default_factory=list
-    )  # which of `tasks` to run; empty = all
+    run_tasks: list[str] = dataclasses.field(default_factory=list)  # which of `tasks` to run; empty = all
     n_values: list[int] = dataclasses.field(default_factory=lambda: [1024])  # data-size axis
-    incomplete_fracs: list[float] = dataclasses.field(
-        default_factory=lambda: [0.0]
-    )  # tree-data ablation
+    incomplete_fracs: list[float] = dataclasses.field(default_factory=lambda: [0.0])  # tree-data ablation
     label_beta: float = 4.0
     tree: TreeConfig = dataclasses.field(default_factory=TreeConfig)
     rm: RMConfig = dataclasses.field(default_factory=RMConfig)
@@ -139,9 +139,7 @@ class SafeRLHFConfig:
     rm: RMConfig = dataclasses.field(default_factory=RMConfig)
     ppo: PPOSchema = dataclasses.field(default_factory=lambda: PPOSchema(steps=300))
     cost_source: str = "model"  # model: a trained cost model; gold: the gold cost itself
-    threshold: float = (
-        -1.0
-    )  # in cost-model units: π_ref sits near −1.7, unconstrained PPO near −0.3
+    threshold: float = -1.0  # in cost-model units: π_ref sits near −1.7, unconstrained PPO near −0.3
     lambda_init: float = 1.0
     lambda_lr: float = 0.05
     lambda_max: float | None = None
@@ -159,3 +157,31 @@ class SafeRLHFConfig:
         "task.num_prompts": 2,
         "fixed_lambdas": [0.0],
     }
+
+
+def task_space(t: TaskConfig, field_seed: int) -> PrefixTreeSpace:
+    return build(PrefixTreeSpace, t, seed=field_seed)
+
+
+def model_configs(space: PrefixTreeSpace, rm: RMConfig) -> tuple[ModelConfig, TrainConfig]:
+    """The reward model and trainer of a downstream study; warm-up is a fifth of the steps (≤ 50)."""
+    mc = ModelConfig(
+        family=rm.family,
+        vocab=vocab_size(space),
+        max_len=space.L + 1,
+        embed_dim=rm.embed_dim,
+        hidden=tuple(rm.hidden),
+        d_model=rm.d_model,
+        layers=rm.layers,
+        heads=rm.heads,
+    )
+    tc = TrainConfig(
+        ensemble_size=rm.ensemble_size,
+        steps=rm.steps,
+        batch_size=rm.batch_size,
+        lr=rm.lr,
+        weight_decay=rm.weight_decay,
+        warmup_steps=min(50, rm.steps // 5),
+        log_every=rm.steps,
+    )
+    return mc, tc

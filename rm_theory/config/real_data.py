@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 @dataclasses.dataclass
 class DataSetFields:
-    loader: str = "jsonl"  # a key of rm_theory.data.LOADERS
+    loader: str = "jsonl"  # a key of rm_theory.real.LOADERS
     path: str = ""
     max_pairs: int = 1000  # cap by whole prompts (0 = all); the encoder is the slow part
 
@@ -70,8 +70,7 @@ class IBNFields:
     xi2: float = 1.0
     mst: bool = True
     methods: list[str] = dataclasses.field(default_factory=lambda: ["resistance", "path"])
-    M_values: list[int] = dataclasses.field(
-        default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256, 512])
+    M_values: list[int] = dataclasses.field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256, 512])
     f_method: str = "resistance"
     f_pairs: int = 256
     datasets: list[str] = dataclasses.field(default_factory=lambda: ["hh", "pku", "gsm8k"])
@@ -81,8 +80,7 @@ class IBNFields:
 class AccuracyFields:
     in_domain: list[str] = dataclasses.field(default_factory=lambda: ["hh", "pku", "gsm8k"])
     transfer_from: list[str] = dataclasses.field(default_factory=lambda: ["hh", "ultrafeedback"])
-    transfer_to: list[str] = dataclasses.field(
-        default_factory=lambda: ["pandalm", "llmbar", "ultrafeedback_eval"])
+    transfer_to: list[str] = dataclasses.field(default_factory=lambda: ["pandalm", "llmbar", "ultrafeedback_eval"])
     bow_dim: int = 65536
     bow_l2: float = 1e-3
 
@@ -114,10 +112,21 @@ class RealDataConfig:
     topology: TopologyFields = dataclasses.field(default_factory=TopologyFields)
 
     SMOKE: ClassVar[dict[str, Any]] = {
-        "fixture": True, "n_boot": 50, "head.ensemble_size": 2, "head.steps": 20,
-        "head.log_every": 20, "head.warmup_steps": 2, "head.batch_size": 16, "head.hidden": [8],
-        "ibn.k": 3, "ibn.M_values": [2, 4, 8], "ibn.f_pairs": 32,
-        "topology.budgets": [12], "topology.seeds": 1, "topology.datasets": ["gsm8k"],
-        "accuracy.in_domain": ["pku", "gsm8k"], "accuracy.transfer_from": ["pku"],
+        "fixture": True,
+        "n_boot": 50,
+        "head.ensemble_size": 2,
+        "head.steps": 20,
+        "head.log_every": 20,
+        "head.warmup_steps": 2,
+        "head.batch_size": 16,
+        "head.hidden": [8],
+        "ibn.k": 3,
+        "ibn.M_values": [2, 4, 8],
+        "ibn.f_pairs": 32,
+        "topology.budgets": [12],
+        "topology.seeds": 1,
+        "topology.datasets": ["gsm8k"],
+        "accuracy.in_domain": ["pku", "gsm8k"],
+        "accuracy.transfer_from": ["pku"],
         "ibn.datasets": ["pku", "gsm8k"],
     }

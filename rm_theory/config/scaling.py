@@ -19,7 +19,8 @@ class LabelVarianceConfig:
 class QueryConfig:
     num_pairs: int = 256
     kinds: list[str] = dataclasses.field(
-        default_factory=lambda: ["independent", "depth", "low_temp", "best_of_n", "in_tree"])
+        default_factory=lambda: ["independent", "depth", "low_temp", "best_of_n", "in_tree"]
+    )
     depths: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 3, 6])
     low_temperature: float = 0.3
     bon_candidates: int = 16
@@ -39,10 +40,15 @@ class SweepConfig:
 
 
 def _map_default() -> SweepConfig:
-    return SweepConfig(n_values=[4096], geometry=["tree", "metric"],
-                       regime=["polynomial", "logarithmic", "sublogarithmic"],
-                       label_variance=["large", "small", "fisher"], budget=["comparisons", "tokens"],
-                       shape=["root", "deep", "root_sparse", "wide"], temperature=[1.0, 0.3])
+    return SweepConfig(
+        n_values=[4096],
+        geometry=["tree", "metric"],
+        regime=["polynomial", "logarithmic", "sublogarithmic"],
+        label_variance=["large", "small", "fisher"],
+        budget=["comparisons", "tokens"],
+        shape=["root", "deep", "root_sparse", "wide"],
+        temperature=[1.0, 0.3],
+    )
 
 
 @dataclasses.dataclass
@@ -54,23 +60,38 @@ class ScalingConfig:
     methods: list[str] = dataclasses.field(default_factory=lambda: ["path", "resistance"])
     space: SpaceConfig = dataclasses.field(default_factory=SpaceConfig)
     queries: QueryConfig = dataclasses.field(default_factory=QueryConfig)
-    label_variances: dict[str, LabelVarianceConfig] = dataclasses.field(default_factory=lambda: {
-        "large": LabelVarianceConfig("constant", 4.0), "small": LabelVarianceConfig("constant", 0.05),
-        "fisher": LabelVarianceConfig("fisher", beta=1.0)})
-    shapes: dict[str, TreeConfig] = dataclasses.field(default_factory=lambda: {
-        "root": TreeConfig(B=2, D=3, root_branching=True),
-        "deep": TreeConfig(B=2, D=3, root_branching=False),
-        # the same trees, but 4 sampled pairs of leaves per tree instead of all 28 (less redundancy)
-        "root_sparse": TreeConfig(B=2, D=3, root_branching=True, pairs="sampled", pairs_per_tree=4),
-        # wide and shallow: 16 leaves from 4 branches at the root and one more branch point
-        "wide": TreeConfig(B=4, D=2, root_branching=True, pairs="sampled", pairs_per_tree=8)})
+    label_variances: dict[str, LabelVarianceConfig] = dataclasses.field(
+        default_factory=lambda: {
+            "large": LabelVarianceConfig("constant", 4.0),
+            "small": LabelVarianceConfig("constant", 0.05),
+            "fisher": LabelVarianceConfig("fisher", beta=1.0),
+        }
+    )
+    shapes: dict[str, TreeConfig] = dataclasses.field(
+        default_factory=lambda: {
+            "root": TreeConfig(B=2, D=3, root_branching=True),
+            "deep": TreeConfig(B=2, D=3, root_branching=False),
+            # the same trees, but 4 sampled pairs of leaves per tree instead of all 28 (less redundancy)
+            "root_sparse": TreeConfig(B=2, D=3, root_branching=True, pairs="sampled", pairs_per_tree=4),
+            # wide and shallow: 16 leaves from 4 branches at the root and one more branch point
+            "wide": TreeConfig(B=4, D=2, root_branching=True, pairs="sampled", pairs_per_tree=8),
+        }
+    )
     # the n sweep (first figure) and the heat map of chain/tree ratios over the main axes
-    curve: SweepConfig = dataclasses.field(default_factory=lambda: SweepConfig(
-        label_variance=["large", "fisher"], budget=["comparisons", "tokens"]))
+    curve: SweepConfig = dataclasses.field(
+        default_factory=lambda: SweepConfig(label_variance=["large", "fisher"], budget=["comparisons", "tokens"])
+    )
     map: SweepConfig = dataclasses.field(default_factory=_map_default)
 
     SMOKE: ClassVar[dict[str, Any]] = {
-        "seeds": 1, "curve.n_values": [64, 256], "map.n_values": [128], "queries.num_pairs": 24,
-        "queries.bon_candidates": 4, "map.regime": ["polynomial"], "map.temperature": [1.0],
-        "map.label_variance": ["large", "fisher"], "space.L": 6, "space.num_prompts": 4,
+        "seeds": 1,
+        "curve.n_values": [64, 256],
+        "map.n_values": [128],
+        "queries.num_pairs": 24,
+        "queries.bon_candidates": 4,
+        "map.regime": ["polynomial"],
+        "map.temperature": [1.0],
+        "map.label_variance": ["large", "fisher"],
+        "space.L": 6,
+        "space.num_prompts": 4,
     }

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 from rm_theory.config.common import SpaceConfig, TreeConfig
-from rm_theory.distributed import DistributedConfig
+from rm_theory.rm.sharding import DistributedConfig
 
 
 @dataclasses.dataclass
@@ -79,9 +79,7 @@ class TrainRMConfig:
     tree_loss: str = "pairs"  # pairs (BT on tree pairs) | plackett_luce (rank each tree's items)
     cost: bool = False  # also train a Safe RLHF cost model (harm head on the 19 categories)
     num_queries: int = 1024
-    space: SpaceConfig = dataclasses.field(
-        default_factory=lambda: SpaceConfig(num_prompts=16, V=4, L=8)
-    )
+    space: SpaceConfig = dataclasses.field(default_factory=lambda: SpaceConfig(num_prompts=16, V=4, L=8))
     tree: TreeConfig = dataclasses.field(default_factory=lambda: TreeConfig(B=2, D=3))
     labels: LabelFields = dataclasses.field(default_factory=LabelFields)
     model: ModelFields = dataclasses.field(default_factory=ModelFields)
@@ -89,9 +87,7 @@ class TrainRMConfig:
     ibn: IBNFields = dataclasses.field(default_factory=IBNFields)
     # devices=0 shards every ensemble over all devices (all hosts with initialize=true)
     distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
-    export_jsonl: bool = (
-        False  # write each data set of the largest n as data/<topology>_...jsonl.gz
-    )
+    export_jsonl: bool = False  # write each data set of the largest n as data/<topology>_...jsonl.gz
 
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 2,

@@ -1,0 +1,26 @@
+"""Intervals shared by every study and figure: one definition of "mean ± 95% half-width".
+
+With fewer than two units there is no interval: the half-width is NaN (never 0, which would read
+as certainty).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+
+
+def mean_ci(v) -> tuple[float, float]:
+    """Mean and the half-width of a normal 95% interval over units (seeds, worlds); NaN for n < 2."""
+    v = np.asarray(v, np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    half = Z95 * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return float(v.mean()), float(half)
+
+
+def ci_half_width(v) -> float:
+    """The half-width of `mean_ci` alone (for error bars)."""
+    return mean_ci(v)[1]

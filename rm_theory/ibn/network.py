@@ -1,0 +1,201 @@
+"""Induced Bayesian networks of preference data sets (THEORY.md §2, paper §4).
+
+Nodes are every compared or queried response and, in the prefix-tree geometry, all of their
+prefixes. Inductive-bias ("ib") edges join a prefix to its child with variance s_j², so inference
+through the tree alone between two responses costs Δ(depth of their common prefix); in the metric
+geometry they join each point to its nearest neighbours with variance c·dist^γ. Human-preference
+("hp") edges join the two items of each comparison with the label's variance ξ².
+
+`ibn_network` builds the array form used by the fast solvers. By default it compresses the prefix
+trie to the items, the roots and the branching prefixes (a unary chain of prefixes is one series
+resistor), which leaves every inference distance between items unchanged. `build_ibn` returns the
+uncompressed networkx graph.
+
+Legend: N items, L depth, P comparisons, Q query pairs, E edges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import networkx as nx
+import numpy as np
+from scipy import spatial
+
+from rm_theory.ibn.distance import Network, inference_distance, network_distance, to_networkx
+from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, Responses, ResponseSpace
+from rm_theory.world.topology import Comparisons
+
+__all__ = [
+    "LabelVariance",
+    "IBN",
+    "hp_variance",
+    "ibn_network",
+    "build_ibn",
+    "inference_distance",
+    "network_distance",
+    "item_labels",
+    "node_label",
+]
+
+IB, HP = 0, 1
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelVariance:
+    """Variance ξ² of a human-preference edge.
+
+    constant: ξ² for every comparison. fisher: the inverse Fisher information of one
+    Bradley–Terry label at the true gap, 1/(β² p(1−p)) with p = σ(β Δr*), so near-ties inform most.
+    """
+
+    model: Literal["constant", "fisher"] = "constant"
+    xi2: float = 4.0
+    beta: float = 1.0
+
+
+def hp_variance(space: ResponseSpace, comps: Comparisons, lv: LabelVariance) -> np.ndarray:
+    if lv.model == "constant":
+        if not lv.xi2 > 0:
+            raise ValueError(f"xi2 must be positive, got {lv.xi2}")
+        return np.full(len(comps), float(lv.xi2))
+    if lv.model == "fisher":
+        x = lv.beta * (space.gold_reward(comps.a) - space.gold_reward(comps.b))
+        # 1/(p(1−p)) = 2 + 2 cosh(x), exact and finite where p(1−p) would underflow.
+        return (2.0 + 2.0 * np.cosh(np.clip(x, -700.0, 700.0))) / lv.beta**2
+    raise ValueError(f"unknown label-variance model {lv.model!r}; expected 'constant' or 'fisher'")
+
+
+@dataclasses.dataclass(frozen=True)
+class IBN:
+    """An IBN in array form, with the node index of every comparison item and query item."""
+
+    network: Network
+    node_a_P: np.ndarray
+    node_b_P: np.ndarray
+    node_q: np.ndarray
+    labels: list
+
+    def distance(self, pairs_Qx2: np.ndarray, method: Literal["path", "resistance"] = "resistance") -> np.ndarray:
+        return network_distance(self.network, pairs_Qx2, method)
+
+
+def _trie(space: PrefixTreeSpace, items: Responses, compress: bool):
+    """IB edges of the prefix trie of `items`: (node id per item, node ids, child, parent, variance)."""
+    ids = space.node_ids(items)
+    depth = space.depth(items)
+    item_id = ids[np.arange(len(items)), depth]
+    valid = ids >= 0
+    if compress:
+        child, first = np.unique(ids[:, 1:][valid[:, 1:]], return_index=True)
+        parent = ids[:, :-1][valid[:, 1:]][first]
+        parents, counts = np.unique(parent, return_counts=True)
+        kept = np.union1d(np.union1d(item_id, ids[:, 0]), parents[counts >= 2])
+        keep = valid & np.isin(ids, kept)
+    else:
+        keep = valid
+    cum = space.cum_s2
+    last, last_depth = ids[:, 0].copy(), np.zeros(len(items), dtype=np.int64)
+    cu, pu, var = [], [], []
+    for j in range(1, space.L + 1):
+        m = keep[:, j]
+        cu.append(ids[m, j])
+        pu.append(last[m])
+        var.append(cum[j] - cum[last_depth[m]])
+        last[m], last_depth[m] = ids[m, j], j
+    cu, pu, var = np.concatenate(cu), np.concatenate(pu), np.concatenate(var)
+    cu, first = np.unique(cu, return_index=True)  # each child has one parent
+    nodes = np.unique(np.concatenate([ids[:, 0], cu]))
+    return item_id, nodes, cu, pu[first], var[first]
+
+
+def _metric(space: MetricSpace, items: Responses):
+    """IB edges of the k-nearest-neighbour graph of the distinct points of each prompt."""
+    key = np.concatenate([items.prompt[:, None].astype(np.float64), items.data], axis=1)
+    uniq, item_node = np.unique(key, axis=0, return_inverse=True)
+    u, v = [], []
+    for p in np.unique(uniq[:, 0]):
+        idx = np.flatnonzero(uniq[:, 0] == p)
+        k = min(space.knn, len(idx) - 1)
+        if k < 1:
+            continue
+        _, nb = spatial.cKDTree(uniq[idx, 1:]).query(uniq[idx, 1:], k=k + 1)
+        u.append(np.repeat(idx, k))
+        v.append(idx[nb[:, 1:].ravel()])
+    u = np.concatenate(u) if u else np.zeros(0, np.int64)
+    v = np.concatenate(v) if v else np.zeros(0, np.int64)
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    edges = np.unique(np.stack([lo, hi], axis=1), axis=0)
+    dist = np.linalg.norm(uniq[edges[:, 0], 1:] - uniq[edges[:, 1], 1:], axis=1)
+    return item_node.ravel(), uniq, edges[:, 0], edges[:, 1], space.c * dist**space.gamma
+
+
+def ibn_network(
+    space: ResponseSpace,
+    comps: Comparisons,
+    queries: Responses | None = None,
+    label_variance: LabelVariance = LabelVariance(),
+    compress: bool = True,
+) -> IBN:
+    """The IBN of a data set (plus query items as nodes) in array form."""
+    parts = [comps.a, comps.b] + ([queries] if queries is not None else [])
+    items = Responses.concat(parts)
+    P = len(comps)
+    if isinstance(space, PrefixTreeSpace):
+        item_id, nodes, child, parent, ib_var = _trie(space, items, compress)
+        item_node = np.searchsorted(nodes, item_id)
+        ib_u, ib_v = np.searchsorted(nodes, child), np.searchsorted(nodes, parent)
+        labels = nodes.tolist()
+    elif isinstance(space, MetricSpace):
+        item_node, uniq, ib_u, ib_v, ib_var = _metric(space, items)
+        labels = [tuple(row) for row in uniq.tolist()]
+    else:
+        raise TypeError(f"no IBN construction for {type(space).__name__}")
+    a, b = item_node[:P], item_node[P : 2 * P]
+    hp_var = hp_variance(space, comps, label_variance)
+    distinct = a != b  # a response compared with itself carries no information about differences
+    net = Network(
+        num_nodes=len(labels),
+        u_E=np.concatenate([ib_u, a[distinct]]),
+        v_E=np.concatenate([ib_v, b[distinct]]),
+        var_E=np.concatenate([ib_var, hp_var[distinct]]),
+        kind_E=np.concatenate([np.full(len(ib_u), IB), np.full(int(distinct.sum()), HP)]).astype(np.int8),
+    )
+    return IBN(network=net, node_a_P=a, node_b_P=b, node_q=item_node[2 * P :], labels=labels)
+
+
+def node_label(space: ResponseSpace, node_id) -> tuple:
+    """A readable node label: (prompt, *prefix tokens) or (prompt, *coordinates)."""
+    if isinstance(space, PrefixTreeSpace):
+        per_prompt = (space.V ** (space.L + 1) - 1) // (space.V - 1)
+        prompt, rest = divmod(int(node_id), per_prompt)
+        depth = 0
+        while rest >= (space.V ** (depth + 1) - 1) // (space.V - 1):
+            depth += 1
+        value = rest - (space.V**depth - 1) // (space.V - 1)
+        tokens = [(value // space.V ** (depth - 1 - j)) % space.V for j in range(depth)]
+        return (prompt, *tokens)
+    return tuple(node_id)
+
+
+def build_ibn(
+    space: ResponseSpace,
+    comps: Comparisons,
+    queries: Responses | None = None,
+    label_variance: LabelVariance = LabelVariance(),
+) -> nx.MultiGraph:
+    """The uncompressed IBN as a networkx MultiGraph (one "hp" edge per comparison).
+
+    Nodes are labelled (prompt, *prefix tokens) in the prefix-tree geometry and
+    (prompt, *coordinates) in the metric one; edges carry `variance` and `kind` ("ib" or "hp").
+    """
+    ibn = ibn_network(space, comps, queries, label_variance, compress=False)
+    return to_networkx(ibn.network, labels=[node_label(space, n) for n in ibn.labels])
+
+
+def item_labels(space: ResponseSpace, resp: Responses) -> list[tuple]:
+    """The `build_ibn` node label of each response."""
+    if isinstance(space, PrefixTreeSpace):
+        return [(int(p), *[int(t) for t in row if t >= 0]) for p, row in zip(resp.prompt, resp.data, strict=True)]
+    return [(float(p), *map(float, row)) for p, row in zip(resp.prompt, resp.data, strict=True)]

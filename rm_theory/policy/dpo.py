@@ -1,0 +1,88 @@
+"""Direct preference optimisation of the tabular policy on chain or tree comparisons (paper §5,
+GSM-8K: DPO 0.41 vs PPO-tree 0.51 vs PPO-chain 0.43; Rafailov et al. 2023).
+
+Loss per comparison: Bradley–Terry on the implicit rewards β·log(π/π_ref) of the two items,
+−[y log σ(β(Δ_a − Δ_b)) + (1 − y) log σ(β(Δ_b − Δ_a))], Δ = log π(y) − log π_ref(y). Incomplete
+items (tree data with truncated responses) use the marginal log-probability of their prefix.
+Full-batch Adam steps in one `lax.scan`, vmapped over data sets (seeds, topologies).
+
+Legend: P prompts, N internal nodes, V branching, L depth, Q comparisons, K data sets, S steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from rm_theory.policy.tables import Arrays, TabularPolicy, TreeTables, item_nodes, leaf_logp_np
+from rm_theory.rm import losses
+from rm_theory.world.topology import Comparisons
+
+
+@dataclasses.dataclass(frozen=True)
+class DPOConfig:
+    beta: float = 0.1
+    steps: int = 200
+    lr: float = 0.05
+
+
+def item_arrays(tt: TreeTables, comps: Comparisons, pref_Q: np.ndarray) -> dict[str, np.ndarray]:
+    """Plain arrays of Q comparisons: prompt, visited nodes, tokens, mask and π_ref log-probs."""
+    lsm = tt.ref_logits_PxNxV - np.log(np.exp(tt.ref_logits_PxNxV.astype(np.float64)).sum(-1, keepdims=True))
+    out: dict[str, np.ndarray] = {"pref": np.asarray(pref_Q, np.float32)}
+    for side, resp in (("a", comps.a), ("b", comps.b)):
+        nodes, mask = item_nodes(resp.data, tt)
+        tok = np.maximum(resp.data, 0)
+        ref = (lsm[resp.prompt[:, None], nodes, tok] * mask).sum(1)
+        out |= {
+            f"prompt_{side}": resp.prompt.astype(np.int32),
+            f"nodes_{side}": nodes,
+            f"tokens_{side}": tok.astype(np.int32),
+            f"mask_{side}": mask.astype(np.float32),
+            f"ref_{side}": ref.astype(np.float32),
+        }
+    return out
+
+
+def item_logp(
+    logits_PxNxV: jax.Array,
+    prompt_Q: jax.Array,
+    nodes_QxL: jax.Array,
+    tokens_QxL: jax.Array,
+    mask_QxL: jax.Array,
+) -> jax.Array:
+    rows_QxLxV = logits_PxNxV[prompt_Q[:, None], nodes_QxL]
+    lp = jnp.take_along_axis(jax.nn.log_softmax(rows_QxLxV, -1), tokens_QxL[..., None], -1)[..., 0]
+    return jnp.sum(lp * mask_QxL, -1)
+
+
+def dpo_loss(model: TabularPolicy, d: Arrays, beta: float) -> jax.Array:
+    lg = model.logits[...]
+    la = item_logp(lg, d["prompt_a"], d["nodes_a"], d["tokens_a"], d["mask_a"]) - d["ref_a"]
+    lb = item_logp(lg, d["prompt_b"], d["nodes_b"], d["tokens_b"], d["mask_b"]) - d["ref_b"]
+    return jnp.mean(losses.bt_loss(beta * la, beta * lb, d["pref"]))
+
+
+def train_dpo(tt: TreeTables, data_K: list[dict[str, np.ndarray]], cfg: DPOConfig) -> tuple[np.ndarray, np.ndarray]:
+    """DPO on K data sets of equal size at once; returns `logp_KxPxY` (float64) and `loss_KxS`."""
+    model = TabularPolicy(tt.ref_logits_PxNxV)
+    graphdef, state = nnx.split((model, nnx.Optimizer(model, optax.adam(cfg.lr), wrt=nnx.Param)))
+
+    def run(state: nnx.State, d: Arrays):
+        def step(state, _):
+            model, opt = nnx.merge(graphdef, state)
+            loss, grads = nnx.value_and_grad(dpo_loss)(model, d, cfg.beta)
+            opt.update(model, grads)
+            return nnx.state((model, opt)), loss
+
+        state, loss_S = jax.lax.scan(step, state, None, length=cfg.steps)
+        return nnx.merge(graphdef, state)[0].logits[...], loss_S
+
+    stacked = {k: jnp.asarray(np.stack([d[k] for d in data_K])) for k in data_K[0]}
+    logits_K, loss_KxS = jax.jit(jax.vmap(run, in_axes=(None, 0)))(state, stacked)
+    return np.stack([leaf_logp_np(np.asarray(lg), tt) for lg in logits_K]), np.asarray(loss_KxS)

@@ -1,0 +1,182 @@
+"""PPO-style clipped policy gradient on a tabular policy (THEORY.md §1: the last stage of RLHF is
+entropy-regularised RL; paper §5 PPO).
+
+Per-token clipped ratio, sequence reward r_RM(y) − β·log(π_old/π_ref)(y), advantage against an exact
+baseline (E_π of that reward, by enumeration), a learned per-prompt baseline, or the leave-one-out
+mean of the batch. One run is a pure function of (tables, key): `nnx.split` once, `lax.scan` over
+steps inside `jax.jit`, `vmap` over seeds / reward tables. Every step logs the exact gold reward
+E_π[r*] and KL(π‖π_ref): the over-optimisation curve.
+
+Legend: P prompts, N internal nodes per prompt, V branching, L depth, Y leaves per prompt,
+B samples per prompt, S steps, K seeds or reward tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from rm_theory.policy.tables import (
+    Arrays,
+    JaxTables,
+    TabularPolicy,
+    TreeTables,
+    leaf_logp,
+    leaf_logp_np,
+    leaf_of,
+    sample,
+    to_jax,
+    token_logp,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    beta: float = 0.1  # β_KL: the KL coefficient (π* ∝ π_ref·exp(r/β))
+    steps: int = 200
+    batch: int = 32  # samples per prompt per step
+    epochs: int = 2  # clipped-surrogate updates per batch
+    clip: float = 0.2
+    lr: float = 0.05
+    baseline: str = "exact"  # exact | learned | loo
+    baseline_lr: float = 0.1  # step of the learned per-prompt baseline
+    log_every: int = 10  # exact metrics (gold, RM reward, KL) every this many steps
+
+
+def ppo_loss(
+    model: TabularPolicy,
+    nodes: jax.Array,
+    tokens: jax.Array,
+    lp_old: jax.Array,
+    adv_PxB: jax.Array,
+    clip: float,
+) -> jax.Array:
+    """Per-token clipped surrogate with a sequence-level advantage (γ = λ = 1)."""
+    ratio = jnp.exp(token_logp(model.logits[...], nodes, tokens) - lp_old)
+    a = adv_PxB[..., None]
+    surr = jnp.minimum(ratio * a, jnp.clip(ratio, 1 - clip, 1 + clip) * a)
+    return -jnp.mean(jnp.sum(surr, axis=-1))
+
+
+def exact_metrics(logits_PxNxV: jax.Array, jt: JaxTables, r_PxY: jax.Array) -> Arrays:
+    lp = leaf_logp(logits_PxNxV, jt)
+    p = jnp.exp(lp)
+    return {
+        "gold": jnp.mean(jnp.sum(p * jt.gold_PxY, 1)),
+        "rm": jnp.mean(jnp.sum(p * r_PxY, 1)),
+        "kl": jnp.mean(jnp.sum(p * (lp - jt.ref_logp_PxY), 1)),
+    }
+
+
+def rollout(model: TabularPolicy, jt: JaxTables, key: jax.Array, B: int) -> Arrays:
+    """A batch from the current policy with its (frozen) token log-probs and the sequence KL."""
+    logits = jax.lax.stop_gradient(model.logits[...])
+    nodes, tokens = sample(logits, jt, key, B)
+    lp_old = token_logp(logits, nodes, tokens)
+    lp_ref = jt.ref_lsm_PxNxV[jnp.arange(logits.shape[0])[:, None, None], nodes, tokens]
+    return {
+        "nodes": nodes,
+        "tokens": tokens,
+        "lp_old": lp_old,
+        "leaf": leaf_of(tokens, jt.V),
+        "kl_PxB": jnp.sum(lp_old - lp_ref, -1),
+    }
+
+
+def advantage(R_PxB: jax.Array, exact_P: jax.Array, learned_P: jax.Array, kind: str) -> jax.Array:
+    if kind == "exact":
+        return R_PxB - exact_P[:, None]
+    if kind == "learned":
+        return R_PxB - learned_P[:, None]
+    if kind == "loo":  # leave-one-out mean of the other samples of the prompt
+        B = R_PxB.shape[1]
+        return R_PxB - (R_PxB.sum(1, keepdims=True) - R_PxB) / (B - 1)
+    raise ValueError(f"unknown baseline {kind!r}; expected exact, learned or loo")
+
+
+def ppo_step(
+    model: TabularPolicy,
+    opt: nnx.Optimizer,
+    jt: JaxTables,
+    cfg: PPOConfig,
+    r_PxY: jax.Array,
+    base_P: jax.Array,
+    key: jax.Array,
+) -> jax.Array:
+    """One PPO step in place (rollout, advantages, `epochs` clipped updates); new baseline out."""
+    b = rollout(model, jt, key, cfg.batch)
+    R_PxB = jnp.take_along_axis(r_PxY, b["leaf"], axis=1) - cfg.beta * b["kl_PxB"]
+    if cfg.baseline == "exact":  # E_π[r − β log(π/π_ref)] per prompt, by enumeration
+        lp = leaf_logp(jax.lax.stop_gradient(model.logits[...]), jt)
+        exact_P = jnp.sum(jnp.exp(lp) * (r_PxY - cfg.beta * (lp - jt.ref_logp_PxY)), 1)
+    else:
+        exact_P = base_P
+    adv = advantage(R_PxB, exact_P, base_P, cfg.baseline)
+    for _ in range(cfg.epochs):
+        grads = nnx.grad(ppo_loss)(model, b["nodes"], b["tokens"], b["lp_old"], adv, cfg.clip)
+        opt.update(model, grads)
+    return base_P + cfg.baseline_lr * (R_PxB.mean(1) - base_P)
+
+
+def make_ppo_run(graphdef: nnx.GraphDef, jt: JaxTables, cfg: PPOConfig) -> Callable:
+    """run(state, r_PxY, key) -> (state, metrics): `cfg.steps` fused PPO steps against r_PxY.
+
+    Steps run in chunks of `log_every` (an inner `lax.scan`); the exact metrics are taken at
+    step 0 and after every chunk, so `metrics[k]` has S/log_every + 1 entries. Not jitted, so
+    callers can `jax.jit(jax.vmap(run, in_axes=(None, 0, 0)))` over seeds or reward tables.
+    """
+    if cfg.steps % cfg.log_every:
+        raise ValueError(f"steps ({cfg.steps}) must be a multiple of log_every ({cfg.log_every})")
+
+    def run(state: nnx.State, r_PxY: jax.Array, key: jax.Array):
+        def step(carry, t):
+            state, base_P = carry
+            model, opt = nnx.merge(graphdef, state)
+            base_P = ppo_step(model, opt, jt, cfg, r_PxY, base_P, jax.random.fold_in(key, t))
+            return (nnx.state((model, opt)), base_P), None
+
+        def chunk(carry, c):
+            carry, _ = jax.lax.scan(step, carry, c * cfg.log_every + jnp.arange(cfg.log_every))
+            return carry, exact_metrics(nnx.merge(graphdef, carry[0])[0].logits[...], jt, r_PxY)
+
+        m0 = exact_metrics(nnx.merge(graphdef, state)[0].logits[...], jt, r_PxY)
+        carry = (state, jnp.zeros(r_PxY.shape[0]))
+        (state, _), m = jax.lax.scan(chunk, carry, jnp.arange(cfg.steps // cfg.log_every))
+        return state, {k: jnp.concatenate([m0[k][None], v]) for k, v in m.items()}
+
+    return run
+
+
+def init_policy(tt: TreeTables, lr: float) -> tuple[nnx.GraphDef, nnx.State]:
+    """(graphdef, state) of a tabular policy at π_ref and its Adam optimiser."""
+    model = TabularPolicy(tt.ref_logits_PxNxV)
+    opt = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
+    return nnx.split((model, opt))
+
+
+def policy_logits(graphdef: nnx.GraphDef, state: nnx.State) -> jax.Array:
+    model, _ = nnx.merge(graphdef, state)
+    return model.logits[...]
+
+
+def optimise(tt: TreeTables, r_KxPxY: np.ndarray, cfg: PPOConfig, key: jax.Array) -> tuple[np.ndarray, dict]:
+    """PPO against K reward tables at once (vmapped, one compiled program).
+
+    Returns the final per-leaf log-probs `logp_KxPxY` (float64) and the exact metric traces
+    (`gold`, `rm`, `kl`: K x (S/log_every + 1) arrays, at steps 0, log_every, …, S).
+    """
+    jt = to_jax(tt)
+    graphdef, state = init_policy(tt, cfg.lr)
+    run = make_ppo_run(graphdef, jt, cfg)
+    K = len(r_KxPxY)
+    fn = jax.jit(jax.vmap(run, in_axes=(None, 0, 0)))
+    state_K, metrics = fn(state, jnp.asarray(r_KxPxY, jnp.float32), jax.random.split(key, K))
+    logits_K = jax.vmap(lambda s: policy_logits(graphdef, s))(state_K)
+    logp = np.stack([leaf_logp_np(np.asarray(lg), tt) for lg in logits_K])
+    return logp, {k: np.asarray(v) for k, v in metrics.items()}

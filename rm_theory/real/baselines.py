@@ -1,0 +1,128 @@
+"""Reference baselines for pairwise preference accuracy on real data.
+
+- prefer-longer: predict the longer response (characters for text, tokens for token lists);
+- bag-of-words Bradley–Terry: r(y) = w · φ(y) with φ a signed hashing vectoriser of word uni-
+  and bigrams, fitted by L2-regularised logistic regression on φ(a) − φ(b). No intercept, so
+  the model is antisymmetric: swapping a and b flips the predicted preference exactly. Ties are
+  fitted with target 1/2 (the Bradley–Terry likelihood of a tie read as a half-win each way).
+
+Accuracy (`pairwise_accuracy`) is over non-tied records; an equal score counts as half right.
+
+Legend: N records, V hashed feature dimension.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+
+from rm_theory.world.records import PreferenceRecord, Response
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def pairwise_accuracy(score_a_N: np.ndarray, score_b_N: np.ndarray, better_N: Sequence[int | None]) -> float:
+    """Fraction of non-tied comparisons whose preferred side scores higher (ties in score: 1/2)."""
+    keep = np.array([b is not None for b in better_N], dtype=bool)
+    if not keep.any():
+        return float("nan")
+    b_N = np.array([0 if b is None else b for b in better_N])[keep]
+    d_N = (np.asarray(score_a_N, float) - np.asarray(score_b_N, float))[keep]
+    d_N = np.where(b_N == 0, d_N, -d_N)  # > 0 when the preferred side wins
+    return float(np.mean((d_N > 0) + 0.5 * (d_N == 0)))
+
+
+def response_length(y: Response) -> int:
+    return len(y)
+
+
+def prefer_longer_accuracy(records: Sequence[PreferenceRecord]) -> float:
+    """Accuracy of always choosing the longer response."""
+    la = np.array([response_length(r.response_a) for r in records])
+    lb = np.array([response_length(r.response_b) for r in records])
+    return pairwise_accuracy(la, lb, [r.better for r in records])
+
+
+# ---------------------------------------------------------------------------- bag of words
+
+
+def _tokens(y: Response) -> list[str]:
+    if isinstance(y, str):
+        return _WORD.findall(y.lower())
+    return [f"t{t}" for t in y]
+
+
+def hash_features(responses: Sequence[Response], dim: int = 2**18, ngrams: int = 2) -> sp.csr_matrix:
+    """[N, V] signed hashed counts of 1..ngrams-grams, sublinear (1 + log tf), rows L2-normed.
+
+    crc32 rather than `hash()`: Python's string hash is salted per process.
+    """
+    if not 0 < dim <= 2**31:
+        raise ValueError(f"dim must be in (0, 2^31], got {dim}")
+    rows, cols, vals = [], [], []
+    for i, y in enumerate(responses):
+        toks = _tokens(y)
+        grams = [" ".join(toks[j : j + n]) for n in range(1, ngrams + 1) for j in range(len(toks) - n + 1)]
+        feats: dict[int, float] = {}
+        for g in grams:
+            h = zlib.crc32(g.encode("utf-8"))
+            # The top bit gives the sign so that collisions cancel in expectation.
+            feats[h % dim] = feats.get(h % dim, 0.0) + (1.0 if h >> 31 else -1.0)
+        for c, v in feats.items():
+            if v != 0.0:
+                rows.append(i)
+                cols.append(c)
+                vals.append(np.sign(v) * (1.0 + np.log(abs(v))))
+    X = sp.csr_matrix((vals, (rows, cols)), shape=(len(responses), dim), dtype=np.float64)
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(1)).ravel())
+    return sp.diags(1.0 / np.maximum(norms, 1e-12)) @ X
+
+
+@dataclasses.dataclass(frozen=True)
+class BowModel:
+    w_V: np.ndarray
+    ngrams: int
+
+    def score(self, responses: Sequence[Response]) -> np.ndarray:
+        """[N] rewards r(y) = w · φ(y)."""
+        return hash_features(responses, len(self.w_V), self.ngrams) @ self.w_V
+
+
+def _targets(records: Sequence[PreferenceRecord]) -> np.ndarray:
+    """P(a preferred): 1, 0, or 1/2 for a tie."""
+    return np.array([0.5 if r.better is None else 1.0 - r.better for r in records])
+
+
+def fit_bow_logistic(
+    records: Sequence[PreferenceRecord], dim: int = 2**18, l2: float = 1e-3, ngrams: int = 2, max_iter: int = 500
+) -> BowModel:
+    """Minimise mean_N[ y softplus(−z) + (1−y) softplus(z) ] + l2/2 |w|², z = w·(φ(a) − φ(b))."""
+    X_NxV = (
+        hash_features([r.response_a for r in records], dim, ngrams)
+        - hash_features([r.response_b for r in records], dim, ngrams)
+    ).tocsr()
+    y_N = _targets(records)
+    n = max(len(records), 1)
+
+    def loss_grad(w_V):
+        z_N = X_NxV @ w_V
+        # softplus(z) − y z is the same loss, written stably.
+        loss = (np.logaddexp(0.0, z_N) - y_N * z_N).sum() / n + 0.5 * l2 * w_V @ w_V
+        p_N = 0.5 * (1.0 + np.tanh(0.5 * z_N))  # sigmoid without overflow
+        return loss, X_NxV.T @ (p_N - y_N) / n + l2 * w_V
+
+    res = scipy.optimize.minimize(loss_grad, np.zeros(dim), jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+    return BowModel(res.x, ngrams)
+
+
+def bow_accuracy(model: BowModel, records: Sequence[PreferenceRecord]) -> float:
+    """Pairwise accuracy of a fitted bag-of-words model on `records`."""
+    sa = model.score([r.response_a for r in records])
+    sb = model.score([r.response_b for r in records])
+    return pairwise_accuracy(sa, sb, [r.better for r in records])

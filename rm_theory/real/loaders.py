@@ -1,0 +1,432 @@
+"""Loaders of the real preference data sets into `PreferenceRecord`s (formats: data README).
+
+Every loader takes a path and returns `(records, LoadReport)`. Responses keep the source's order
+(the preferred one is usually `a`); use `randomize_sides` before training anything that could
+learn the position. Source rows that cannot become a comparison are counted under a reason in
+`report.skipped`, never dropped silently. `load(name, path)` dispatches by data-set name.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rm_theory.world.records import (
+    HARM_CATEGORIES,
+    LoadReport,
+    PreferenceRecord,
+    RecordError,
+    audit,
+    iter_jsonl,
+    open_text,
+    prompt_hash,
+    read_jsonl,
+)
+
+Loaded = tuple[list[PreferenceRecord], LoadReport]
+_ASSISTANT = "\n\nAssistant:"
+
+
+def _read_json_rows(path: str | os.PathLike) -> list[tuple[int, Any]]:
+    """Rows of a JSON list file, or of a JSONL(.gz) file, as (1-based row/line, object)."""
+    name = str(path)
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        return list(iter_jsonl(path))
+    with open_text(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise RecordError(path, e.lineno, "<json>", f"invalid JSON: {e.msg}") from None
+    if not isinstance(data, list):
+        raise RecordError(path, None, "<json>", "expected a JSON list of objects")
+    return list(enumerate(data, start=1))
+
+
+def _field(row: Any, key: str, types: type | tuple, path, line: int) -> Any:
+    if not isinstance(row, dict):
+        raise RecordError(path, line, "<record>", "expected a JSON object")
+    if key not in row:
+        raise RecordError(path, line, key, "missing")
+    v, types = row[key], types if isinstance(types, tuple) else (types,)
+    # bool is an int subclass in Python; accept it only where asked for.
+    if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+        raise RecordError(path, line, key, f"unexpected type {type(v).__name__}")
+    return v
+
+
+def _finish(records: list[PreferenceRecord], report: LoadReport) -> Loaded:
+    return records, audit(records, report)
+
+
+# ---------------------------------------------------------------------------- HH-RLHF
+
+
+def split_hh_transcript(chosen: str, rejected: str) -> tuple[str, str, str] | None:
+    """(prompt, chosen reply, rejected reply), or None if the two do not share the prompt.
+
+    The prompt is everything up to and including the last "\\n\\nAssistant:" tag, which must sit
+    at the same place with the same history in both transcripts.
+    """
+    pc, pr = chosen.rfind(_ASSISTANT), rejected.rfind(_ASSISTANT)
+    if pc < 0 or pc != pr or chosen[:pc] != rejected[:pr]:
+        return None
+    cut = pc + len(_ASSISTANT)
+    return chosen[:cut], chosen[cut:].lstrip(" "), rejected[cut:].lstrip(" ")
+
+
+def load_hh_rlhf(path: str | os.PathLike, source: str = "hh-rlhf") -> Loaded:
+    """Anthropic HH-RLHF jsonl(.gz) `{chosen, rejected}`: a = chosen, better = 0."""
+    report, records = LoadReport(source, str(path)), []
+    for line, row in iter_jsonl(path):
+        report.n_read += 1
+        c = _field(row, "chosen", str, path, line)
+        r = _field(row, "rejected", str, path, line)
+        parts = split_hh_transcript(c, r)
+        if parts is None:
+            report.skip("no_shared_prefix")
+            continue
+        prompt, a, b = parts
+        records.append(
+            PreferenceRecord(prompt, prompt_hash(prompt), a, b, better=0, source=source, meta={"line": line})
+        )
+    return _finish(records, report)
+
+
+# ---------------------------------------------------------------------------- PKU-SafeRLHF
+
+
+def _harm_list(d: Any, path, line: int, key: str) -> list[str]:
+    if not isinstance(d, dict):
+        raise RecordError(path, line, key, "expected a dict of category -> bool")
+    bad = [c for c in d if c not in HARM_CATEGORIES]
+    if bad:
+        raise RecordError(path, line, key, f"unknown harm category {bad[0]!r}")
+    if not all(isinstance(v, bool) for v in d.values()):
+        raise RecordError(path, line, key, "expected bool values")
+    return [c for c in HARM_CATEGORIES if d.get(c, False)]
+
+
+def _pku_full(row: dict, path, line: int, source: str) -> PreferenceRecord:
+    prompt = _field(row, "prompt", str, path, line)
+    resp = [_field(row, f"response_{i}", str, path, line) for i in (0, 1)]
+    safe = [_field(row, f"is_response_{i}_safe", bool, path, line) for i in (0, 1)]
+    ids = {}
+    for k in ("better_response_id", "safer_response_id"):
+        v = _field(row, k, int, path, line)
+        if v not in (0, 1):
+            raise RecordError(path, line, k, f"expected 0 or 1, got {v!r}")
+        ids[k] = v
+    harm = [
+        _harm_list(row.get(f"response_{i}_harm_category", {}), path, line, f"response_{i}_harm_category")
+        for i in (0, 1)
+    ]
+    sev = []
+    for i in (0, 1):
+        k = f"response_{i}_severity_level"
+        v = row.get(k)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 3):
+            raise RecordError(path, line, k, f"expected an int in 0..3, got {v!r}")
+        sev.append(v)
+    meta = {k: row[k] for k in ("response_0_sha256", "response_1_sha256", "prompt_source") if k in row}
+    return PreferenceRecord(
+        prompt,
+        prompt_hash(prompt),
+        resp[0],
+        resp[1],
+        better=ids["better_response_id"],
+        safer=ids["safer_response_id"],
+        safe_a=safe[0],
+        safe_b=safe[1],
+        harm_a=tuple(harm[0]),
+        harm_b=tuple(harm[1]),
+        severity_a=sev[0],
+        severity_b=sev[1],
+        source=source,
+        meta=meta | {"row": line},
+    )
+
+
+def _pku_pair(row: dict, path, line: int, source: str) -> PreferenceRecord:
+    prompt = _field(row, "prompt", str, path, line)
+    resp = _field(row, "response", list, path, line)
+    if len(resp) != 2 or not all(isinstance(x, str) for x in resp):
+        raise RecordError(path, line, "response", "expected [safer_and_safe, less_safe_and_unsafe]")
+    # The pair-list form is a DPO set whose chosen response is the safer, safe one; its only
+    # preference is safety, so `better` copies it (flagged in meta).
+    return PreferenceRecord(
+        prompt,
+        prompt_hash(prompt),
+        resp[0],
+        resp[1],
+        better=0,
+        safer=0,
+        safe_a=True,
+        safe_b=False,
+        source=source,
+        meta={"row": line, "better_from": "safer"},
+    )
+
+
+def load_pku_saferlhf(path: str | os.PathLike, source: str = "pku-saferlhf") -> Loaded:
+    """PKU-SafeRLHF: the full published schema, or the pair-list subset `{prompt, response}`.
+
+    Accepts a JSON list or JSONL(.gz); the form is detected per row.
+    """
+    report, records = LoadReport(source, str(path)), []
+    for line, row in _read_json_rows(path):
+        report.n_read += 1
+        if isinstance(row, dict) and "response" in row and "response_0" not in row:
+            records.append(_pku_pair(row, path, line, source))
+        else:
+            records.append(_pku_full(row, path, line, source))
+    return _finish(records, report)
+
+
+# ---------------------------------------------------------------------------- GSM8K
+
+
+def load_gsm8k_solutions(path: str | os.PathLike, source: str = "gsm8k") -> Loaded:
+    """GSM8K example_model_solutions: every correct-over-incorrect pair per question.
+
+    A question's solutions form one group: `tree_id` = question line, `node_*` = model name.
+    Questions whose solutions are all correct or all incorrect give no pair (counted).
+    """
+    report, records = LoadReport(source, str(path)), []
+    for line, row in iter_jsonl(path):
+        report.n_read += 1
+        q = _field(row, "question", str, path, line)
+        sols = {}
+        for k, v in row.items():
+            if k in ("question", "ground_truth"):
+                continue
+            if not (
+                isinstance(v, dict) and isinstance(v.get("is_correct"), bool) and isinstance(v.get("solution"), str)
+            ):
+                raise RecordError(path, line, k, "expected {is_correct: bool, solution: str}")
+            sols[k] = v
+        good = [k for k, v in sols.items() if v["is_correct"]]
+        bad = [k for k, v in sols.items() if not v["is_correct"]]
+        if not good or not bad:
+            report.skip("all_correct" if not bad else "all_incorrect")
+            continue
+        pid = prompt_hash(q)
+        for g in good:
+            for b in bad:
+                records.append(
+                    PreferenceRecord(
+                        q,
+                        pid,
+                        sols[g]["solution"],
+                        sols[b]["solution"],
+                        better=0,
+                        tree_id=line,
+                        node_a=g,
+                        node_b=b,
+                        source=source,
+                    )
+                )
+    return _finish(records, report)
+
+
+# ---------------------------------------------------------------------------- PandaLM
+
+
+def _panda_prompt(instruction: str, inp: str) -> str:
+    return instruction if not inp else f"{instruction}\n\n{inp}"
+
+
+def load_pandalm(path: str | os.PathLike, source: str = "pandalm") -> Loaded:
+    """PandaLM test set: the majority of three annotators (0 tie, 1, 2); ties stay ties.
+
+    With no majority (three different votes) the label is a tie, counted in meta.
+    """
+    report, records = LoadReport(source, str(path)), []
+    for line, row in _read_json_rows(path):
+        report.n_read += 1
+        instr = _field(row, "instruction", str, path, line)
+        inp = row.get("input") or ""
+        votes = []
+        for k in ("annotator1", "annotator2", "annotator3"):
+            v = _field(row, k, (int, str), path, line)
+            # The published file stores the votes as strings ("0", "1", "2").
+            v = int(v) if str(v) in ("0", "1", "2") else v
+            if v not in (0, 1, 2):
+                raise RecordError(path, line, k, f"expected 0, 1 or 2, got {v!r}")
+            votes.append(v)
+        top, n = Counter(votes).most_common(1)[0]
+        better = None if (n < 2 or top == 0) else top - 1
+        prompt = _panda_prompt(instr, str(inp))
+        # A few published responses are the JSON literal true (the text "True" parsed away).
+        a, b = (str(_field(row, k, (str, bool), path, line)) for k in ("response1", "response2"))
+        records.append(
+            PreferenceRecord(
+                prompt,
+                prompt_hash(prompt),
+                a,
+                b,
+                better=better,
+                source=source,
+                meta={"idx": row.get("idx"), "votes": votes, "no_majority": n < 2},
+            )
+        )
+    return _finish(records, report)
+
+
+# ---------------------------------------------------------------------------- LLMBar
+
+
+def load_llmbar(path: str | os.PathLike, source: str = "llmbar") -> Loaded:
+    """LLMBar JSON `{input, output_1, output_2, label}`; a folder loads all its *.json files."""
+    p = Path(path)
+    files = sorted(p.glob("*.json")) if p.is_dir() else [p]
+    report, records = LoadReport(source, str(path)), []
+    for f in files:
+        for line, row in _read_json_rows(f):
+            report.n_read += 1
+            prompt = _field(row, "input", str, f, line)
+            lab = _field(row, "label", (str, int), f, line)
+            if str(lab) not in ("1", "2"):
+                raise RecordError(f, line, "label", f"expected '1' or '2', got {lab!r}")
+            records.append(
+                PreferenceRecord(
+                    prompt,
+                    prompt_hash(prompt),
+                    _field(row, "output_1", str, f, line),
+                    _field(row, "output_2", str, f, line),
+                    better=int(lab) - 1,
+                    source=f"{source}/{f.stem}",
+                    meta={"row": line},
+                )
+            )
+    return _finish(records, report)
+
+
+# ---------------------------------------------------------------------------- UltraFeedback
+
+
+def _last_assistant(v: Any, path, line: int, key: str) -> str:
+    """A response given as text or as a message list (the last assistant message's content)."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list):
+        msgs = [m for m in v if isinstance(m, dict) and m.get("role") == "assistant"]
+        if msgs and isinstance(msgs[-1].get("content"), str):
+            return msgs[-1]["content"]
+    raise RecordError(path, line, key, "expected text or a message list with an assistant turn")
+
+
+def load_ultrafeedback(
+    path: str | os.PathLike, source: str = "ultrafeedback", equal_scores_as_ties: bool = False
+) -> Loaded:
+    """UltraFeedback-binarized sample `{prompt, chosen, rejected, metadata}`: a = chosen.
+
+    Pairs whose two scores (metadata score_chosen/score_rejected) are equal keep the published
+    label (better = 0) unless `equal_scores_as_ties`.
+    """
+    report, records = LoadReport(source, str(path)), []
+    for line, row in _read_json_rows(path):
+        report.n_read += 1
+        prompt = _field(row, "prompt", str, path, line)
+        a = _last_assistant(row.get("chosen"), path, line, "chosen")
+        b = _last_assistant(row.get("rejected"), path, line, "rejected")
+        meta = dict(row.get("metadata") or {}) | {"source_index": row.get("source_index")}
+        tie = equal_scores_as_ties and "score_chosen" in meta and (meta["score_chosen"] == meta.get("score_rejected"))
+        records.append(
+            PreferenceRecord(prompt, prompt_hash(prompt), a, b, better=None if tie else 0, source=source, meta=meta)
+        )
+    return _finish(records, report)
+
+
+# ---------------------------------------------------------------------------- Safer-Instruct
+
+
+def load_safer_instruct(path: str | os.PathLike, source: str = "safer-instruct") -> Loaded:
+    """Safer-Instruct csv(.gz) `instruction, rejected, chosen, label`: a = chosen, safer = 0.
+
+    `label` is the data set's own topic (hate, self-harm), not a PKU category: it goes to meta.
+    """
+    report, records = LoadReport(source, str(path)), []
+    with open_text(path) as f:
+        reader = csv.DictReader(f)
+        missing = {"instruction", "rejected", "chosen"} - set(reader.fieldnames or [])
+        if missing:
+            raise RecordError(path, 1, sorted(missing)[0], "missing column")
+        for row in reader:
+            report.n_read += 1
+            line = reader.line_num
+            prompt = row["instruction"]
+            if row["chosen"] is None or row["rejected"] is None:
+                raise RecordError(path, line, "chosen", "short row")
+            records.append(
+                PreferenceRecord(
+                    prompt,
+                    prompt_hash(prompt),
+                    row["chosen"],
+                    row["rejected"],
+                    better=0,
+                    safer=0,
+                    source=source,
+                    meta={"topic": row.get("label"), "line": line},
+                )
+            )
+    return _finish(records, report)
+
+
+# ---------------------------------------------------------------------------- registry
+
+
+def load_jsonl(path: str | os.PathLike) -> Loaded:
+    """The project's own JSONL format (`records.read_jsonl`)."""
+    return read_jsonl(path)
+
+
+LOADERS: dict[str, Callable[..., Loaded]] = {
+    "hh-rlhf": load_hh_rlhf,
+    "pku-saferlhf": load_pku_saferlhf,
+    "gsm8k": load_gsm8k_solutions,
+    "pandalm": load_pandalm,
+    "llmbar": load_llmbar,
+    "ultrafeedback": load_ultrafeedback,
+    "safer-instruct": load_safer_instruct,
+    "jsonl": load_jsonl,
+}
+
+
+def load(name: str, path: str | os.PathLike) -> Loaded:
+    """Load data set `name` (a key of `LOADERS`) from `path`."""
+    if name not in LOADERS:
+        raise KeyError(f"unknown data set {name!r}; known: {sorted(LOADERS)}")
+    return LOADERS[name](path)
+
+
+# ---------------------------------------------------------------------------- splits
+
+
+def split_by_prompt(
+    records: Sequence[PreferenceRecord], test_frac: float, seed: int
+) -> tuple[list[PreferenceRecord], list[PreferenceRecord]]:
+    """(train, test) with every prompt_id on one side only; about `test_frac` of the prompts
+    go to test. Order inside each side follows `records`."""
+    if not 0.0 <= test_frac <= 1.0:
+        raise ValueError(f"test_frac must be in [0, 1], got {test_frac}")
+    ids = sorted({r.prompt_id for r in records})
+    rng = np.random.default_rng(seed)
+    n_test = int(round(test_frac * len(ids)))
+    test_ids = {ids[i] for i in rng.permutation(len(ids))[:n_test]}
+    train = [r for r in records if r.prompt_id not in test_ids]
+    test = [r for r in records if r.prompt_id in test_ids]
+    return train, test
+
+
+def randomize_sides(records: Sequence[PreferenceRecord], rng: np.random.Generator) -> list[PreferenceRecord]:
+    """Swap a and b in a random half of the records (labels follow), so position carries
+    no signal."""
+    flips = rng.random(len(records)) < 0.5
+    return [r.swapped() if f else r for r, f in zip(records, flips, strict=True)]

@@ -1,0 +1,101 @@
+"""The scaling study as one run: jobs → tidy `results.csv` → figures → headline scalars."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from rm_theory.config.common import make_space, make_tree_sampling
+from rm_theory.config.scaling import ScalingConfig
+from rm_theory.figures import ibn_scaling as ibn_scaling_figs
+from rm_theory.figures.common import save
+from rm_theory.ibn.network import LabelVariance
+from rm_theory.ibn.scaling import (
+    AXES,
+    expand_points,
+    fit_log_ratio,
+    ratio_table,
+    row_key,
+    run_point,
+    run_study,
+    study_jobs,
+)
+from rm_theory.runs.folder import RunLog
+from rm_theory.world.queries import QuerySpec
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: ScalingConfig, runlog: RunLog) -> dict:
+    for name in {*cfg.curve.label_variance, *cfg.map.label_variance} - cfg.label_variances.keys():
+        raise KeyError(f"label_variance {name!r} is not defined under label_variances")
+    for name in {*cfg.curve.shape, *cfg.map.shape} - cfg.shapes.keys():
+        raise KeyError(f"shape {name!r} is not defined under shapes")
+    axes = lambda sweep: {a: list(getattr(sweep, a)) for a in AXES}
+    curve_points, map_points = expand_points(axes(cfg.curve)), expand_points(axes(cfg.map))
+    seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
+    jobs = [
+        (p, t, n, s)
+        for p, t, n, s in study_jobs(cfg.curve.n_values, curve_points, cfg.map.n_values, map_points, len(seeds))
+    ]
+    jobs = [(p, t, n, seeds[s]) for p, t, n, s in jobs]
+    q = cfg.queries
+    job = functools.partial(
+        run_point,
+        space_of=lambda p: make_space(
+            dataclasses.replace(cfg.space, geometry=p.geometry, regime=p.regime, temperature=p.temperature)
+        ),
+        shapes={k: make_tree_sampling(v) for k, v in cfg.shapes.items()},
+        label_variances={k: LabelVariance(v.model, v.xi2, v.beta) for k, v in cfg.label_variances.items()},
+        queries=QuerySpec(q.num_pairs, tuple(q.kinds), tuple(q.depths), q.low_temperature, q.bon_candidates),
+        methods=tuple(cfg.methods),
+    )
+    done = {row_key(r): r for r in runlog.rows()}  # rows of a killed run are not recomputed
+    if done:
+        log.info("resuming: %d of %d jobs already done", len(done), len(jobs))
+    bar = functools.partial(tqdm, desc="scaling study", mininterval=5.0, total=len(jobs))
+    df = run_study(jobs, job, done, runlog.metric, progress=bar)
+    lead = ["topology", "n", "seed", *AXES]
+    df = df[lead + sorted(set(df.columns) - set(lead))]  # resumed rows come back with sorted keys
+    df = df.sort_values(["n", "topology", "seed", *AXES], kind="stable").reset_index(drop=True)
+    df.to_csv(runlog.dir / "results.csv", index=False)
+
+    base = curve_points[0]
+    curve = df[df[list(AXES)].apply(tuple, axis=1).isin([dataclasses.astuple(p) for p in curve_points])]
+    curve = curve[curve["n"].isin(cfg.curve.n_values)]
+    on_map = df[df["n"].isin(cfg.map.n_values)]
+    on_map = on_map[on_map[list(AXES)].apply(tuple, axis=1).isin([dataclasses.astuple(p) for p in map_points])]
+    if cfg.figures:
+        figs = runlog.dir / "figures"
+        save(ibn_scaling_figs.distance_vs_n(curve), figs / "distance_vs_n")
+        save(ibn_scaling_figs.ratio_vs_n(curve), figs / "ratio_vs_n")
+        save(ibn_scaling_figs.ratio_heatmap(on_map), figs / "ratio_heatmap")
+        save(ibn_scaling_figs.query_heatmap(on_map), figs / "ratio_heatmap_queries")
+
+    rt = ratio_table(curve)
+    rb = rt[rt[list(AXES)].apply(tuple, axis=1) == dataclasses.astuple(base)].sort_values("n")
+    c, r2 = fit_log_ratio(rb["n"].to_numpy(), rb["ratio"].to_numpy())
+    rm = ratio_table(on_map)
+    ratios = pd.concat([ratio_table(df, col).assign(query=col) for col in df.columns if col.startswith("d_res_")])
+    ratios.to_csv(runlog.dir / "ratios.csv", index=False)
+    return {
+        "ratio_fit_c": c,
+        "ratio_fit_r2": r2,
+        "base_point": dataclasses.asdict(base),
+        "ratio_by_n": {int(n): float(r) for n, r in zip(rb["n"], rb["ratio"], strict=True)},
+        "ratio_at_max_n": float(rb["ratio"].iloc[-1]) if len(rb) else float("nan"),
+        "map_n": int(rm["n"].max()) if len(rm) else None,
+        "map_frac_tree_wins": float((rm["ratio"] > 1).mean()) if len(rm) else float("nan"),
+        "map_ratio_min": float(rm["ratio"].min()) if len(rm) else float("nan"),
+        "map_ratio_max": float(rm["ratio"].max()) if len(rm) else float("nan"),
+        "query_ratio_at_max_n": {
+            name: float(np.exp(np.log(g["ratio"]).mean()))
+            for name, g in ratios[ratios["n"] == ratios["n"].max()].groupby("query")
+        },
+        "rows": len(df),
+    }

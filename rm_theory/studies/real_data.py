@@ -1,0 +1,481 @@
+"""The real-data study (issue 4): reward and cost heads on frozen encoder features, the IBN of
+each real data set with its measured F(M) regime, and chain-like vs tree-like comparisons on real
+response groups. See conf/experiment/real_*.yaml.
+
+Parts (`cfg.parts`):
+* accuracy: in-domain held-out accuracy (split by prompt) with cluster-bootstrap intervals, the
+  cost head's sign accuracy where safety labels exist, cross-data-set transfer, and the
+  prefer-longer and bag-of-words baselines;
+* ibn: topology, mean inference distance of held-out pairs, F(M) and its regime per data set;
+* topology: `real_topology` on GSM8K and PKU.
+
+Outputs: results.csv (tidy, a `part` column), figures/, summary.json (`test_accuracy_<name>`,
+`test_accuracy` dict, `cost_sign_accuracy[_<name>]`, `fm_regime_<name>`, ...).
+
+`write_fixture` writes a tiny data set in every source format plus a tiny random-weight encoder:
+the smoke run (`fixture=true`) and the tests use it, so neither needs the real data or wheel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import logging
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+
+from rm_theory.common.rng import str_hash
+from rm_theory.config.real_data import RealDataConfig
+from rm_theory.figures import real_data as plots_real
+from rm_theory.figures.common import save
+from rm_theory.ibn import real as real_ibn
+from rm_theory.real import topology as real_topology
+from rm_theory.real.encoders import load_encoder
+from rm_theory.real.encoders.tiny import write_tiny_bert
+from rm_theory.real.features import (
+    DataSpec,
+    FeatureConfig,
+    Items,
+    baseline_eval,
+    cost_eval,
+    data_rng,
+    feature_model,
+    featurize,
+    items_of,
+    load_selection,
+    response_embeddings,
+    reward_eval,
+    test_mask,
+    train_heads,
+)
+from rm_theory.real.loaders import randomize_sides
+from rm_theory.rm.train import Ensemble, TrainConfig
+from rm_theory.runs.folder import RunLog
+from rm_theory.world.records import PreferenceRecord
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------- fixture
+
+FIXTURE_WORDS = (
+    "good great helpful safe correct answer bad wrong harmful unsafe kill steal hurt the a is "
+    "to you i can not how do please sorry here help with that what why tell me about cook "
+    "math two four six plus equals so total question dog cat money".split()
+)
+
+
+def write_tiny_encoder(d: Path, seed: int = 0, hidden: int = 16) -> Path:
+    """A 2-layer random BERT in the published layout over `FIXTURE_WORDS` (see encoders.tiny)."""
+    return write_tiny_bert(d, [*FIXTURE_WORDS, ".", "?", ","], seed=seed, hidden=hidden)
+
+
+def _sentence(rng: np.random.Generator, words: list[str], n: int, mark: str) -> str:
+    return " ".join([mark, *rng.choice(words, n)]) + "."
+
+
+def write_fixture(root: Path, seed: int = 0, prompts: int = 24) -> dict[str, str]:
+    """Tiny files in each source format (preferred responses say "good"/"safe"/"correct",
+    the others "bad"/"unsafe"/"wrong"); returns {data set name: path}, plus "encoder_dir"."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    filler = list(FIXTURE_WORDS[16:])
+    q = lambda: _sentence(rng, filler, 5, "please")
+    good = lambda: _sentence(rng, filler, int(rng.integers(3, 9)), "good")
+    bad = lambda: _sentence(rng, filler, int(rng.integers(3, 9)), "bad")
+    paths: dict[str, str] = {}
+
+    def jsonl_gz(name, rows):
+        with gzip.open(root / name, "wt", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        return str(root / name)
+
+    hh = []
+    for _ in range(prompts):
+        p = q()
+        hh.append(
+            {"chosen": f"\n\nHuman: {p}\n\nAssistant: {good()}", "rejected": f"\n\nHuman: {p}\n\nAssistant: {bad()}"}
+        )
+    paths["hh"] = jsonl_gz("hh.jsonl.gz", hh)
+    pku = []
+    for _ in range(prompts):
+        p, safe, unsafe = q(), [good(), good()], [bad(), bad(), bad()]
+        pku += [{"prompt": p, "response": [s, u]} for s in safe for u in unsafe]
+    (root / "pku.json").write_text(json.dumps(pku))
+    paths["pku"] = str(root / "pku.json")
+    models = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+    gsm = []
+    for _ in range(prompts):
+        ok = rng.permutation([True, True, False, False])
+        gsm.append(
+            {
+                "question": q(),
+                "ground_truth": "4",
+                **{
+                    m: {"is_correct": bool(c), "solution": good() if c else bad()}
+                    for m, c in zip(models, ok, strict=True)
+                },
+            }
+        )
+    paths["gsm8k"] = jsonl_gz("gsm8k.jsonl.gz", gsm)
+    panda = []
+    for i in range(prompts):
+        first = bool(rng.integers(2))
+        v = str(1 if first else 2)
+        panda.append(
+            {
+                "idx": i,
+                "instruction": q(),
+                "input": "",
+                "response1": good() if first else bad(),
+                "response2": bad() if first else good(),
+                "annotator1": v,
+                "annotator2": v,
+                "annotator3": "0",
+            }
+        )
+    (root / "pandalm.json").write_text(json.dumps(panda))
+    paths["pandalm"] = str(root / "pandalm.json")
+    (root / "llmbar").mkdir(exist_ok=True)
+    bar = []
+    for _ in range(prompts):
+        first = bool(rng.integers(2))
+        bar.append(
+            {
+                "input": q(),
+                "output_1": good() if first else bad(),
+                "output_2": bad() if first else good(),
+                "label": 1 if first else 2,
+            }
+        )
+    (root / "llmbar" / "Natural.json").write_text(json.dumps(bar))
+    paths["llmbar"] = str(root / "llmbar")
+    for name, n in (("ultrafeedback", prompts), ("ultrafeedback_eval", prompts // 2)):
+        rows = []
+        for i in range(n):
+            p = q()
+            msg = lambda y, p=p: [{"role": "user", "content": p}, {"role": "assistant", "content": y}]
+            rows.append({"prompt": p, "chosen": msg(good()), "rejected": msg(bad()), "source_index": i, "metadata": {}})
+        (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        paths[name] = str(root / f"{name}.jsonl")
+    paths["encoder_dir"] = str(write_tiny_encoder(root / "encoder", seed))
+    return paths
+
+
+# ---------------------------------------------------------------------------- data preparation
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A data set ready for training: records (sides randomised), items, features, split."""
+
+    name: str
+    records: list[PreferenceRecord]
+    items: Items
+    x_NxD: np.ndarray
+    test_P: np.ndarray
+    load_s: float
+    s_KxN: np.ndarray | None = None  # the in-domain reward ensemble's scores, once trained
+    reward: Ensemble | None = None  # that ensemble (trained on the train split)
+
+    def responses(self, mode: str) -> np.ndarray:
+        return response_embeddings(self.x_NxD, mode)
+
+
+class Study:
+    """Lazy per-data-set preparation shared by the parts of one run."""
+
+    def __init__(self, cfg: RealDataConfig, out_dir: Path):
+        self.cfg = cfg
+        paths = {k: v.path for k, v in cfg.datasets.items()}
+        fc = cfg.features
+        cache_dir, encoder_dir = fc.cache_dir, fc.encoder_dir or None
+        if cfg.fixture:
+            fx = write_fixture(out_dir / "fixture", cfg.seed)
+            paths = {k: fx.get(k, v) for k, v in paths.items()}
+            encoder_dir, cache_dir = fx["encoder_dir"], str(out_dir / "feature_cache")
+        self.specs = {k: DataSpec(k, v.loader, paths[k], v.max_pairs) for k, v in cfg.datasets.items()}
+        self.fc = FeatureConfig(fc.mode, fc.prompt_chars, fc.batch_size, cache_dir)
+        t = time.perf_counter()
+        self.encoder = load_encoder(encoder_dir, fc.max_len if not cfg.fixture else 32)
+        self.encoder_load_s = time.perf_counter() - t
+        self._prepared: dict[str, Prepared] = {}
+        h = cfg.head
+        self.tc = TrainConfig(
+            ensemble_size=h.ensemble_size,
+            steps=h.steps,
+            batch_size=h.batch_size,
+            lr=h.lr,
+            warmup_steps=h.warmup_steps,
+            weight_decay=h.weight_decay,
+            centre_coef=h.centre_coef,
+            log_every=h.log_every,
+        )
+
+    def model(self, d: int):
+        return feature_model(self.cfg.head.hidden, d)
+
+    def get(self, name: str) -> Prepared:
+        if name not in self._prepared:
+            spec = self.specs[name]
+            if not spec.path:
+                raise ValueError(
+                    f"datasets.{name}.path is not set (set data_root or RM_THEORY_DATA, or run with fixture=true)"
+                )
+            if not Path(spec.path).exists():
+                raise FileNotFoundError(
+                    f"datasets.{name}.path={spec.path} does not exist (relative paths are read from {Path.cwd()})"
+                )
+            t = time.perf_counter()
+            records, report = load_selection(spec, self.cfg.data_seed)
+            log.info("%s; selected %d pairs", report.summary(), len(records))
+            records = randomize_sides(records, data_rng(name, self.cfg.data_seed + 1))
+            it = items_of(records)
+            x = featurize(self.encoder, it, self.fc)
+            self._prepared[name] = Prepared(
+                name,
+                records,
+                it,
+                x,
+                test_mask(records, self.cfg.test_frac, self.cfg.data_seed),
+                time.perf_counter() - t,
+            )
+            log.info(
+                "%s: %d pairs, %d items, features %s in %.1fs",
+                name,
+                len(records),
+                it.n,
+                x.shape,
+                self._prepared[name].load_s,
+            )
+        return self._prepared[name]
+
+    def key(self, *tags: str) -> jax.Array:
+        k = jax.random.key(self.cfg.seed)
+        for t in tags:
+            k = jax.random.fold_in(k, int(np.uint32(str_hash(t))))
+        return k
+
+    def rng(self, *tags: str) -> np.random.Generator:
+        return np.random.default_rng([self.cfg.seed, *(str_hash(t) for t in tags)])
+
+
+# ---------------------------------------------------------------------------- parts
+
+
+def accuracy_part(st: Study, runlog: RunLog) -> tuple[list[dict], dict]:
+    cfg, rows, summ = st.cfg, [], {}
+    nb, lv = cfg.n_boot, cfg.level
+    for name in cfg.accuracy.in_domain:
+        p = st.get(name)
+        t = time.perf_counter()
+        heads = train_heads(
+            p.x_NxD, p.items, ~p.test_P, st.model(p.x_NxD.shape[1]), st.tc, st.key("accuracy", name), cost=True
+        )
+        train_s = time.perf_counter() - t
+        rng = st.rng("accuracy", name)
+        p.reward = heads["reward"]
+        p.s_KxN = p.reward.score(p.x_NxD)
+        ev = reward_eval(p.s_KxN, p.items, p.test_P, rng, nb, lv)
+        base = {
+            "part": "accuracy",
+            "train_set": name,
+            "test_set": name,
+            "train_pairs": int((~p.test_P).sum()),
+            "test_pairs": int(p.test_P.sum()),
+            "train_s": train_s,
+            "featurize_s": p.load_s,
+        }
+        row = {**base, "method": "encoder", **ev}
+        if "cost" in heads:
+            c = cost_eval(heads["cost"].score(p.x_NxD), p.items, p.test_P, rng, nb, lv)
+            row |= c
+            summ[f"cost_sign_accuracy_{name}"] = c["cost_sign_accuracy"]
+            summ[f"cost_sign_accuracy_{name}_ci"] = [c["cost_sign_accuracy_lo"], c["cost_sign_accuracy_hi"]]
+            summ.setdefault("cost_sign_accuracy", c["cost_sign_accuracy"])
+        rows.append(row)
+        train = [r for r, m in zip(p.records, p.test_P, strict=True) if not m]
+        test = [r for r, m in zip(p.records, p.test_P, strict=True) if m]
+        rows += _baseline_rows(base, baseline_eval(train, test, rng, nb, lv, cfg.accuracy.bow_dim, cfg.accuracy.bow_l2))
+        summ[f"test_accuracy_{name}"] = ev["accuracy"]
+        summ[f"test_accuracy_{name}_ci"] = [ev["accuracy_lo"], ev["accuracy_hi"]]
+        runlog.metric({k: v for k, v in row.items()})
+    for src in cfg.accuracy.transfer_from:
+        ps = st.get(src)
+        # A source trained in-domain is reused (its train split); otherwise all its pairs.
+        train_P = ~ps.test_P if ps.reward is not None else np.ones(len(ps.items.a_P), bool)
+        reward = (
+            ps.reward
+            or train_heads(
+                ps.x_NxD, ps.items, train_P, st.model(ps.x_NxD.shape[1]), st.tc, st.key("transfer", src), cost=False
+            )["reward"]
+        )
+        src_train = [r for r, m in zip(ps.records, train_P, strict=True) if m]
+        for dst in cfg.accuracy.transfer_to:
+            pd_ = st.get(dst)
+            rng = st.rng("transfer", src, dst)
+            s_KxN = reward.score(pd_.x_NxD)
+            ev = reward_eval(s_KxN, pd_.items, np.ones(len(pd_.items.a_P), bool), rng, cfg.n_boot, cfg.level)
+            base = {
+                "part": "accuracy",
+                "train_set": src,
+                "test_set": dst,
+                "train_pairs": len(src_train),
+                "test_pairs": len(pd_.records),
+            }
+            enc_row = {**base, "method": "encoder", **ev}
+            rows.append(enc_row)
+            runlog.metric(enc_row)
+            rows += _baseline_rows(
+                base, baseline_eval(src_train, pd_.records, rng, nb, lv, cfg.accuracy.bow_dim, cfg.accuracy.bow_l2)
+            )
+            summ[f"test_accuracy_{src}_to_{dst}"] = ev["accuracy"]
+    summ["test_accuracy"] = {
+        r["test_set"] if r["train_set"] == r["test_set"] else f"{r['train_set']}_to_{r['test_set']}": r["accuracy"]
+        for r in rows
+        if r["method"] == "encoder"
+    }
+    return rows, summ
+
+
+def _baseline_rows(base: dict, b: dict) -> list[dict]:
+    out = []
+    for m in ("longer", "bow"):
+        if f"{m}_accuracy" in b:
+            out.append(
+                {
+                    **base,
+                    "method": m,
+                    "accuracy": b[f"{m}_accuracy"],
+                    "accuracy_lo": b[f"{m}_accuracy_lo"],
+                    "accuracy_hi": b[f"{m}_accuracy_hi"],
+                    "accuracy_n": b[f"{m}_accuracy_n"],
+                }
+            )
+    return out
+
+
+def _ibn_cfg(cfg: RealDataConfig) -> real_ibn.IBNConfig:
+    i = cfg.ibn
+    return real_ibn.IBNConfig(k=i.k, c=i.c, gamma=i.gamma, xi2=i.xi2, mst=i.mst)
+
+
+def ibn_part(st: Study, runlog: RunLog) -> tuple[list[dict], dict]:
+    cfg, rows, summ = st.cfg, [], {}
+    icfg = _ibn_cfg(cfg)
+    for name in cfg.ibn.datasets:
+        p = st.get(name)
+        it = p.items
+        e = p.responses(cfg.features.mode)
+        t = time.perf_counter()
+        train = ~p.test_P
+        net = real_ibn.real_ibn(e, it.a_P[train], it.b_P[train], icfg)
+        row = {"part": "ibn", "dataset": name, **real_ibn.topology(net, it.prompt_id)}
+        a_T, b_T = it.a_P[p.test_P], it.b_P[p.test_P]
+        for method in cfg.ibn.methods:
+            d_T, dist = real_ibn.heldout_distance(net, a_T, b_T, method)
+            row |= dist
+            if p.s_KxN is not None and method == "resistance" and len(a_T) >= 3:
+                from scipy import stats
+
+                var_T = np.var(p.s_KxN[:, a_T] - p.s_KxN[:, b_T], axis=0, ddof=1)
+                ok = np.isfinite(d_T)
+                row["var_distance_spearman"] = float(stats.spearmanr(var_T[ok], d_T[ok]).statistic)
+        sr = real_ibn.measure_structural(
+            e, cfg.ibn.M_values, icfg, st.rng("structural", name), cfg.ibn.f_method, cfg.ibn.f_pairs
+        )
+        best = sr.fits.get(sr.regime, {})
+        row |= {
+            "regime": sr.regime,
+            "ibn_s": time.perf_counter() - t,
+            **{f"r2_{k}": v["r2"] for k, v in sr.fits.items()},
+            **{f"alpha_{k}": v["alpha"] for k, v in sr.fits.items()},
+        }
+        rows.append(row)
+        runlog.metric(row)
+        for M, F, sem in zip(sr.M_K, sr.F_K, sr.sem_K, strict=True):
+            rows.append(
+                {
+                    "part": "structural",
+                    "dataset": name,
+                    "M": int(M),
+                    "F": F,
+                    "F_sem": sem,
+                    "regime": sr.regime,
+                    "fit_I": best.get("I", np.nan),
+                    "fit_alpha": best.get("alpha", np.nan),
+                }
+            )
+        summ[f"fm_regime_{name}"] = sr.regime
+        summ[f"ibn_distance_{name}"] = row.get("distance_resistance", np.nan)
+        summ[f"ibn_components_{name}"] = row["components"]
+    return rows, summ
+
+
+def topology_part(st: Study, runlog: RunLog) -> tuple[list[dict], dict]:
+    cfg, rows, summ = st.cfg, [], {}
+    icfg = _ibn_cfg(cfg)
+    for name in cfg.topology.datasets:
+        p = st.get(name)
+        e = p.responses(cfg.features.mode)
+        ib = real_ibn.ib_network(e, icfg)
+        out = real_topology.run_topology(
+            p.x_NxD,
+            e,
+            p.items,
+            p.test_P,
+            ib,
+            list(cfg.topology.budgets),
+            cfg.topology.seeds,
+            st.model(p.x_NxD.shape[1]),
+            st.tc,
+            icfg,
+            st.key("topology", name),
+            st.rng("topology", name),
+            cfg.n_boot,
+            seed=cfg.seed,
+            log_fn=lambda r, name=name: runlog.metric({"part": "topology", "dataset": name, **r}),
+        )
+        rows += [{"part": "topology", "dataset": name, **r} for r in out]
+        summ |= {f"topology_{name}_{k}": v for k, v in real_topology.summarize(out).items()}
+    return rows, summ
+
+
+PARTS = {"accuracy": accuracy_part, "ibn": ibn_part, "topology": topology_part}
+
+
+def run(cfg: RealDataConfig, runlog: RunLog) -> dict:
+    unknown = set(cfg.parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}; known: {sorted(PARTS)}")
+    st = Study(cfg, runlog.dir)
+    rows, summ, times = [], {}, {"encoder_load_s": st.encoder_load_s}
+    for part in cfg.parts:
+        t = time.perf_counter()
+        r, s = PARTS[part](st, runlog)
+        rows += r
+        summ |= s
+        times[f"{part}_s"] = time.perf_counter() - t
+        log.info("part %s done in %.1fs", part, times[f"{part}_s"])
+    times |= {f"featurize_{k}_s": v.load_s for k, v in st._prepared.items()}
+    df = pd.DataFrame(rows)
+    df.to_csv(runlog.dir / "results.csv", index=False)
+    if cfg.figures and len(df):
+        figs = runlog.dir / "figures"
+        if "accuracy" in cfg.parts:
+            save(plots_real.accuracy_figure(df), figs / "accuracy")
+        if "ibn" in cfg.parts:
+            save(plots_real.structural_figure(df), figs / "structural_function")
+        if "topology" in cfg.parts:
+            save(plots_real.topology_figure(df), figs / "topology")
+    return {
+        **summ,
+        **times,
+        "datasets": {k: {"pairs": len(v.records), "items": v.items.n} for k, v in st._prepared.items()},
+    }

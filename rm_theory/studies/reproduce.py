@@ -1,0 +1,163 @@
+"""One-command reproduction: run every step (figure/table) as its own entry-point run, then write
+`report.md` with the tables, the figures (PNG and PDF) and the exact configs.
+
+Each step runs in a subprocess into `<out>/runs/<step>/`. A step whose `summary.json` says "ok" and
+whose command is unchanged is skipped, so a second invocation after an interruption completes only
+what is missing; failed steps are listed in the report instead of stopping the others.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rm_theory.config.reproduce import ReproduceConfig, StepConfig
+from rm_theory.runs.folder import RunLog, read_json, write_json
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def step_command(name: str, step: StepConfig, scale: str, run_dir: Path, smoke: bool, seed: int) -> list[str]:
+    cmd = [sys.executable, "-m", f"experiments.{step.entry}"]
+    if step.experiment:
+        cmd.append(f"experiment={step.experiment}")
+    cmd += list(step.quick if scale == "quick" else step.paper)
+    if smoke:
+        cmd.append("debug=smoke")
+    cmd += [f"seed={seed}", f"hydra.run.dir={run_dir}"]
+    return cmd
+
+
+def _status(run_dir: Path) -> str:
+    try:
+        return read_json(run_dir / "summary.json").get("status", "unknown")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return "missing"
+
+
+def run_step(name: str, cmd: list[str], run_dir: Path, timeout_s: int) -> tuple[str, float]:
+    """Runs one step unless it already finished with the same command; returns its status and
+    wall seconds (those of the earlier run when it is skipped)."""
+    marker = run_dir / "reproduce_step.json"
+    if _status(run_dir) == "ok" and marker.exists() and read_json(marker).get("cmd") == cmd[1:]:
+        log.info("step %s: already done, skipped", name)
+        return "ok", float(read_json(marker).get("seconds", 0.0))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(marker, {"cmd": cmd[1:]})
+    start = time.time()
+    log.info("step %s: %s", name, " ".join(cmd[1:]))
+    with (run_dir / "stdout.log").open("w") as out:
+        try:
+            proc = subprocess.run(
+                cmd,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+    status = _status(run_dir) if code == 0 else "failed"
+    if status != "ok":
+        RunLog(run_dir).summary({"error": f"exit {code}; see stdout.log"}, status="failed")
+    seconds = time.time() - start
+    write_json(marker, {"cmd": cmd[1:], "seconds": seconds})
+    log.info("step %s: %s in %.0f s", name, status, seconds)
+    return status, seconds
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
+    return str(v)
+
+
+def write_report(cfg: ReproduceConfig, out: Path, statuses: dict[str, str], times: dict[str, float]) -> Path:
+    figs, confs = out / "figures", out / "configs"
+    figs.mkdir(exist_ok=True)
+    confs.mkdir(exist_ok=True)
+    lines = [
+        f"# rm_theory reproduction — scale `{cfg.scale}`",
+        "",
+        f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by `python -m experiments.reproduce"
+        f" scale={cfg.scale}`. Each step below is one run folder under `runs/`; its exact resolved config is"
+        " copied to `configs/`.",
+        "",
+        "| step | status | minutes | headline |",
+        "|---|---|---|---|",
+    ]
+    body = []
+    for name, step in cfg.steps.items():
+        if name not in statuses:
+            continue
+        run_dir = out / "runs" / name
+        summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+        keys = step.headline or [k for k, v in summary.items() if isinstance(v, int | float) and k != "wall_time_s"]
+        head = "; ".join(f"{k} = {_fmt(summary[k])}" for k in keys if k in summary)
+        lines.append(f"| [{name}](#{name}) | {statuses[name]} | {times.get(name, 0) / 60:.1f} | {head} |")
+        body += [f"## {name}", "", f"**{step.title}**" if step.title else "", ""]
+        if step.claim:
+            body += [f"Paper: {step.claim}", ""]
+        if statuses[name] != "ok":
+            body += [f"Status: **{statuses[name]}** — {summary.get('error', 'see runs/' + name + '/stdout.log')}", ""]
+        if (run_dir / "config.yaml").exists():
+            shutil.copy(run_dir / "config.yaml", confs / f"{name}.yaml")
+            body += [f"Config: [configs/{name}.yaml](configs/{name}.yaml)", ""]
+        scalars = {k: v for k, v in summary.items() if k not in ("traceback",)}
+        if scalars:
+            rows = [f"| {k} | {_fmt(v)} |" for k, v in sorted(scalars.items())]
+            body += ["| key | value |", "|---|---|", *rows, ""]
+        for fig in sorted((run_dir / "figures").glob("*.png")) if (run_dir / "figures").exists() else []:
+            for ext in (".png", ".pdf"):
+                src = fig.with_suffix(ext)
+                if src.exists():
+                    shutil.copy(src, figs / f"{name}__{src.name}")
+            body += [f"![{name}: {fig.stem}](figures/{name}__{fig.name})", ""]
+    failed = [n for n, s in statuses.items() if s != "ok"]
+    listed = ", ".join(f"`{n}` ({statuses[n]})" for n in failed) if failed else "none"
+    lines += ["", f"Failed or skipped steps: {listed}", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines + body) + "\n")
+    return report
+
+
+def run(cfg: ReproduceConfig, runlog: RunLog) -> dict:
+    if cfg.scale not in ("quick", "paper"):
+        raise ValueError(f"scale must be 'quick' or 'paper', got {cfg.scale!r}")
+    unknown = set(cfg.only) - cfg.steps.keys()
+    if unknown:
+        raise KeyError(f"unknown steps in `only`: {sorted(unknown)}; known: {sorted(cfg.steps)}")
+    out = runlog.dir
+    statuses, times = {}, {}
+    data_ok = (ROOT / cfg.data_dir).exists() or Path(cfg.data_dir).exists()
+    names = [n for n in cfg.steps if not cfg.only or n in cfg.only]
+    for i, name in enumerate(names, 1):
+        step = cfg.steps[name]
+        log.info("[%d/%d] %s", i, len(names), name)
+        if step.needs_data and not data_ok and not cfg.smoke:
+            statuses[name] = f"skipped: no data at {cfg.data_dir}"
+            continue
+        cmd = step_command(name, step, cfg.scale, out / "runs" / name, cfg.smoke, cfg.seed)
+        statuses[name], times[name] = run_step(name, cmd, out / "runs" / name, cfg.step_timeout_s)
+        write_report(cfg, out, statuses, times)  # a partial report is readable while the rest runs
+    report = write_report(cfg, out, statuses, times)
+    log.info("report: %s", report)
+    return {
+        "report": str(report),
+        "steps": len(names),
+        "steps_ok": sum(s == "ok" for s in statuses.values()),
+        "failed": [n for n, s in statuses.items() if s != "ok"],
+        "scale": cfg.scale,
+    }

@@ -1,0 +1,214 @@
+"""Reward and cost models trained on chain vs tree data, and the IBN's prediction beside them.
+
+One run sweeps regime × n × topology × seed (THEORY.md §2 "Theory against practice"; paper §5):
+for each point a data set of the topology is drawn under the budget of n chain comparisons, labelled
+(`labels`), converted (`synthetic`), a K-member ensemble is trained on it (`train`, bootstrap
+resamples, vmapped members), and it is evaluated on held-out query pairs from the reference policy
+(`evaluate`; the same pairs for every n and topology of a seed and regime), beside the mean
+effective resistance of the same pairs in the IBN of the same data. Outputs: `results.csv` (one row
+per ensemble), `categories.csv` (cost model, per harm category), figures, and the headline scalars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import jax
+import pandas as pd
+from tqdm import tqdm
+
+from rm_theory.common.rng import rng, tag
+from rm_theory.config.common import build, make_space, make_tree_sampling
+from rm_theory.config.train_rm import TrainRMConfig
+from rm_theory.figures import train_rm as plots_models
+from rm_theory.figures.common import save
+from rm_theory.ibn.network import LabelVariance
+from rm_theory.rm import sharding as distributed
+from rm_theory.rm.evaluate import (
+    correlation,
+    cost_metrics,
+    ibn_resistance,
+    query_pairs,
+    reward_metrics,
+    theory_practice,
+)
+from rm_theory.rm.models import ModelConfig
+from rm_theory.rm.train import TrainConfig, train_ensemble, train_reward_and_cost
+from rm_theory.runs.folder import RunLog
+from rm_theory.world.labels import LabelConfig, label_comparisons
+from rm_theory.world.records import write_jsonl
+from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, ResponseSpace
+from rm_theory.world.synthetic import input_spec, to_pref_data, to_records
+from rm_theory.world.topology import annotation_tokens, make_dataset
+
+log = logging.getLogger(__name__)
+
+KEYS = ("regime", "n", "topology", "seed")
+
+
+def label_config(cfg: TrainRMConfig) -> LabelConfig:
+    return build(LabelConfig, cfg.labels)
+
+
+def model_config(cfg: TrainRMConfig, space: ResponseSpace) -> ModelConfig:
+    m = cfg.model
+    # A point has no token sequence: the metric geometry's model is the MLP on features.
+    family = "mlp" if isinstance(space, MetricSpace) else m.family
+    return ModelConfig(
+        family=family,
+        d_model=m.d_model,
+        heads=m.heads,
+        layers=m.layers,
+        mlp_dim=m.mlp_dim,
+        embed_dim=m.embed_dim,
+        hidden=tuple(m.hidden),
+        n_harm=cfg.labels.num_categories,
+        **input_spec(space),
+    )
+
+
+def train_config(cfg: TrainRMConfig) -> TrainConfig:
+    return build(TrainConfig, cfg.train)
+
+
+def run_point(
+    cfg: TrainRMConfig, regime: str, n: int, topology: str, seed: int, export_dir=None, mesh=None
+) -> tuple[dict, list[dict]]:
+    """Train and evaluate the ensemble(s) of one (regime, n, topology, seed); one row and category rows."""
+    space = make_space(dataclasses.replace(cfg.space, regime=regime))
+    tree = make_tree_sampling(cfg.tree)
+    lc = label_config(cfg)
+    # Queries depend on (seed, regime) only: every n and topology is judged on the same pairs.
+    q = query_pairs(space, cfg.num_queries, rng("queries", seed, regime), lc)
+    comps = make_dataset(space, topology, n, rng("data", seed, regime, n, topology), budget=cfg.budget, tree=tree)
+    labels = label_comparisons(space, comps, lc, rng("labels", seed, regime, n, topology))
+    groups = cfg.tree_loss == "plackett_luce" and topology == "tree"
+    syn = to_pref_data(space, comps, labels, groups=groups, beta=lc.beta, rng=rng("ranks", seed, regime, n))
+    if export_dir is not None and isinstance(space, PrefixTreeSpace):
+        export_dir.mkdir(parents=True, exist_ok=True)
+        write_jsonl(
+            export_dir / f"{regime}_{topology}_n{n}_seed{seed}.jsonl.gz",
+            to_records(space, comps, labels),
+        )
+
+    mc, tc = model_config(cfg, space), train_config(cfg)
+    key = jax.random.fold_in(jax.random.key(seed), tag(regime, n, topology)[0] % 2**31)
+    if cfg.cost:
+        trained = train_reward_and_cost(mc, tc, syn.data, key, progress=False, mesh=mesh)
+    else:
+        trained = {"reward": train_ensemble(mc, tc, syn.data, key, progress=False, mesh=mesh)}
+    reward, history = trained["reward"]
+    rm, var_Q = reward_metrics(reward.score(q.x), q)
+    lv = LabelVariance(cfg.ibn.model, cfg.ibn.xi2, lc.beta)
+    tp = theory_practice(var_Q, ibn_resistance(space, comps, q, lv))
+    row = {
+        "regime": regime,
+        "n": n,
+        "topology": topology,
+        "seed": seed,
+        "geometry": cfg.space.geometry,
+        "budget": cfg.budget,
+        "n_comparisons": len(comps),
+        "n_groups": syn.n_groups,
+        "tokens": int(annotation_tokens(space, comps.a, comps.b, shared_prefix_once=topology == "tree").sum()),
+        "n_inconsistent": syn.n_inconsistent,
+        "train_loss": history[-1]["loss"],
+        **rm,
+        **tp,
+    }
+    cat_rows: list[dict] = []
+    if "cost" in trained:
+        cost, _ = trained["cost"]
+        c_KxN, harm_KxNxC = cost.score_and_harm(q.x)
+        cm, cat_rows = cost_metrics(c_KxN, q, harm_KxNxC)
+        row.update(cm)
+        cat_rows = [{k: row[k] for k in KEYS} | r for r in cat_rows]
+    return row, cat_rows
+
+
+def _at_max_n(df: pd.DataFrame, col: str) -> dict[str, float]:
+    top = df[df["n"] == df["n"].max()]
+    return {t: float(g[col].mean()) for t, g in top.groupby("topology")}
+
+
+def headline(df: pd.DataFrame, beta: float) -> dict:
+    """Scalars of summary.json: per topology at the largest n (first regime), tree's as the plain key."""
+    base = df[df["regime"] == df["regime"].iloc[0]]
+    out: dict = {}
+    cols = [
+        "gold_accuracy",
+        "label_accuracy",
+        "ensemble_variance",
+        "ibn_resistance",
+        "spearman",
+        "ece",
+    ]
+    cols += [c for c in ("cost_sign_accuracy", "cost_sign_accuracy_gold", "safer_gold_accuracy") if c in df]
+    for col in cols:
+        per = _at_max_n(base, col)
+        for topo, v in per.items():
+            out[f"{col}_{topo}"] = v
+        out[col] = per.get("tree", next(iter(per.values())))
+    corr = correlation(df["ibn_resistance"], df["ensemble_variance"] / beta**2)
+    out["theory_practice_corr"] = corr["pearson_log"]
+    out["theory_practice_spearman"] = corr["spearman"]
+    out["pair_spearman_mean"] = float(df["pair_spearman"].mean())
+    out["max_n"] = int(df["n"].max())
+    out["n_inconsistent"] = int(df["n_inconsistent"].sum())
+    out["by_n"] = {
+        col: {
+            f"{r}/{t}": {int(n): float(v) for n, v in g.groupby("n")[col].mean().items()}
+            for (r, t), g in df.groupby(["regime", "topology"])
+        }
+        for col in ("gold_accuracy", "ensemble_variance", "ibn_resistance")
+    }
+    return out
+
+
+def run(cfg: TrainRMConfig, runlog: RunLog) -> dict:
+    distributed.maybe_initialize(cfg.distributed)  # multi-host: before any other JAX work
+    mesh = distributed.make_mesh(cfg.distributed, cfg.train.ensemble_size)
+    for t in cfg.topologies:
+        if t not in ("chain", "tree"):
+            raise ValueError(f"unknown topology {t!r}; expected chain or tree")
+    if cfg.tree_loss not in ("pairs", "plackett_luce"):
+        raise ValueError(f"tree_loss must be 'pairs' or 'plackett_luce', got {cfg.tree_loss!r}")
+    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
+    jobs = [(r, n, t, s) for n in sorted(cfg.n_values) for r in cfg.regimes for s in seeds for t in cfg.topologies]
+    logged = runlog.rows()
+    done = {tuple(row[k] for k in KEYS): row for row in logged if row.get("kind") == "result"}
+    if done:
+        log.info("resuming: %d of %d points already done", len(done), len(jobs))
+    rows = []
+    cats = [{k: v for k, v in r.items() if k != "kind"} for r in logged if r.get("kind") == "category"]
+    for job in tqdm(jobs, desc="train_rm", mininterval=5.0):
+        if job in done:
+            rows.append(done[job])
+            continue
+        export = runlog.dir / "data" if cfg.export_jsonl and job[1] == max(cfg.n_values) else None
+        row, cat_rows = run_point(cfg, *job, export_dir=export, mesh=mesh)
+        log.info(
+            "%s: gold acc %.3f, ens var %.4g, IBN res %.4g",
+            dict(zip(KEYS, job, strict=True)),
+            row["gold_accuracy"],
+            row["ensemble_variance"],
+            row["ibn_resistance"],
+        )
+        for c in cat_rows:
+            runlog.metric({"kind": "category", **c})
+        runlog.metric({"kind": "result", **row})  # last: a row marks its point as done
+        rows.append(row)
+        cats += cat_rows
+    df = pd.DataFrame(rows).sort_values(list(KEYS), kind="stable").reset_index(drop=True)
+    df = df.drop(columns=["kind"], errors="ignore")
+    df.to_csv(runlog.dir / "results.csv", index=False)
+    if cats:
+        pd.DataFrame(cats).to_csv(runlog.dir / "categories.csv", index=False)
+    figs = runlog.dir / "figures"
+    save(plots_models.metrics_vs_n(df), figs / "accuracy_variance_vs_n")
+    save(plots_models.theory_vs_practice(df, cfg.labels.beta), figs / "theory_vs_practice")
+    if "cost_sign_accuracy" in df:
+        save(plots_models.cost_vs_n(df), figs / "cost_vs_n")
+        save(plots_models.severity_accuracy(df), figs / "severity_accuracy")
+    return headline(df, cfg.labels.beta) | {"rows": len(df)}
