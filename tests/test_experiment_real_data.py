@@ -32,9 +32,9 @@ def test_smoke_run_writes_summary_table_and_figures(tmp_path):
 
 
 def test_data_paths_come_from_the_primary_config_not_the_schema(monkeypatch):
-    from rm_theory.config.real_data import RealDataConfig
+    from rm_theory.config.real_data import RealDataSchema
 
-    assert all(d.path == "" for d in RealDataConfig().datasets.values())
+    assert all(d.path == "" for d in RealDataSchema().datasets.values())
     monkeypatch.setenv("RM_THEORY_DATA", "/data/here")
     cfg = compose_config("real_data")
     assert cfg.datasets.pku.path == "/data/here/pku-saferlhf-subset/pairs.json"

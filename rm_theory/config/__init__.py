@@ -13,13 +13,13 @@ from hydra.core.config_store import ConfigStore
 
 # entry point (experiments/<name>.py, conf/<name>.yaml) -> "module:Class" of its schema
 SCHEMAS = {
-    "ibn_scaling": "rm_theory.config.scaling:ScalingConfig",
-    "train_rm": "rm_theory.config.train_rm:TrainRMConfig",
-    "real_data": "rm_theory.config.real_data:RealDataConfig",
-    "best_of_n": "rm_theory.config.downstream:BestOfNConfig",
-    "win_rates": "rm_theory.config.downstream:WinRatesConfig",
-    "safe_rlhf": "rm_theory.config.downstream:SafeRLHFConfig",
-    "reproduce": "rm_theory.config.reproduce:ReproduceConfig",
+    "ibn_scaling": "rm_theory.config.scaling:IBNScalingSchema",
+    "train_rm": "rm_theory.config.train_rm:TrainRMSchema",
+    "real_data": "rm_theory.config.real_data:RealDataSchema",
+    "best_of_n": "rm_theory.config.downstream:BestOfNSchema",
+    "win_rates": "rm_theory.config.downstream:WinRatesSchema",
+    "safe_rlhf": "rm_theory.config.downstream:SafeRLHFSchema",
+    "reproduce": "rm_theory.config.reproduce:ReproduceSchema",
 }
 
 

@@ -1,50 +1,35 @@
-"""Schemas of the downstream experiments: Best-of-N, win rates (PPO, DPO), Safe RLHF."""
+"""Schemas of the downstream experiments (paper §5): Best-of-N, win rates (PPO, DPO), Safe RLHF.
+
+Each task is a small prefix-tree `SpaceSchema` (V^L leaves per prompt are enumerated); the reward
+and cost models are a `ModelSchema` trained by a `TrainSchema`, as in `train_rm`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, ClassVar
 
-from rm_theory.config.common import TreeConfig, build
+from rm_theory.config.common import (
+    LabelSchema,
+    ModelSchema,
+    SeededRunSchema,
+    SpaceSchema,
+    TrainSchema,
+    TreeSchema,
+    build,
+    make_model,
+    make_train,
+)
 from rm_theory.rm.models import ModelConfig
-from rm_theory.rm.train import TrainConfig
+from rm_theory.rm.step import TrainConfig
 from rm_theory.world.labels import vocab_size
 from rm_theory.world.spaces import PrefixTreeSpace
 
 
 @dataclasses.dataclass
-class TaskConfig:
-    """A synthetic task: a small prefix-tree space (V^L leaves per prompt are enumerated)."""
-
-    V: int = 4
-    L: int = 5
-    num_prompts: int = 16
-    regime: str = "polynomial"
-    I: float = 1.0
-    alpha: float = 0.5
-    temperature: float = 1.0
-    policy_scale: float = 1.0
-
-
-@dataclasses.dataclass
-class RMConfig:
-    """Reward (and cost) model ensembles trained by `rm_theory.rm.train`; policies use the mean."""
-
-    family: str = "mlp"
-    embed_dim: int = 8
-    hidden: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
-    d_model: int = 32
-    layers: int = 1
-    heads: int = 2
-    ensemble_size: int = 2
-    steps: int = 400
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-
-
-@dataclasses.dataclass
 class PPOSchema:
+    """`policy.ppo.PPOConfig`."""
+
     beta: float = 0.1
     steps: int = 200
     batch: int = 32
@@ -57,36 +42,58 @@ class PPOSchema:
 
 @dataclasses.dataclass
 class DPOSchema:
+    """`policy.dpo.DPOConfig`."""
+
     beta: float = 0.1
     steps: int = 200
     lr: float = 0.05
 
 
-def _tasks() -> dict[str, TaskConfig]:
+def _task(**fields) -> SpaceSchema:
+    return SpaceSchema(**{"V": 4, "L": 5, **fields})
+
+
+def _tasks() -> dict[str, SpaceSchema]:
     # Stand-ins for HH-RLHF, GSM-8K and DialogSum, from most to least diverse (structural regime).
     return {
-        "hh": TaskConfig(V=4, L=5, regime="polynomial"),
-        "gsm": TaskConfig(V=3, L=6, regime="logarithmic"),
-        "dialogsum": TaskConfig(V=2, L=9, regime="sublogarithmic"),
+        "hh": _task(V=4, L=5, regime="polynomial"),
+        "gsm": _task(V=3, L=6, regime="logarithmic"),
+        "dialogsum": _task(V=2, L=9, regime="sublogarithmic"),
     }
 
 
+def _model() -> ModelSchema:
+    return ModelSchema(family="mlp", layers=1)
+
+
+def _train() -> TrainSchema:
+    # Small tabulated worlds: no score prior, one chunk, a fifth of the steps to warm up.
+    return TrainSchema(
+        ensemble_size=2, steps=400, lr=3e-3, weight_decay=1e-2, group_batch_size=16, l2_coef=0.0,
+        warmup_steps=None, log_every=None,
+    )
+
+
 @dataclasses.dataclass
-class BestOfNConfig:
-    seed: int = 0
-    smoke: bool = False
-    seeds: int = 3
-    task: TaskConfig = dataclasses.field(default_factory=lambda: TaskConfig(V=4, L=6))
+class DownstreamSchema(SeededRunSchema):
+    """What the three downstream studies share: the data's labels and tree shape, the reward model."""
+
+    labels: LabelSchema = dataclasses.field(default_factory=lambda: LabelSchema(beta=4.0))
+    tree: TreeSchema = dataclasses.field(default_factory=TreeSchema)
+    model: ModelSchema = dataclasses.field(default_factory=_model)
+    train: TrainSchema = dataclasses.field(default_factory=_train)
+
+
+@dataclasses.dataclass
+class BestOfNSchema(DownstreamSchema):
+    task: SpaceSchema = dataclasses.field(default_factory=lambda: _task(V=4, L=6))
     n: int = 1024  # comparisons per data set (chain and tree alike)
-    label_beta: float = 4.0
-    tree: TreeConfig = dataclasses.field(default_factory=TreeConfig)
-    rm: RMConfig = dataclasses.field(default_factory=RMConfig)
     log2_n_max: int = 9
 
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,
         "n": 64,
-        "rm.steps": 20,
+        "train.steps": 20,
         "task.L": 3,
         "task.num_prompts": 2,
         "log2_n_max": 3,
@@ -94,17 +101,11 @@ class BestOfNConfig:
 
 
 @dataclasses.dataclass
-class WinRatesConfig:
-    seed: int = 0
-    smoke: bool = False
-    seeds: int = 3
-    tasks: dict[str, TaskConfig] = dataclasses.field(default_factory=_tasks)
+class WinRatesSchema(DownstreamSchema):
+    tasks: dict[str, SpaceSchema] = dataclasses.field(default_factory=_tasks)
     run_tasks: list[str] = dataclasses.field(default_factory=list)  # which of `tasks` to run; empty = all
     n_values: list[int] = dataclasses.field(default_factory=lambda: [1024])  # data-size axis
     incomplete_fracs: list[float] = dataclasses.field(default_factory=lambda: [0.0])  # tree-data ablation
-    label_beta: float = 4.0
-    tree: TreeConfig = dataclasses.field(default_factory=TreeConfig)
-    rm: RMConfig = dataclasses.field(default_factory=RMConfig)
     ppo: PPOSchema = dataclasses.field(default_factory=PPOSchema)
     dpo: DPOSchema = dataclasses.field(default_factory=DPOSchema)
     run_dpo: bool = True
@@ -113,7 +114,7 @@ class WinRatesConfig:
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,
         "n_values": [64],
-        "rm.steps": 20,
+        "train.steps": 20,
         "ppo.steps": 10,
         "ppo.log_every": 5,
         "dpo.steps": 10,
@@ -125,18 +126,15 @@ class WinRatesConfig:
 
 
 @dataclasses.dataclass
-class SafeRLHFConfig:
-    seed: int = 0
-    smoke: bool = False
+class SafeRLHFSchema(DownstreamSchema):
     seeds: int = 2
-    task: TaskConfig = dataclasses.field(default_factory=lambda: TaskConfig(V=4, L=5))
+    # cost_beta = beta; rho: correlation of gold cost with gold reward (helpful responses are riskier)
+    labels: LabelSchema = dataclasses.field(
+        default_factory=lambda: LabelSchema(beta=4.0, cost_beta=4.0, rho=0.5, cost_offset=0.5)
+    )
+    task: SpaceSchema = dataclasses.field(default_factory=lambda: _task(V=4, L=5))
     topology: str = "tree"  # chain | tree: the data the reward and cost models learn from
     n: int = 1024
-    label_beta: float = 4.0
-    rho: float = 0.5  # correlation of gold cost with gold reward (helpful responses are riskier)
-    cost_offset: float = 0.5
-    tree: TreeConfig = dataclasses.field(default_factory=TreeConfig)
-    rm: RMConfig = dataclasses.field(default_factory=RMConfig)
     ppo: PPOSchema = dataclasses.field(default_factory=lambda: PPOSchema(steps=300))
     cost_source: str = "model"  # model: a trained cost model; gold: the gold cost itself
     threshold: float = -1.0  # in cost-model units: π_ref sits near −1.7, unconstrained PPO near −0.3
@@ -150,7 +148,7 @@ class SafeRLHFConfig:
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,
         "n": 64,
-        "rm.steps": 20,
+        "train.steps": 20,
         "ppo.steps": 10,
         "ppo.log_every": 5,
         "task.L": 3,
@@ -159,29 +157,12 @@ class SafeRLHFConfig:
     }
 
 
-def task_space(t: TaskConfig, field_seed: int) -> PrefixTreeSpace:
+def task_space(t: SpaceSchema, field_seed: int) -> PrefixTreeSpace:
+    """A task's prefix-tree world; downstream studies draw one world per seed."""
     return build(PrefixTreeSpace, t, seed=field_seed)
 
 
-def model_configs(space: PrefixTreeSpace, rm: RMConfig) -> tuple[ModelConfig, TrainConfig]:
-    """The reward model and trainer of a downstream study; warm-up is a fifth of the steps (≤ 50)."""
-    mc = ModelConfig(
-        family=rm.family,
-        vocab=vocab_size(space),
-        max_len=space.L + 1,
-        embed_dim=rm.embed_dim,
-        hidden=tuple(rm.hidden),
-        d_model=rm.d_model,
-        layers=rm.layers,
-        heads=rm.heads,
-    )
-    tc = TrainConfig(
-        ensemble_size=rm.ensemble_size,
-        steps=rm.steps,
-        batch_size=rm.batch_size,
-        lr=rm.lr,
-        weight_decay=rm.weight_decay,
-        warmup_steps=min(50, rm.steps // 5),
-        log_every=rm.steps,
-    )
-    return mc, tc
+def model_configs(space: PrefixTreeSpace, cfg: DownstreamSchema) -> tuple[ModelConfig, TrainConfig]:
+    """The reward model on a task's tokens and its trainer."""
+    mc = make_model(cfg.model, vocab=vocab_size(space), max_len=space.L + 1)
+    return mc, make_train(cfg.train)

@@ -13,29 +13,39 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from rm_theory.config.common import ModelSchema, RunSchema, TrainSchema
+
 
 @dataclasses.dataclass
-class DataSetFields:
+class DataSetSchema:
     loader: str = "jsonl"  # a key of rm_theory.real.LOADERS
     path: str = ""
     max_pairs: int = 1000  # cap by whole prompts (0 = all); the encoder is the slow part
 
 
-def _datasets() -> dict[str, DataSetFields]:
+def _head_train() -> TrainSchema:
+    """The reward/cost heads on frozen features (no score prior)."""
+    return TrainSchema(
+        ensemble_size=4, steps=600, batch_size=64, lr=1e-3, warmup_steps=50, weight_decay=1e-2, centre_coef=1e-3,
+        log_every=200, group_batch_size=16, l2_coef=0.0,
+    )
+
+
+def _datasets() -> dict[str, DataSetSchema]:
     return {
-        "hh": DataSetFields("hh-rlhf", max_pairs=600),
-        "pku": DataSetFields("pku-saferlhf", max_pairs=1200),
-        "gsm8k": DataSetFields("gsm8k", max_pairs=1000),
-        "ultrafeedback": DataSetFields("ultrafeedback", max_pairs=400),
-        "ultrafeedback_eval": DataSetFields("ultrafeedback", max_pairs=200),
-        "pandalm": DataSetFields("pandalm", max_pairs=400),
-        "llmbar": DataSetFields("llmbar", max_pairs=400),
+        "hh": DataSetSchema("hh-rlhf", max_pairs=600),
+        "pku": DataSetSchema("pku-saferlhf", max_pairs=1200),
+        "gsm8k": DataSetSchema("gsm8k", max_pairs=1000),
+        "ultrafeedback": DataSetSchema("ultrafeedback", max_pairs=400),
+        "ultrafeedback_eval": DataSetSchema("ultrafeedback", max_pairs=200),
+        "pandalm": DataSetSchema("pandalm", max_pairs=400),
+        "llmbar": DataSetSchema("llmbar", max_pairs=400),
     }
 
 
 @dataclasses.dataclass
-class FeatureFields:
-    """`real_data.FeatureConfig` and the encoder."""
+class FeatureSchema:
+    """`real.features.FeatureConfig` and the encoder."""
 
     mode: str = "concat"  # concat ([e(prompt), e(response)]) | response
     prompt_chars: int = 400
@@ -46,23 +56,8 @@ class FeatureFields:
 
 
 @dataclasses.dataclass
-class HeadFields:
-    """The MLP head (`models.ModelConfig`, family mlp, input features) and `train.TrainConfig`."""
-
-    hidden: list[int] = dataclasses.field(default_factory=lambda: [128])
-    ensemble_size: int = 4
-    steps: int = 600
-    batch_size: int = 64
-    lr: float = 1e-3
-    warmup_steps: int = 50
-    weight_decay: float = 1e-2
-    centre_coef: float = 1e-3
-    log_every: int = 200
-
-
-@dataclasses.dataclass
-class IBNFields:
-    """`real_ibn.IBNConfig` and the F(M) measurement."""
+class RealIBNSchema:
+    """`ibn.real.IBNConfig` and the F(M) measurement."""
 
     k: int = 10
     c: float = 1.0
@@ -77,7 +72,7 @@ class IBNFields:
 
 
 @dataclasses.dataclass
-class AccuracyFields:
+class AccuracySchema:
     in_domain: list[str] = dataclasses.field(default_factory=lambda: ["hh", "pku", "gsm8k"])
     transfer_from: list[str] = dataclasses.field(default_factory=lambda: ["hh", "ultrafeedback"])
     transfer_to: list[str] = dataclasses.field(default_factory=lambda: ["pandalm", "llmbar", "ultrafeedback_eval"])
@@ -86,16 +81,14 @@ class AccuracyFields:
 
 
 @dataclasses.dataclass
-class TopologyFields:
+class TopologySchema:
     datasets: list[str] = dataclasses.field(default_factory=lambda: ["gsm8k", "pku"])
     budgets: list[int] = dataclasses.field(default_factory=lambda: [100, 200, 300])
     seeds: int = 2
 
 
 @dataclasses.dataclass
-class RealDataConfig:
-    seed: int = 0
-    smoke: bool = False
+class RealDataSchema(RunSchema):
     parts: list[str] = dataclasses.field(default_factory=lambda: ["accuracy", "ibn", "topology"])
     fixture: bool = False  # write and use a tiny data set and random encoder in the run folder
     data_root: str = ""
@@ -104,22 +97,23 @@ class RealDataConfig:
     n_boot: int = 1000
     level: float = 0.95
     figures: bool = True
-    datasets: dict[str, DataSetFields] = dataclasses.field(default_factory=_datasets)
-    features: FeatureFields = dataclasses.field(default_factory=FeatureFields)
-    head: HeadFields = dataclasses.field(default_factory=HeadFields)
-    accuracy: AccuracyFields = dataclasses.field(default_factory=AccuracyFields)
-    ibn: IBNFields = dataclasses.field(default_factory=IBNFields)
-    topology: TopologyFields = dataclasses.field(default_factory=TopologyFields)
+    datasets: dict[str, DataSetSchema] = dataclasses.field(default_factory=_datasets)
+    features: FeatureSchema = dataclasses.field(default_factory=FeatureSchema)
+    model: ModelSchema = dataclasses.field(default_factory=lambda: ModelSchema(family="mlp", hidden=[128]))
+    train: TrainSchema = dataclasses.field(default_factory=_head_train)
+    accuracy: AccuracySchema = dataclasses.field(default_factory=AccuracySchema)
+    ibn: RealIBNSchema = dataclasses.field(default_factory=RealIBNSchema)
+    topology: TopologySchema = dataclasses.field(default_factory=TopologySchema)
 
     SMOKE: ClassVar[dict[str, Any]] = {
         "fixture": True,
         "n_boot": 50,
-        "head.ensemble_size": 2,
-        "head.steps": 20,
-        "head.log_every": 20,
-        "head.warmup_steps": 2,
-        "head.batch_size": 16,
-        "head.hidden": [8],
+        "train.ensemble_size": 2,
+        "train.steps": 20,
+        "train.log_every": 20,
+        "train.warmup_steps": 2,
+        "train.batch_size": 16,
+        "model.hidden": [8],
         "ibn.k": 3,
         "ibn.M_values": [2, 4, 8],
         "ibn.f_pairs": 32,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from rm_theory.config.common import RunSchema
+
 
 @dataclasses.dataclass
-class StepConfig:
+class StepSchema:
     """One figure/table: an entry point, its preset, and the overrides of each scale."""
 
     entry: str = "ibn_scaling"
@@ -21,13 +23,11 @@ class StepConfig:
 
 
 @dataclasses.dataclass
-class ReproduceConfig:
-    seed: int = 0
-    smoke: bool = False
+class ReproduceSchema(RunSchema):
     scale: str = "quick"  # quick | paper
     only: list[str] = dataclasses.field(default_factory=list)  # run a subset of the steps
     data_dir: str = "../shared/data"
     step_timeout_s: int = 3600
-    steps: dict[str, StepConfig] = dataclasses.field(default_factory=dict)
+    steps: dict[str, StepSchema] = dataclasses.field(default_factory=dict)
 
     SMOKE: ClassVar[dict[str, Any]] = {"step_timeout_s": 600}

@@ -5,18 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from rm_theory.config.common import SpaceConfig, TreeConfig
+from rm_theory.config.common import LabelVarianceSchema, SeededRunSchema, SpaceSchema, TreeSchema
 
 
 @dataclasses.dataclass
-class LabelVarianceConfig:
-    model: str = "constant"  # constant | fisher
-    xi2: float = 4.0
-    beta: float = 1.0
-
-
-@dataclasses.dataclass
-class QueryConfig:
+class QuerySchema:
     num_pairs: int = 256
     kinds: list[str] = dataclasses.field(
         default_factory=lambda: ["independent", "depth", "low_temp", "best_of_n", "in_tree"]
@@ -27,7 +20,7 @@ class QueryConfig:
 
 
 @dataclasses.dataclass
-class SweepConfig:
+class SweepSchema:
     """Values of each study axis; every combination is a study point, run for every n."""
 
     n_values: list[int] = dataclasses.field(default_factory=lambda: [2**k for k in range(6, 17)])
@@ -39,8 +32,8 @@ class SweepConfig:
     temperature: list[float] = dataclasses.field(default_factory=lambda: [1.0])
 
 
-def _map_default() -> SweepConfig:
-    return SweepConfig(
+def _map_default() -> SweepSchema:
+    return SweepSchema(
         n_values=[4096],
         geometry=["tree", "metric"],
         regime=["polynomial", "logarithmic", "sublogarithmic"],
@@ -52,36 +45,33 @@ def _map_default() -> SweepConfig:
 
 
 @dataclasses.dataclass
-class ScalingConfig:
-    seed: int = 0
-    smoke: bool = False
-    seeds: int = 3
+class IBNScalingSchema(SeededRunSchema):
     figures: bool = True
     methods: list[str] = dataclasses.field(default_factory=lambda: ["path", "resistance"])
-    space: SpaceConfig = dataclasses.field(default_factory=SpaceConfig)
-    queries: QueryConfig = dataclasses.field(default_factory=QueryConfig)
-    label_variances: dict[str, LabelVarianceConfig] = dataclasses.field(
+    space: SpaceSchema = dataclasses.field(default_factory=SpaceSchema)
+    queries: QuerySchema = dataclasses.field(default_factory=QuerySchema)
+    label_variances: dict[str, LabelVarianceSchema] = dataclasses.field(
         default_factory=lambda: {
-            "large": LabelVarianceConfig("constant", 4.0),
-            "small": LabelVarianceConfig("constant", 0.05),
-            "fisher": LabelVarianceConfig("fisher", beta=1.0),
+            "large": LabelVarianceSchema("constant", 4.0),
+            "small": LabelVarianceSchema("constant", 0.05),
+            "fisher": LabelVarianceSchema("fisher", beta=1.0),
         }
     )
-    shapes: dict[str, TreeConfig] = dataclasses.field(
+    shapes: dict[str, TreeSchema] = dataclasses.field(
         default_factory=lambda: {
-            "root": TreeConfig(B=2, D=3, root_branching=True),
-            "deep": TreeConfig(B=2, D=3, root_branching=False),
+            "root": TreeSchema(B=2, D=3, root_branching=True),
+            "deep": TreeSchema(B=2, D=3, root_branching=False),
             # the same trees, but 4 sampled pairs of leaves per tree instead of all 28 (less redundancy)
-            "root_sparse": TreeConfig(B=2, D=3, root_branching=True, pairs="sampled", pairs_per_tree=4),
+            "root_sparse": TreeSchema(B=2, D=3, root_branching=True, pairs="sampled", pairs_per_tree=4),
             # wide and shallow: 16 leaves from 4 branches at the root and one more branch point
-            "wide": TreeConfig(B=4, D=2, root_branching=True, pairs="sampled", pairs_per_tree=8),
+            "wide": TreeSchema(B=4, D=2, root_branching=True, pairs="sampled", pairs_per_tree=8),
         }
     )
     # the n sweep (first figure) and the heat map of chain/tree ratios over the main axes
-    curve: SweepConfig = dataclasses.field(
-        default_factory=lambda: SweepConfig(label_variance=["large", "fisher"], budget=["comparisons", "tokens"])
+    curve: SweepSchema = dataclasses.field(
+        default_factory=lambda: SweepSchema(label_variance=["large", "fisher"], budget=["comparisons", "tokens"])
     )
-    map: SweepConfig = dataclasses.field(default_factory=_map_default)
+    map: SweepSchema = dataclasses.field(default_factory=_map_default)
 
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,

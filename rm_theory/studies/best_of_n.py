@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from rm_theory.common.stats import mean_ci
 from rm_theory.config.common import make_tree_sampling
 from rm_theory.config.downstream import (
-    BestOfNConfig,
+    BestOfNSchema,
     model_configs,
     task_space,
 )
@@ -38,12 +38,12 @@ log = logging.getLogger(__name__)
 TOPOLOGIES = ("chain", "tree")
 
 
-def run(cfg: BestOfNConfig, runlog: RunLog) -> dict:
+def run(cfg: BestOfNSchema, runlog: RunLog) -> dict:
     with jax.threefry_partitionable(False):
         return _best_of_n(cfg, runlog)
 
 
-def _best_of_n(cfg: BestOfNConfig, runlog: RunLog) -> dict:
+def _best_of_n(cfg: BestOfNSchema, runlog: RunLog) -> dict:
     tree = make_tree_sampling(cfg.tree)
     Ns = [2**k for k in range(cfg.log2_n_max + 1)]
     rows = []
@@ -55,9 +55,9 @@ def _best_of_n(cfg: BestOfNConfig, runlog: RunLog) -> dict:
         rng = np.random.default_rng(s)
         rm_tables = {"gold": tt.gold_PxY}
         for i, topo in enumerate(TOPOLOGIES):
-            comps, labels = labelled_data(space, topo, cfg.n, tree, cfg.label_beta, rng)
+            comps, labels = labelled_data(space, topo, cfg.n, tree, cfg.labels.beta, rng)
             rm_tables[topo], _ = reward_table(
-                space, comps, labels, *model_configs(space, cfg.rm), jax.random.fold_in(jax.random.key(s), i), x_all
+                space, comps, labels, *model_configs(space, cfg), jax.random.fold_in(jax.random.key(s), i), x_all
             )
         for rm, N in itertools.product(rm_tables, Ns):
             g_P = exact.best_of_n(ref, rm_tables[rm], tt.gold_PxY, N)

@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from rm_theory.config.common import make_space, make_tree_sampling
-from rm_theory.config.scaling import ScalingConfig
+from rm_theory.config.common import make_label_variance, make_space, make_tree_sampling
+from rm_theory.config.scaling import IBNScalingSchema
 from rm_theory.figures import ibn_scaling as ibn_scaling_figs
 from rm_theory.figures.common import save
-from rm_theory.ibn.network import LabelVariance
 from rm_theory.ibn.scaling import (
     AXES,
     expand_points,
@@ -31,7 +30,7 @@ from rm_theory.world.queries import QuerySpec
 log = logging.getLogger(__name__)
 
 
-def run(cfg: ScalingConfig, runlog: RunLog) -> dict:
+def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
     for name in {*cfg.curve.label_variance, *cfg.map.label_variance} - cfg.label_variances.keys():
         raise KeyError(f"label_variance {name!r} is not defined under label_variances")
     for name in {*cfg.curve.shape, *cfg.map.shape} - cfg.shapes.keys():
@@ -51,7 +50,7 @@ def run(cfg: ScalingConfig, runlog: RunLog) -> dict:
             dataclasses.replace(cfg.space, geometry=p.geometry, regime=p.regime, temperature=p.temperature)
         ),
         shapes={k: make_tree_sampling(v) for k, v in cfg.shapes.items()},
-        label_variances={k: LabelVariance(v.model, v.xi2, v.beta) for k, v in cfg.label_variances.items()},
+        label_variances={k: make_label_variance(v) for k, v in cfg.label_variances.items()},
         queries=QuerySpec(q.num_pairs, tuple(q.kinds), tuple(q.depths), q.low_temperature, q.bon_candidates),
         methods=tuple(cfg.methods),
     )

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from rm_theory.common.rng import str_hash
-from rm_theory.config.real_data import RealDataConfig
+from rm_theory.config.common import make_train
+from rm_theory.config.real_data import RealDataSchema
 from rm_theory.figures import real_data as plots_real
 from rm_theory.figures.common import save
 from rm_theory.ibn import real as real_ibn
@@ -54,7 +55,7 @@ from rm_theory.real.features import (
     train_heads,
 )
 from rm_theory.real.loaders import randomize_sides
-from rm_theory.rm.train import Ensemble, TrainConfig
+from rm_theory.rm.train import Ensemble
 from rm_theory.runs.folder import RunLog
 from rm_theory.world.records import PreferenceRecord
 
@@ -191,7 +192,7 @@ class Prepared:
 class Study:
     """Lazy per-data-set preparation shared by the parts of one run."""
 
-    def __init__(self, cfg: RealDataConfig, out_dir: Path):
+    def __init__(self, cfg: RealDataSchema, out_dir: Path):
         self.cfg = cfg
         paths = {k: v.path for k, v in cfg.datasets.items()}
         fc = cfg.features
@@ -206,20 +207,10 @@ class Study:
         self.encoder = load_encoder(encoder_dir, fc.max_len if not cfg.fixture else 32)
         self.encoder_load_s = time.perf_counter() - t
         self._prepared: dict[str, Prepared] = {}
-        h = cfg.head
-        self.tc = TrainConfig(
-            ensemble_size=h.ensemble_size,
-            steps=h.steps,
-            batch_size=h.batch_size,
-            lr=h.lr,
-            warmup_steps=h.warmup_steps,
-            weight_decay=h.weight_decay,
-            centre_coef=h.centre_coef,
-            log_every=h.log_every,
-        )
+        self.tc = make_train(cfg.train)
 
     def model(self, d: int):
-        return feature_model(self.cfg.head.hidden, d)
+        return feature_model(self.cfg.model.hidden, d)
 
     def get(self, name: str) -> Prepared:
         if name not in self._prepared:
@@ -361,7 +352,7 @@ def _baseline_rows(base: dict, b: dict) -> list[dict]:
     return out
 
 
-def _ibn_cfg(cfg: RealDataConfig) -> real_ibn.IBNConfig:
+def _ibn_cfg(cfg: RealDataSchema) -> real_ibn.IBNConfig:
     i = cfg.ibn
     return real_ibn.IBNConfig(k=i.k, c=i.c, gamma=i.gamma, xi2=i.xi2, mst=i.mst)
 
@@ -450,7 +441,7 @@ def topology_part(st: Study, runlog: RunLog) -> tuple[list[dict], dict]:
 PARTS = {"accuracy": accuracy_part, "ibn": ibn_part, "topology": topology_part}
 
 
-def run(cfg: RealDataConfig, runlog: RunLog) -> dict:
+def run(cfg: RealDataSchema, runlog: RunLog) -> dict:
     unknown = set(cfg.parts) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)}; known: {sorted(PARTS)}")

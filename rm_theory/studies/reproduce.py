@@ -18,14 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-from rm_theory.config.reproduce import ReproduceConfig, StepConfig
+from rm_theory.config.reproduce import ReproduceSchema, StepSchema
 from rm_theory.runs.folder import RunLog, read_json, write_json
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def step_command(name: str, step: StepConfig, scale: str, run_dir: Path, smoke: bool, seed: int) -> list[str]:
+def step_command(name: str, step: StepSchema, scale: str, run_dir: Path, smoke: bool, seed: int) -> list[str]:
     cmd = [sys.executable, "-m", f"experiments.{step.entry}"]
     if step.experiment:
         cmd.append(f"experiment={step.experiment}")
@@ -84,7 +84,7 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def write_report(cfg: ReproduceConfig, out: Path, statuses: dict[str, str], times: dict[str, float]) -> Path:
+def write_report(cfg: ReproduceSchema, out: Path, statuses: dict[str, str], times: dict[str, float]) -> Path:
     figs, confs = out / "figures", out / "configs"
     figs.mkdir(exist_ok=True)
     confs.mkdir(exist_ok=True)
@@ -133,7 +133,7 @@ def write_report(cfg: ReproduceConfig, out: Path, statuses: dict[str, str], time
     return report
 
 
-def run(cfg: ReproduceConfig, runlog: RunLog) -> dict:
+def run(cfg: ReproduceSchema, runlog: RunLog) -> dict:
     if cfg.scale not in ("quick", "paper"):
         raise ValueError(f"scale must be 'quick' or 'paper', got {cfg.scale!r}")
     unknown = set(cfg.only) - cfg.steps.keys()

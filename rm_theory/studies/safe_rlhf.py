@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from rm_theory.config.common import build, make_tree_sampling
+from rm_theory.config.common import build, make_labels, make_tree_sampling
 from rm_theory.config.downstream import (
-    SafeRLHFConfig,
+    SafeRLHFSchema,
     model_configs,
     task_space,
 )
@@ -26,7 +26,7 @@ from rm_theory.policy import safe_rlhf as srl
 from rm_theory.policy.rewards import leaf_inputs, score_table, to_pref_data
 from rm_theory.rm.train import train_reward_and_cost
 from rm_theory.runs.folder import RunLog
-from rm_theory.world.labels import LabelConfig, gold_cost, label_comparisons
+from rm_theory.world.labels import gold_cost, label_comparisons
 from rm_theory.world.spaces import Responses
 from rm_theory.world.topology import make_dataset
 
@@ -34,14 +34,14 @@ log = logging.getLogger(__name__)
 TOPOLOGIES = ("chain", "tree")
 
 
-def run(cfg: SafeRLHFConfig, runlog: RunLog) -> dict:
+def run(cfg: SafeRLHFSchema, runlog: RunLog) -> dict:
     with jax.threefry_partitionable(False):
         return _safe_rlhf(cfg, runlog)
 
 
-def _safe_rlhf(cfg: SafeRLHFConfig, runlog: RunLog) -> dict:
+def _safe_rlhf(cfg: SafeRLHFSchema, runlog: RunLog) -> dict:
     tree = make_tree_sampling(cfg.tree)
-    lcfg = LabelConfig(beta=cfg.label_beta, cost_beta=cfg.label_beta, rho=cfg.rho, cost_offset=cfg.cost_offset)
+    lcfg = make_labels(cfg.labels)
     ppo_cfg = build(ppo.PPOConfig, cfg.ppo)
     lag = srl.LagrangeConfig(
         threshold=cfg.threshold,
@@ -63,7 +63,7 @@ def _safe_rlhf(cfg: SafeRLHFConfig, runlog: RunLog) -> dict:
         rng = np.random.default_rng(s)
         comps = make_dataset(space, cfg.topology, cfg.n, rng, tree=tree)
         labels = label_comparisons(space, comps, lcfg, rng)
-        mc, tc = model_configs(space, cfg.rm)
+        mc, tc = model_configs(space, cfg)
         trained = train_reward_and_cost(mc, tc, to_pref_data(space, comps, labels), jax.random.key(s), progress=False)
         x_all = leaf_inputs(space)
         r = score_table(trained["reward"][0], space, x_all)

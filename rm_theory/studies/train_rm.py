@@ -19,11 +19,17 @@ import pandas as pd
 from tqdm import tqdm
 
 from rm_theory.common.rng import rng, tag
-from rm_theory.config.common import build, make_space, make_tree_sampling
-from rm_theory.config.train_rm import TrainRMConfig
+from rm_theory.config.common import (
+    make_label_variance,
+    make_labels,
+    make_model,
+    make_space,
+    make_train,
+    make_tree_sampling,
+)
+from rm_theory.config.train_rm import TrainRMSchema
 from rm_theory.figures import train_rm as plots_models
 from rm_theory.figures.common import save
-from rm_theory.ibn.network import LabelVariance
 from rm_theory.rm import sharding as distributed
 from rm_theory.rm.evaluate import (
     correlation,
@@ -34,9 +40,9 @@ from rm_theory.rm.evaluate import (
     theory_practice,
 )
 from rm_theory.rm.models import ModelConfig
-from rm_theory.rm.train import TrainConfig, train_ensemble, train_reward_and_cost
+from rm_theory.rm.train import train_ensemble, train_reward_and_cost
 from rm_theory.runs.folder import RunLog
-from rm_theory.world.labels import LabelConfig, label_comparisons
+from rm_theory.world.labels import label_comparisons
 from rm_theory.world.records import write_jsonl
 from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, ResponseSpace
 from rm_theory.world.synthetic import input_spec, to_pref_data, to_records
@@ -47,38 +53,19 @@ log = logging.getLogger(__name__)
 KEYS = ("regime", "n", "topology", "seed")
 
 
-def label_config(cfg: TrainRMConfig) -> LabelConfig:
-    return build(LabelConfig, cfg.labels)
-
-
-def model_config(cfg: TrainRMConfig, space: ResponseSpace) -> ModelConfig:
-    m = cfg.model
+def model_config(cfg: TrainRMSchema, space: ResponseSpace) -> ModelConfig:
     # A point has no token sequence: the metric geometry's model is the MLP on features.
-    family = "mlp" if isinstance(space, MetricSpace) else m.family
-    return ModelConfig(
-        family=family,
-        d_model=m.d_model,
-        heads=m.heads,
-        layers=m.layers,
-        mlp_dim=m.mlp_dim,
-        embed_dim=m.embed_dim,
-        hidden=tuple(m.hidden),
-        n_harm=cfg.labels.num_categories,
-        **input_spec(space),
-    )
-
-
-def train_config(cfg: TrainRMConfig) -> TrainConfig:
-    return build(TrainConfig, cfg.train)
+    family = "mlp" if isinstance(space, MetricSpace) else cfg.model.family
+    return make_model(cfg.model, family=family, n_harm=cfg.labels.num_categories, **input_spec(space))
 
 
 def run_point(
-    cfg: TrainRMConfig, regime: str, n: int, topology: str, seed: int, export_dir=None, mesh=None
+    cfg: TrainRMSchema, regime: str, n: int, topology: str, seed: int, export_dir=None, mesh=None
 ) -> tuple[dict, list[dict]]:
     """Train and evaluate the ensemble(s) of one (regime, n, topology, seed); one row and category rows."""
     space = make_space(dataclasses.replace(cfg.space, regime=regime))
     tree = make_tree_sampling(cfg.tree)
-    lc = label_config(cfg)
+    lc = make_labels(cfg.labels)
     # Queries depend on (seed, regime) only: every n and topology is judged on the same pairs.
     q = query_pairs(space, cfg.num_queries, rng("queries", seed, regime), lc)
     comps = make_dataset(space, topology, n, rng("data", seed, regime, n, topology), budget=cfg.budget, tree=tree)
@@ -92,7 +79,7 @@ def run_point(
             to_records(space, comps, labels),
         )
 
-    mc, tc = model_config(cfg, space), train_config(cfg)
+    mc, tc = model_config(cfg, space), make_train(cfg.train)
     key = jax.random.fold_in(jax.random.key(seed), tag(regime, n, topology)[0] % 2**31)
     if cfg.cost:
         trained = train_reward_and_cost(mc, tc, syn.data, key, progress=False, mesh=mesh)
@@ -100,7 +87,7 @@ def run_point(
         trained = {"reward": train_ensemble(mc, tc, syn.data, key, progress=False, mesh=mesh)}
     reward, history = trained["reward"]
     rm, var_Q = reward_metrics(reward.score(q.x), q)
-    lv = LabelVariance(cfg.ibn.model, cfg.ibn.xi2, lc.beta)
+    lv = make_label_variance(cfg.ibn)
     tp = theory_practice(var_Q, ibn_resistance(space, comps, q, lv))
     row = {
         "regime": regime,
@@ -166,7 +153,7 @@ def headline(df: pd.DataFrame, beta: float) -> dict:
     return out
 
 
-def run(cfg: TrainRMConfig, runlog: RunLog) -> dict:
+def run(cfg: TrainRMSchema, runlog: RunLog) -> dict:
     distributed.maybe_initialize(cfg.distributed)  # multi-host: before any other JAX work
     mesh = distributed.make_mesh(cfg.distributed, cfg.train.ensemble_size)
     for t in cfg.topologies:

@@ -18,10 +18,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from rm_theory.common.stats import mean_ci
-from rm_theory.config.common import build, make_tree_sampling
+from rm_theory.config.common import SpaceSchema, build, make_tree_sampling
 from rm_theory.config.downstream import (
-    TaskConfig,
-    WinRatesConfig,
+    WinRatesSchema,
     model_configs,
     task_space,
 )
@@ -51,12 +50,12 @@ COMPARISONS = (
 )
 
 
-def run(cfg: WinRatesConfig, runlog: RunLog) -> dict:
+def run(cfg: WinRatesSchema, runlog: RunLog) -> dict:
     with jax.threefry_partitionable(False):
         return _win_rates(cfg, runlog)
 
 
-def _win_point(cfg: WinRatesConfig, name: str, task: TaskConfig, n: int, frac: float, runlog: RunLog):
+def _win_point(cfg: WinRatesSchema, name: str, task: SpaceSchema, n: int, frac: float, runlog: RunLog):
     """One (task, n, incomplete fraction) point, all seeds: policies, wins, curves, annotation."""
     tree = dataclasses.replace(make_tree_sampling(cfg.tree), incomplete_frac=frac)
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
@@ -68,9 +67,9 @@ def _win_point(cfg: WinRatesConfig, name: str, task: TaskConfig, n: int, frac: f
         rng = np.random.default_rng([s, n, int(frac * 1000)])
         x_all = leaf_inputs(sp)
         for i, topo in enumerate(TOPOLOGIES):
-            comps, labels = labelled_data(sp, topo, n, tree, cfg.label_beta, rng)
+            comps, labels = labelled_data(sp, topo, n, tree, cfg.labels.beta, rng)
             table, acc = reward_table(
-                sp, comps, labels, *model_configs(sp, cfg.rm), jax.random.fold_in(jax.random.key(s), i), x_all
+                sp, comps, labels, *model_configs(sp, cfg), jax.random.fold_in(jax.random.key(s), i), x_all
             )
             rm_tables.append(table)
             rm_acc[(s, topo)] = acc
@@ -156,7 +155,7 @@ def _win_point(cfg: WinRatesConfig, name: str, task: TaskConfig, n: int, frac: f
     return rows, wins, curves, ann
 
 
-def _win_rates(cfg: WinRatesConfig, runlog: RunLog) -> dict:
+def _win_rates(cfg: WinRatesSchema, runlog: RunLog) -> dict:
     unknown = set(cfg.run_tasks) - cfg.tasks.keys()
     if unknown:
         raise KeyError(f"run_tasks names tasks that are not defined under tasks: {sorted(unknown)}")
