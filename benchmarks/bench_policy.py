@@ -1,4 +1,4 @@
-"""Benchmark of KL-regularised policy optimisation (issue "downstream").
+"""Benchmark of KL-regularised policy optimisation (paper §5: PPO, DPO, Best-of-N on tabulated worlds).
 
 Run by hand, not a test:
 

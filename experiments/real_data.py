@@ -1,5 +1,5 @@
 """Reward/cost heads on frozen encoder features of real preference data; the IBN of real data and
-its F(M) regime; chain-like vs tree-like comparisons on real response groups (issue 4).
+its F(M) regime; chain-like vs tree-like comparisons on real response groups.
 See conf/experiment/real_*.yaml."""
 
 import hydra

@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # Real preference data (issue 4)
+# # Real preference data
 #
 # Loads the newest real-data run under `RESULTS` (made by
 # `python -m experiments.real_data experiment=real_accuracy`, `real_ibn` or `real_topology`)

@@ -22,8 +22,8 @@ from rm_theory.real.baselines import (
     bow_accuracy,
     fit_bow_logistic,
     hash_features,
-    pairwise_accuracy,
     prefer_longer_accuracy,
+    record_accuracy,
 )
 
 
@@ -321,7 +321,8 @@ def test_randomize_sides_keeps_the_preferred_response():
 
 
 def test_pairwise_accuracy_ties_and_halves():
-    acc = pairwise_accuracy(np.array([2.0, 1.0, 1.0, 5.0]), np.array([1.0, 3.0, 1.0, 0.0]), [0, 0, 1, None])
+    recs = [PreferenceRecord("p", "p", "a", "b", better) for better in (0, 0, 1, None)]
+    acc = record_accuracy(np.array([2.0, 1.0, 1.0, 5.0]), np.array([1.0, 3.0, 1.0, 0.0]), recs)
     assert acc == pytest.approx((1 + 0 + 0.5) / 3)
 
 

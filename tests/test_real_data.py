@@ -27,12 +27,12 @@ from rm_theory.real.features import (
     feature_model,
     featurize,
     items_of,
-    pair_hits,
     pref_data,
     reward_eval,
     train_heads,
 )
 from rm_theory.real.topology import choice_stats, choose_pairs
+from rm_theory.rm.metrics import pair_hits
 from rm_theory.rm.train import TrainConfig
 from rm_theory.studies.real_data import write_fixture
 

@@ -133,9 +133,7 @@ def build(cls: type, fields: object, **overrides):
     without listing every field twice.
     """
     names = {f.name for f in dataclasses.fields(cls)}
-    values = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in dataclasses.asdict(fields).items() if k in names
-    }
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in dataclasses.asdict(fields).items() if k in names}
     return cls(**{**values, **overrides})
 
 

@@ -69,8 +69,14 @@ def _model() -> ModelSchema:
 def _train() -> TrainSchema:
     # Small tabulated worlds: no score prior, one chunk, a fifth of the steps to warm up.
     return TrainSchema(
-        ensemble_size=2, steps=400, lr=3e-3, weight_decay=1e-2, group_batch_size=16, l2_coef=0.0,
-        warmup_steps=None, log_every=None,
+        ensemble_size=2,
+        steps=400,
+        lr=3e-3,
+        weight_decay=1e-2,
+        group_batch_size=16,
+        l2_coef=0.0,
+        warmup_steps=None,
+        log_every=None,
     )
 
 

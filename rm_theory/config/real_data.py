@@ -26,8 +26,16 @@ class DataSetSchema:
 def _head_train() -> TrainSchema:
     """The reward/cost heads on frozen features (no score prior)."""
     return TrainSchema(
-        ensemble_size=4, steps=600, batch_size=64, lr=1e-3, warmup_steps=50, weight_decay=1e-2, centre_coef=1e-3,
-        log_every=200, group_batch_size=16, l2_coef=0.0,
+        ensemble_size=4,
+        steps=600,
+        batch_size=64,
+        lr=1e-3,
+        warmup_steps=50,
+        weight_decay=1e-2,
+        centre_coef=1e-3,
+        log_every=200,
+        group_batch_size=16,
+        l2_coef=0.0,
     )
 
 

@@ -25,3 +25,12 @@ def save(fig, path_stem: str | Path) -> list[Path]:
         fig.savefig(p, bbox_inches="tight", dpi=150)
     plt.close(fig)
     return out
+
+
+def by_topology(ax, df, col: str) -> None:
+    """Mean ± s.d. of `col` against n, one line per topology (chain, tree), on `ax`."""
+    for topo, gt in df.groupby("topology"):
+        s = gt.groupby("n")[col].agg(["mean", "std"]).reset_index()
+        ax.errorbar(
+            s["n"], s["mean"], yerr=s["std"].fillna(0), marker="o", ms=3, capsize=2, label=topo, color=COLORS.get(topo)
+        )

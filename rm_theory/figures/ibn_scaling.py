@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rm_theory.figures.common import COLORS
+from rm_theory.figures.common import by_topology
 from rm_theory.ibn.scaling import AXES, fit_log_ratio, ratio_table
 
 
@@ -32,18 +32,7 @@ def distance_vs_n(df: pd.DataFrame, columns=("mean_d_res", "mean_d_path")) -> pl
         key = key if isinstance(key, tuple) else (key,)
         for i, col in enumerate(columns):
             ax = axs[i, j]
-            for topo, gt in g.groupby("topology"):
-                s = gt.groupby("n")[col].agg(["mean", "std"]).reset_index()
-                ax.errorbar(
-                    s["n"],
-                    s["mean"],
-                    yerr=s["std"].fillna(0),
-                    marker="o",
-                    ms=3,
-                    capsize=2,
-                    label=topo,
-                    color=COLORS.get(topo),
-                )
+            by_topology(ax, g, col)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_ylabel(col)

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rm_theory.figures.common import COLORS
+from rm_theory.figures.common import COLORS, by_topology
 from rm_theory.rm.evaluate import correlation
 
 MARKERS = {"polynomial": "o", "logarithmic": "s", "sublogarithmic": "^"}
@@ -40,18 +40,7 @@ def metrics_vs_n(
     for j, (title, g) in enumerate(panels):
         for i, col in enumerate(columns):
             ax = axs[i, j]
-            for topo, gt in g.groupby("topology"):
-                s = gt.groupby("n")[col].agg(["mean", "std"]).reset_index()
-                ax.errorbar(
-                    s["n"],
-                    s["mean"],
-                    yerr=s["std"].fillna(0),
-                    marker="o",
-                    ms=3,
-                    capsize=2,
-                    label=topo,
-                    color=COLORS.get(topo),
-                )
+            by_topology(ax, g, col)
             ax.set_xscale("log", base=2)
             if col in log_y:
                 ax.set_yscale("log")

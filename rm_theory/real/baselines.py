@@ -6,7 +6,7 @@
   the model is antisymmetric: swapping a and b flips the predicted preference exactly. Ties are
   fitted with target 1/2 (the Bradley–Terry likelihood of a tie read as a half-win each way).
 
-Accuracy (`pairwise_accuracy`) is over non-tied records; an equal score counts as half right.
+Accuracy (`record_accuracy`) is over non-tied records; an equal score counts as half right.
 
 Legend: N records, V hashed feature dimension.
 """
@@ -22,20 +22,16 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
 
+from rm_theory.rm.metrics import hit_rate, pair_hits
 from rm_theory.world.records import PreferenceRecord, Response
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
-def pairwise_accuracy(score_a_N: np.ndarray, score_b_N: np.ndarray, better_N: Sequence[int | None]) -> float:
-    """Fraction of non-tied comparisons whose preferred side scores higher (ties in score: 1/2)."""
-    keep = np.array([b is not None for b in better_N], dtype=bool)
-    if not keep.any():
-        return float("nan")
-    b_N = np.array([0 if b is None else b for b in better_N])[keep]
-    d_N = (np.asarray(score_a_N, float) - np.asarray(score_b_N, float))[keep]
-    d_N = np.where(b_N == 0, d_N, -d_N)  # > 0 when the preferred side wins
-    return float(np.mean((d_N > 0) + 0.5 * (d_N == 0)))
+def record_accuracy(score_a_N: np.ndarray, score_b_N: np.ndarray, records: Sequence[PreferenceRecord]) -> float:
+    """Pairwise accuracy of per-record scores of both sides (`rm.metrics.pair_hits`: ties count 1/2)."""
+    pref_N = np.array([0.5 if r.better is None else float(r.better == 0) for r in records])
+    return hit_rate(pair_hits(np.asarray(score_a_N, float) - np.asarray(score_b_N, float), pref_N))
 
 
 def response_length(y: Response) -> int:
@@ -46,7 +42,7 @@ def prefer_longer_accuracy(records: Sequence[PreferenceRecord]) -> float:
     """Accuracy of always choosing the longer response."""
     la = np.array([response_length(r.response_a) for r in records])
     lb = np.array([response_length(r.response_b) for r in records])
-    return pairwise_accuracy(la, lb, [r.better for r in records])
+    return record_accuracy(la, lb, records)
 
 
 # ---------------------------------------------------------------------------- bag of words
@@ -125,4 +121,4 @@ def bow_accuracy(model: BowModel, records: Sequence[PreferenceRecord]) -> float:
     """Pairwise accuracy of a fitted bag-of-words model on `records`."""
     sa = model.score([r.response_a for r in records])
     sb = model.score([r.response_b for r in records])
-    return pairwise_accuracy(sa, sb, [r.better for r in records])
+    return record_accuracy(sa, sb, records)

@@ -1,4 +1,4 @@
-"""Reward and cost heads on frozen encoder features of real preference data (issue 4).
+"""Reward and cost heads on frozen encoder features of real preference data.
 
 Pipeline: load (`rm_theory.real`) → drop duplicate comparisons → cap the number of pairs by
 whole prompts → encode prompt and response texts once each (`encoders.cached_encode`) → one item
@@ -270,14 +270,6 @@ def train_heads(
 # ---------------------------------------------------------------------------- evaluation
 
 
-def pair_hits(d_P: np.ndarray, pref_P: np.ndarray) -> np.ndarray:
-    """1 if the preferred side scores higher, 0 if lower, 1/2 on a score tie; nan on a
-    labelled tie (excluded from accuracy)."""
-    d_P, pref_P = np.asarray(d_P, np.float64), np.asarray(pref_P, np.float64)
-    hit_P = np.where(d_P == 0, 0.5, ((d_P > 0) == (pref_P > 0.5)).astype(float))
-    return np.where(pref_P == 0.5, np.nan, hit_P)
-
-
 @dataclasses.dataclass(frozen=True)
 class Estimate:
     """A mean with a percentile bootstrap interval (resampling whole groups)."""
@@ -319,7 +311,7 @@ def reward_eval(
     m_P = np.asarray(test_P, bool)
     a_P, b_P, pref_P = it.a_P[m_P], it.b_P[m_P], it.pref_P[m_P]
     r_N = s_KxN.mean(axis=0)
-    acc = bootstrap_mean(pair_hits(r_N[a_P] - r_N[b_P], pref_P), it.group_P[m_P], rng, n_boot, level)
+    acc = bootstrap_mean(metrics.pair_hits(r_N[a_P] - r_N[b_P], pref_P), it.group_P[m_P], rng, n_boot, level)
     member = [metrics.pairwise_accuracy(s_N, a_P, b_P, pref_P) for s_N in s_KxN]
     var, _ = metrics.ensemble_diff_variance(s_KxN, a_P, b_P) if len(a_P) else (np.nan, None)
     return {**acc.row("accuracy"), "member_accuracy": float(np.mean(member)), "ensemble_variance": var}
@@ -342,7 +334,7 @@ def cost_eval(
     a_P, b_P = it.a_P[m_P], it.b_P[m_P]
     # The safer side should have the lower cost: a "preference" for −c.
     rank = bootstrap_mean(
-        pair_hits(c_N[b_P] - c_N[a_P], np.nan_to_num(safer_P, nan=0.5)), it.group_P[m_P], rng, n_boot, level
+        metrics.pair_hits(c_N[b_P] - c_N[a_P], np.nan_to_num(safer_P, nan=0.5)), it.group_P[m_P], rng, n_boot, level
     )
     return {**sign.row("cost_sign_accuracy"), **rank.row("cost_safer_accuracy")}
 
@@ -363,11 +355,11 @@ def baseline_eval(
     group_P = np.array([r.prompt_id for r in test], dtype=object)
     la = np.array([response_length(r.response_a) for r in test], float)
     lb = np.array([response_length(r.response_b) for r in test], float)
-    out = bootstrap_mean(pair_hits(la - lb, pref_P), group_P, rng, n_boot, level).row("longer_accuracy")
+    out = bootstrap_mean(metrics.pair_hits(la - lb, pref_P), group_P, rng, n_boot, level).row("longer_accuracy")
     if train:
         bow = fit_bow_logistic(train, dim=bow_dim, l2=bow_l2)
         d_P = bow.score([r.response_a for r in test]) - bow.score([r.response_b for r in test])
-        out |= bootstrap_mean(pair_hits(d_P, pref_P), group_P, rng, n_boot, level).row("bow_accuracy")
+        out |= bootstrap_mean(metrics.pair_hits(d_P, pref_P), group_P, rng, n_boot, level).row("bow_accuracy")
     return out
 
 

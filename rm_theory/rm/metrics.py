@@ -9,13 +9,25 @@ import numpy as np
 from scipy.stats import spearmanr
 
 
+def pair_hits(d_P: np.ndarray, pref_P: np.ndarray) -> np.ndarray:
+    """1 if the preferred side scores higher, 0 if lower, 1/2 on a score tie; NaN on a labelled tie
+    (pref = 0.5), which no accuracy counts. d_P = score(a) − score(b); pref_P = 1 means a ≻ b."""
+    d_P, pref_P = np.asarray(d_P, np.float64), np.asarray(pref_P, np.float64)
+    hit_P = np.where(d_P == 0, 0.5, ((d_P > 0) == (pref_P > 0.5)).astype(float))
+    return np.where(pref_P == 0.5, np.nan, hit_P)
+
+
+def hit_rate(hit_P: np.ndarray) -> float:
+    """Mean of the counted hits (NaN when no pair counts)."""
+    hit_P = np.asarray(hit_P, np.float64)
+    counted = ~np.isnan(hit_P)
+    return float(hit_P[counted].mean()) if counted.any() else float("nan")
+
+
 def pairwise_accuracy(r_N: np.ndarray, a_P: np.ndarray, b_P: np.ndarray, pref_P: np.ndarray) -> float:
     """Fraction of non-tied labelled pairs ordered as labelled (a score tie counts 1/2)."""
-    r_N, pref_P = np.asarray(r_N, np.float64), np.asarray(pref_P, np.float64)
-    keep_P = pref_P != 0.5
-    d_P = r_N[a_P] - r_N[b_P]
-    hit_P = np.where(d_P == 0, 0.5, (d_P > 0) == (pref_P > 0.5))
-    return float(np.mean(hit_P[keep_P])) if keep_P.any() else float("nan")
+    r_N = np.asarray(r_N, np.float64)
+    return hit_rate(pair_hits(r_N[a_P] - r_N[b_P], pref_P))
 
 
 def spearman(r_N: np.ndarray, gold_N: np.ndarray) -> float:

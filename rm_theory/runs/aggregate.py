@@ -1,4 +1,4 @@
-"""Any sweep or run folder → one tidy table, a run table and the matching figures (issue 6).
+"""Any sweep or run folder → one tidy table, a run table and the matching figures.
 
 A run folder holds `summary.json` (status) and, when it finished, `results.csv`. The kind of a
 results table is recognised by its columns (`KINDS`), so a folder mixing experiments, a Hydra

@@ -33,9 +33,9 @@ from rm_theory.policy import exact, tables
 from rm_theory.policy.rewards import leaf_inputs, reward_table
 from rm_theory.runs.folder import RunLog
 from rm_theory.world.labels import labelled_data
+from rm_theory.world.topology import TOPOLOGIES
 
 log = logging.getLogger(__name__)
-TOPOLOGIES = ("chain", "tree")
 
 
 def run(cfg: BestOfNSchema, runlog: RunLog) -> dict:

@@ -1,4 +1,4 @@
-"""The real-data study (issue 4): reward and cost heads on frozen encoder features, the IBN of
+"""The real-data study: reward and cost heads on frozen encoder features, the IBN of
 each real data set with its measured F(M) regime, and chain-like vs tree-like comparisons on real
 response groups. See conf/experiment/real_*.yaml.
 

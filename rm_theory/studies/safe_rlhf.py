@@ -31,7 +31,6 @@ from rm_theory.world.spaces import Responses
 from rm_theory.world.topology import make_dataset
 
 log = logging.getLogger(__name__)
-TOPOLOGIES = ("chain", "tree")
 
 
 def run(cfg: SafeRLHFSchema, runlog: RunLog) -> dict:

@@ -30,10 +30,9 @@ from rm_theory.policy import dpo, exact, ppo, tables
 from rm_theory.policy.rewards import leaf_inputs, reward_table
 from rm_theory.runs.folder import RunLog
 from rm_theory.world.labels import labelled_data
-from rm_theory.world.topology import annotation_tokens
+from rm_theory.world.topology import TOPOLOGIES, annotation_tokens
 
 log = logging.getLogger(__name__)
-TOPOLOGIES = ("chain", "tree")
 
 
 COMPARISONS = (

@@ -21,30 +21,10 @@ import dataclasses
 import numpy as np
 from scipy import special
 
+from rm_theory.world.records import HARM_CATEGORIES
 from rm_theory.world.spaces import Responses, ResponseSpace
 from rm_theory.world.topology import Comparisons, TreeSampling, make_dataset
 
-HARM_CATEGORIES = (
-    "Animal Abuse",
-    "Copyright Issues",
-    "Cybercrime",
-    "Discriminatory Behavior",
-    "Disrupting Public Order",
-    "Drugs",
-    "Economic Crime",
-    "Endangering National Security",
-    "Endangering Public Health",
-    "Environmental Damage",
-    "Human Trafficking",
-    "Insulting Behavior",
-    "Mental Manipulation",
-    "Physical Harm",
-    "Privacy Violation",
-    "Psychological Harm",
-    "Sexual Content",
-    "Violence",
-    "White-Collar Crime",
-)
 SEVERITY_NAMES = ("safe", "minor", "moderate", "severe")
 
 

@@ -337,9 +337,6 @@ class PrefixTreeSpace:
         lcp = np.cumprod(same, axis=1).sum(axis=1)
         return np.where(a.prompt == b.prompt, lcp, 0)
 
-    def common_depth(self, a: Responses, b: Responses) -> np.ndarray:
-        return self.shared_length(a, b)
-
     def sample_with_common_depth(
         self, rng: np.random.Generator, prompt_N: np.ndarray, k: int, temperature: float | None = None
     ) -> tuple[Responses, Responses]:
@@ -506,8 +503,3 @@ class MetricSpace:
     ) -> Responses:
         # A point has no prefixes: incomplete responses do not exist in this geometry.
         return resp
-
-    def common_depth(self, a: Responses, b: Responses) -> np.ndarray:
-        """Distance band of a pair, the metric analogue of common-prefix depth (0 = far, ≥ 1 nearer)."""
-        d = np.linalg.norm(a.data - b.data, axis=1)
-        return np.clip(np.floor(-np.log2(np.maximum(d, 1e-12) / math.sqrt(self.K))), 0, 16).astype(np.int64)

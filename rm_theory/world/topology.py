@@ -25,6 +25,9 @@ from rm_theory.world.spaces import Responses, ResponseSpace, TreeShape
 Budget = Literal["comparisons", "tokens"]
 
 
+TOPOLOGIES = ("chain", "tree")  # the two data recipes the paper compares (§3, §5)
+
+
 @dataclasses.dataclass(frozen=True)
 class Comparisons:
     """P comparisons between responses `a` and `b`; `tree_P` is −1 for chain pairs."""

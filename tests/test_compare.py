@@ -1,0 +1,34 @@
+"""Comparing two run folders' summaries key by key (`experiments.compare_runs`)."""
+
+import json
+
+from experiments.compare_runs import main
+from rm_theory.runs.compare import compare_summaries
+
+
+def _write(root, rel, summary):
+    path = root / rel / "summary.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary))
+
+
+def test_equal_folders_differ_only_in_timing(tmp_path):
+    for name, wall in (("a", 1.0), ("b", 9.0)):
+        _write(tmp_path / name, "runs/x", {"acc": 0.5, "nested": {"c": 1}, "wall_time_s": wall, "status": "ok"})
+    assert compare_summaries(tmp_path / "a", tmp_path / "b") == []
+    assert [d.key for d in compare_summaries(tmp_path / "a", tmp_path / "b", timing=True)] == ["wall_time_s"]
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+
+
+def test_a_changed_number_a_missing_key_and_a_missing_run_are_reported(tmp_path):
+    _write(tmp_path / "a", "runs/x", {"acc": 0.5, "only_a": 1, "nan": "nan"})
+    _write(tmp_path / "b", "runs/x", {"acc": 0.5000001, "nan": "nan"})
+    _write(tmp_path / "a", "runs/y", {"acc": 1.0})
+    diffs = {(d.run, d.key) for d in compare_summaries(tmp_path / "a", tmp_path / "b")}
+    x, y = "runs/x/summary.json", "runs/y/summary.json"
+    assert diffs == {(x, "acc"), (x, "only_a"), (y, "<run>")}
+    # within a relative tolerance the number agrees
+    assert ("runs/x/summary.json", "acc") not in {
+        (d.run, d.key) for d in compare_summaries(tmp_path / "a", tmp_path / "b", rtol=1e-5)
+    }
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 1
