@@ -32,3 +32,9 @@ def test_a_changed_number_a_missing_key_and_a_missing_run_are_reported(tmp_path)
         (d.run, d.key) for d in compare_summaries(tmp_path / "a", tmp_path / "b", rtol=1e-5)
     }
     assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+
+
+def test_paths_inside_each_folder_compare_relative_to_it(tmp_path):
+    for name in ("a", "b"):
+        _write(tmp_path / name, ".", {"report": str((tmp_path / name).resolve() / "report.md")})
+    assert compare_summaries(tmp_path / "a", tmp_path / "b") == []

@@ -121,3 +121,20 @@ def test_local_ray_sweep_runs_every_job(tmp_path, project_root):
         "+hydra.launcher.ray.init.num_cpus=2",
     ]
     _two_seed_sweep(tmp_path, project_root, ray_args, env)
+
+
+def test_each_seed_draws_its_own_world_unless_told_not_to():
+    import dataclasses
+
+    import numpy as np
+
+    from rm_theory.config.common import SpaceSchema, make_space
+    from rm_theory.world.spaces import Responses
+
+    leaves = Responses(np.zeros(4, np.int64), np.arange(4)[:, None].repeat(10, 1) % 4)
+    per_seed = SpaceSchema()
+    gold = lambda cfg, seed: make_space(cfg, seed).gold_reward(leaves)
+    assert per_seed.field_per_seed
+    assert not np.allclose(gold(per_seed, 0), gold(per_seed, 1))
+    shared = dataclasses.replace(per_seed, field_per_seed=False)
+    np.testing.assert_array_equal(gold(shared, 0), gold(shared, 1))

@@ -29,7 +29,8 @@ def check_outputs(out, s, cost: bool):
         "gold_accuracy_chain",
         "gold_accuracy_tree",
         "ensemble_variance_chain",
-        "theory_practice_corr",
+        "theory_practice_pair_spearman",
+        "theory_practice_corr_pooled",
     ]
     for key in keys + ["cost_sign_accuracy"] * cost:
         assert key in s, key

@@ -108,3 +108,36 @@ def test_metric_field_variogram_scales_like_distance_to_gamma():
         vario[h] = np.mean((r(x) - r(y)) ** 2)
     # Quadrupling the distance multiplies the variogram by about 4^γ = 4.
     assert vario[0.08] / vario[0.02] == pytest.approx(4.0, rel=0.35)
+
+
+def _metric_moments(gamma: float, hs: tuple[float, ...], seeds: int = 300, points: int = 20):
+    """Monte Carlo over field seeds: E[r(x)²] and Var[r(x) − r(x+h)] of the metric gold field."""
+    rng = np.random.default_rng(1)
+    sq, vario = [], {h: [] for h in hs}
+    for seed in range(seeds):
+        space = MetricSpace(K=2, num_prompts=1, gamma=gamma, c=1.0, seed=seed)
+        x = rng.uniform(0.2, 0.5, (points, 2))
+        d = rng.normal(size=(points, 2))
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        r = lambda z: space.gold_reward(Responses(np.zeros(len(z), dtype=np.int64), z))
+        r0 = r(x)
+        sq.append(r0**2)
+        for h in hs:
+            vario[h].append((r0 - r(x + h * d)) ** 2)
+    return space, float(np.mean(sq)), {h: float(np.mean(v)) for h, v in vario.items()}
+
+
+def test_metric_field_variogram_equals_the_ib_edge_variance():
+    """THEORY.md §2: the IBN's IB edge variance c·dist^γ is the field's own variogram (not twice it),
+    over the documented range of distances."""
+    space, _, vario = _metric_moments(1.0, (0.01, 0.05, 0.2))
+    for h, v in vario.items():
+        assert v == pytest.approx(space.c * h**space.gamma, rel=0.05), h
+
+
+def test_metric_field_variance_is_what_the_labels_scale_by():
+    from rm_theory.world.labels import _field_scale
+
+    space, mean_sq, _ = _metric_moments(1.0, ())
+    assert mean_sq == pytest.approx(space.field_variance, rel=0.05)
+    assert _field_scale(space) ** 2 == pytest.approx(space.field_variance)

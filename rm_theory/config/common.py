@@ -41,6 +41,9 @@ class SpaceSchema:
     num_prompts: int = 16
     temperature: float = 1.0
     field_seed: int = 0
+    # Each seed of a study draws its own world (gold field and reference policy: field_seed + seed),
+    # so intervals over seeds are over worlds; false shares one world across seeds.
+    field_per_seed: bool = True
     # prefix-tree geometry
     V: int = 4
     L: int = 10
@@ -137,11 +140,13 @@ def build(cls: type, fields: object, **overrides):
     return cls(**{**values, **overrides})
 
 
-def make_space(cfg: SpaceSchema) -> ResponseSpace:
+def make_space(cfg: SpaceSchema, seed: int = 0) -> ResponseSpace:
+    """The space of a study's `seed`: its own world when `field_per_seed`, else `field_seed`'s."""
+    field_seed = cfg.field_seed + (seed if cfg.field_per_seed else 0)
     if cfg.geometry == "tree":
-        return build(PrefixTreeSpace, cfg, seed=cfg.field_seed)
+        return build(PrefixTreeSpace, cfg, seed=field_seed)
     if cfg.geometry == "metric":
-        return build(MetricSpace, cfg, seed=cfg.field_seed)
+        return build(MetricSpace, cfg, seed=field_seed)
     raise ValueError(f"space.geometry must be 'tree' or 'metric', got {cfg.geometry!r}")
 
 

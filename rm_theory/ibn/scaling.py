@@ -1,10 +1,10 @@
 """The chain-vs-tree scaling study (paper Theorem 4.5 / Table 2; THEORY.md §2 "Generalisation measure").
 
 A study point fixes the geometry, structural regime, label-variance model, budget, tree shape and
-reference-policy temperature. For each point, n and seed, chain and tree data sets are drawn, their
-IBNs built with every query set's items as extra nodes, and the mean inference distance (path and
-resistance) recorded per query set. Queries depend on the seed and point but not on the topology or
-n, so chain and tree are compared on the same pairs.
+reference-policy temperature. A cell is (point, n, seed): its query sets are drawn once, chain and
+tree data sets are drawn, their IBNs built with every query item as an extra node, and both are
+measured on the same pairs (the cell's in-tree pairs included). Means are over the pairs reachable
+in both networks, so every chain/tree ratio is a paired ratio with an interval over pairs and seeds.
 
 The paper's claim: in regime 𝔄 (large label variance) with polynomial F, tree data reduces the
 distance by up to Θ(log n / log log n). `fit_log_ratio` fits c·log n / log log n to the measured
@@ -25,7 +25,7 @@ from rm_theory.common.rng import rng
 from rm_theory.ibn.network import LabelVariance, ibn_network
 from rm_theory.world.queries import QuerySpec, sample_query_sets, stack_queries
 from rm_theory.world.spaces import ResponseSpace
-from rm_theory.world.topology import TreeSampling, annotation_tokens, make_dataset
+from rm_theory.world.topology import TOPOLOGIES, TreeSampling, annotation_tokens, make_dataset
 
 AXES = ("geometry", "regime", "label_variance", "budget", "shape", "temperature")
 
@@ -52,115 +52,157 @@ def expand_points(axes: dict[str, list]) -> list[StudyPoint]:
     return points
 
 
-def run_point(
+def _paired(dc_Q: np.ndarray, dt_Q: np.ndarray) -> dict[str, float]:
+    """chain/tree ratio of mean distances over the pairs reachable in both networks, with the
+    delta-method standard error of that ratio over those pairs (pairs drawn independently)."""
+    both = np.isfinite(dc_Q) & np.isfinite(dt_Q)
+    c, t = dc_Q[both], dt_Q[both]
+    n = int(both.sum())
+    if n == 0 or t.mean() <= 0:
+        return {
+            "pairs": n,
+            "ratio": float("nan"),
+            "se": float("nan"),
+            "mean_chain": float("nan"),
+            "mean_tree": float("nan"),
+        }
+    r = c.mean() / t.mean()
+    # Var(mean_c / mean_t) ≈ Var(c − r·t) / (N · mean_t²) to first order.
+    se = float(np.std(c - r * t, ddof=1) / (np.sqrt(n) * t.mean())) if n > 1 else float("nan")
+    return {"pairs": n, "ratio": float(r), "se": se, "mean_chain": float(c.mean()), "mean_tree": float(t.mean())}
+
+
+def run_cell(
     point: StudyPoint,
-    topology: str,
     n: int,
     seed: int,
     *,
-    space_of: Callable[[StudyPoint], ResponseSpace],
+    space_of: Callable[[StudyPoint, int], ResponseSpace],
     shapes: dict[str, TreeSampling],
     label_variances: dict[str, LabelVariance],
     queries: QuerySpec,
     methods: tuple[str, ...],
-) -> dict:
-    """One row of the study: mean inference distances of one data set on every query set."""
+) -> list[dict]:
+    """One cell of the study, paired: the chain and the tree data set of (point, n, seed) measured on
+    the same query pairs (the cell's in-tree pairs included), one row per topology.
+
+    Means are over the pairs reachable in both networks; each row counts its own unreachable pairs
+    per query set, and the tree row carries the paired chain/tree ratio and its standard error.
+    """
     start = time.perf_counter()
-    space = space_of(point)  # the point's geometry, regime and temperature
+    space = space_of(point, seed)  # the point's geometry, regime and temperature; the seed's world
     tree = shapes[point.shape]
     lv = label_variances[point.label_variance]
     q_sets = sample_query_sets(
         space, queries, rng("queries", seed, point.geometry, point.regime, point.temperature, point.shape), tree
     )
     q_items, q_index = stack_queries(q_sets)
-    # Chain data ignores the tree shape and budget, so its draw must not depend on them.
-    data_key = ("data", seed, n, topology, point.geometry, point.temperature)
-    if topology == "tree":
-        data_key += (point.shape, point.budget)
-    comps = make_dataset(space, topology, n, rng(*data_key), budget=point.budget, tree=tree)
-    ibn = ibn_network(space, comps, q_items, lv)
-    row = {
-        "topology": topology,
-        "n": n,
-        "seed": seed,
-        **dataclasses.asdict(point),
-        "label_model": lv.model,
-        "xi2": lv.xi2 if lv.model == "constant" else float("nan"),
-        "B": tree.shape.B,
-        "D": tree.shape.D,
-        "root_branching": tree.shape.root_branching,
-        "n_comparisons": len(comps),
-        "tokens": int(annotation_tokens(space, comps.a, comps.b, shared_prefix_once=topology == "tree").sum()),
-        "num_nodes": ibn.network.num_nodes,
-    }
     all_pairs = np.concatenate(list(q_index.values()))
+    rows, dist = {}, {}
+    for topology in TOPOLOGIES:
+        # Chain data ignores the tree shape and budget, so its draw must not depend on them.
+        data_key = ("data", seed, n, topology, point.geometry, point.temperature)
+        if topology == "tree":
+            data_key += (point.shape, point.budget)
+        comps = make_dataset(space, topology, n, rng(*data_key), budget=point.budget, tree=tree)
+        ibn = ibn_network(space, comps, q_items, lv)
+        rows[topology] = {
+            "topology": topology,
+            "n": n,
+            "seed": seed,
+            **dataclasses.asdict(point),
+            "label_model": lv.model,
+            "xi2": lv.xi2 if lv.model == "constant" else float("nan"),
+            "B": tree.shape.B,
+            "D": tree.shape.D,
+            "root_branching": tree.shape.root_branching,
+            "n_comparisons": len(comps),
+            "tokens": int(annotation_tokens(space, comps.a, comps.b, shared_prefix_once=topology == "tree").sum()),
+            "num_nodes": ibn.network.num_nodes,
+        }
+        for method in methods:
+            dist[topology, method] = ibn.distance(ibn.node_q[all_pairs], method)
     for method in methods:
-        d = ibn.distance(ibn.node_q[all_pairs], method)
-        offset, tag = 0, "res" if method == "resistance" else "path"
+        tag, offset = ("res" if method == "resistance" else "path"), 0
         for name, pairs in q_index.items():
-            d_set = d[offset : offset + len(pairs)]
+            sl = slice(offset, offset + len(pairs))
             offset += len(pairs)
-            finite = np.isfinite(d_set)
-            row[f"d_{tag}_{name}"] = float(d_set[finite].mean()) if finite.any() else float("inf")
-            if name == "independent":
-                row[f"mean_d_{tag}"] = row[f"d_{tag}_{name}"]
-                row["frac_unreachable"] = float(1 - finite.mean())
-    row["seconds"] = time.perf_counter() - start
-    return row
+            pr = _paired(dist["chain", method][sl], dist["tree", method][sl])
+            for topology in TOPOLOGIES:
+                row = rows[topology]
+                row[f"d_{tag}_{name}"] = pr[f"mean_{topology}"]
+                row[f"pairs_{tag}_{name}"] = pr["pairs"]
+                row[f"unreachable_{tag}_{name}"] = int((~np.isfinite(dist[topology, method][sl])).sum())
+                if name == "independent":
+                    row[f"mean_d_{tag}"] = pr[f"mean_{topology}"]
+                    row["frac_unreachable"] = float(row[f"unreachable_{tag}_{name}"] / max(len(pairs), 1))
+            rows["tree"][f"paired_ratio_{tag}_{name}"] = pr["ratio"]
+            rows["tree"][f"paired_ratio_{tag}_{name}_se"] = pr["se"]
+    seconds = time.perf_counter() - start
+    return [{**row, "seconds": seconds / 2} for row in rows.values()]
 
 
 def row_key(row: dict) -> tuple:
     return (row["topology"], row["n"], row["seed"], *(row[a] for a in AXES))
 
 
-def study_jobs(
-    curve_n: list[int], curve_points: list[StudyPoint], map_n: list[int], map_points: list[StudyPoint], seeds: int
-) -> Iterator[tuple[StudyPoint, str, int, int]]:
-    """Distinct (point, topology, n, seed) jobs of the curve and the heat map, small n first."""
-    seen = set()
-    jobs = [
-        (p, t, n, s)
-        for ns, pts in ((curve_n, curve_points), (map_n, map_points))
-        for n in ns
-        for p in pts
-        for t in ("chain", "tree")
-        for s in range(seeds)
+def study_cells(
+    curve_n: list[int], curve_points: list[StudyPoint], map_n: list[int], map_points: list[StudyPoint], seeds: list[int]
+) -> list[tuple[StudyPoint, int, int]]:
+    """Distinct (point, n, seed) cells of the curve and the heat map, small n first."""
+    cells = [
+        (p, n, s) for ns, pts in ((curve_n, curve_points), (map_n, map_points)) for n in ns for p in pts for s in seeds
     ]
-    for job in sorted(jobs, key=lambda j: j[2]):
-        if job not in seen:
-            seen.add(job)
-            yield job
+    return sorted(dict.fromkeys(cells), key=lambda c: c[1])
 
 
 def run_study(
-    jobs: list,
-    run: Callable[..., dict],
+    cells: list,
+    run: Callable[..., list[dict]],
     done: dict[tuple, dict],
     on_row: Callable[[dict], None],
     progress: Callable[[Iterator], Iterator] = iter,
 ) -> pd.DataFrame:
-    """Runs the jobs not already `done` (resuming a killed study), reusing chain rows across shapes."""
+    """Runs the cells not already `done` (resuming a killed study; a cell counts as done when both
+    its rows are there)."""
     rows = dict(done)
-    chain_cache: dict[tuple, dict] = {}
-    for row in done.values():
-        if row["topology"] == "chain":
-            chain_cache[
-                (row["n"], row["seed"], row["geometry"], row["regime"], row["label_variance"], row["temperature"])
-            ] = row
-    for point, topology, n, seed in progress(jobs):
-        key = (topology, n, seed, *dataclasses.astuple(point))
-        if key in rows:
+    for point, n, seed in progress(cells):
+        keys = [(t, n, seed, *dataclasses.astuple(point)) for t in TOPOLOGIES]
+        if all(k in rows for k in keys):
             continue
-        ckey = (n, seed, point.geometry, point.regime, point.label_variance, point.temperature)
-        if topology == "chain" and ckey in chain_cache:
-            row = {**chain_cache[ckey], **dataclasses.asdict(point), "seconds": 0.0}
-        else:
-            row = run(point, topology, n, seed)
-            if topology == "chain":
-                chain_cache[ckey] = row
-        rows[key] = row
-        on_row(row)
+        for row in run(point, n, seed):
+            rows[row_key(row)] = row
+            on_row(row)
     return pd.DataFrame(list(rows.values()))
+
+
+def paired_ratio_table(df: pd.DataFrame, tag: str = "res", query: str = "independent") -> pd.DataFrame:
+    """Per point and n: the paired chain/tree ratio averaged over seeds, and its 95% interval.
+
+    Within a seed the ratio's standard error is over query pairs (delta method); across seeds the
+    spread of the seeds' ratios is used when there are two or more (it includes the pairs' noise),
+    so the interval is over pairs and seeds (and over worlds when each seed draws its own field).
+    """
+    col = f"paired_ratio_{tag}_{query}"
+    tree = df[df["topology"] == "tree"]
+    if col not in tree:
+        return pd.DataFrame(columns=["n", *AXES, "ratio", "lo", "hi", "seeds"])
+    out = []
+    for key, g in tree.groupby(["n", *AXES], dropna=False):
+        r = g[col].to_numpy(float)
+        se_pairs = np.sqrt(np.nansum(g[f"{col}_se"].to_numpy(float) ** 2)) / len(r)
+        se = float(np.std(r, ddof=1) / np.sqrt(len(r))) if len(r) > 1 else float(se_pairs)
+        m = float(np.mean(r))
+        out.append(
+            {
+                **dict(zip(["n", *AXES], key, strict=True)),
+                "ratio": m,
+                "lo": m - 1.96 * se,
+                "hi": m + 1.96 * se,
+                "seeds": len(r),
+            }
+        )
+    return pd.DataFrame(out)
 
 
 def ratio_table(df: pd.DataFrame, column: str = "mean_d_res") -> pd.DataFrame:

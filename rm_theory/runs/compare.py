@@ -34,6 +34,12 @@ def _equal(a, b, rtol: float) -> bool:
     return math.isclose(a, b, rel_tol=rtol, abs_tol=0.0) or a == b
 
 
+def _relative(v, root: Path):
+    if isinstance(v, str) and v.startswith(str(root.resolve())):
+        return "<folder>" + v[len(str(root.resolve())) :]
+    return v
+
+
 def _flat(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -57,6 +63,9 @@ def compare_summaries(a: str | Path, b: str | Path, rtol: float = 0.0, timing: b
     diffs = [Difference(r, "<run>", r in runs_a, r in runs_b) for r in sorted(runs_a.keys() ^ runs_b.keys())]
     for r in sorted(runs_a.keys() & runs_b.keys()):
         sa, sb = _flat(read_json(runs_a[r])), _flat(read_json(runs_b[r]))
+        # a path inside the run's own folder is compared relative to that folder
+        sa = {k: _relative(v, a) for k, v in sa.items()}
+        sb = {k: _relative(v, b) for k, v in sb.items()}
         for key in sorted(sa.keys() | sb.keys()):
             if key == "traceback" or (not timing and TIMING.search(key)):
                 continue

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from rm_theory.common.stats import mean_ci
 from rm_theory.config.common import make_label_variance, make_space, make_tree_sampling
 from rm_theory.config.scaling import IBNScalingSchema
 from rm_theory.figures import ibn_scaling as ibn_scaling_figs
@@ -18,11 +19,12 @@ from rm_theory.ibn.scaling import (
     AXES,
     expand_points,
     fit_log_ratio,
+    paired_ratio_table,
     ratio_table,
     row_key,
-    run_point,
+    run_cell,
     run_study,
-    study_jobs,
+    study_cells,
 )
 from rm_theory.runs.folder import RunLog
 from rm_theory.world.queries import QuerySpec
@@ -38,16 +40,12 @@ def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
     axes = lambda sweep: {a: list(getattr(sweep, a)) for a in AXES}
     curve_points, map_points = expand_points(axes(cfg.curve)), expand_points(axes(cfg.map))
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
-    jobs = [
-        (p, t, n, s)
-        for p, t, n, s in study_jobs(cfg.curve.n_values, curve_points, cfg.map.n_values, map_points, len(seeds))
-    ]
-    jobs = [(p, t, n, seeds[s]) for p, t, n, s in jobs]
+    cells = study_cells(cfg.curve.n_values, curve_points, cfg.map.n_values, map_points, seeds)
     q = cfg.queries
     job = functools.partial(
-        run_point,
-        space_of=lambda p: make_space(
-            dataclasses.replace(cfg.space, geometry=p.geometry, regime=p.regime, temperature=p.temperature)
+        run_cell,
+        space_of=lambda p, seed: make_space(
+            dataclasses.replace(cfg.space, geometry=p.geometry, regime=p.regime, temperature=p.temperature), seed
         ),
         shapes={k: make_tree_sampling(v) for k, v in cfg.shapes.items()},
         label_variances={k: make_label_variance(v) for k, v in cfg.label_variances.items()},
@@ -56,9 +54,9 @@ def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
     )
     done = {row_key(r): r for r in runlog.rows()}  # rows of a killed run are not recomputed
     if done:
-        log.info("resuming: %d of %d jobs already done", len(done), len(jobs))
-    bar = functools.partial(tqdm, desc="scaling study", mininterval=5.0, total=len(jobs))
-    df = run_study(jobs, job, done, runlog.metric, progress=bar)
+        log.info("resuming: %d of %d rows already done", len(done), 2 * len(cells))
+    bar = functools.partial(tqdm, desc="scaling study", mininterval=5.0, total=len(cells))
+    df = run_study(cells, job, done, runlog.metric, progress=bar)
     lead = ["topology", "n", "seed", *AXES]
     df = df[lead + sorted(set(df.columns) - set(lead))]  # resumed rows come back with sorted keys
     df = df.sort_values(["n", "topology", "seed", *AXES], kind="stable").reset_index(drop=True)
@@ -79,19 +77,37 @@ def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
     rt = ratio_table(curve)
     rb = rt[rt[list(AXES)].apply(tuple, axis=1) == dataclasses.astuple(base)].sort_values("n")
     c, r2 = fit_log_ratio(rb["n"].to_numpy(), rb["ratio"].to_numpy())
-    rm = ratio_table(on_map)
+    pb = paired_ratio_table(curve)
+    pb = pb[pb[list(AXES)].apply(tuple, axis=1) == dataclasses.astuple(base)].sort_values("n")
+    pm = paired_ratio_table(on_map)
+    pm.to_csv(runlog.dir / "map_ratios.csv", index=False)
     ratios = pd.concat([ratio_table(df, col).assign(query=col) for col in df.columns if col.startswith("d_res_")])
     ratios.to_csv(runlog.dir / "ratios.csv", index=False)
+    in_tree = paired_ratio_table(on_map, query="in_tree") if "in_tree" in cfg.queries.kinds else pm.iloc[:0]
+    by_shape = {}
+    for shape, g in in_tree.groupby("shape"):
+        m, half = mean_ci(g["ratio"].to_numpy())
+        by_shape[shape] = {"ratio": m, "ci": half, "cells": len(g)}
+    last = pb.iloc[-1] if len(pb) else None
     return {
         "ratio_fit_c": c,
         "ratio_fit_r2": r2,
         "base_point": dataclasses.asdict(base),
-        "ratio_by_n": {int(n): float(r) for n, r in zip(rb["n"], rb["ratio"], strict=True)},
-        "ratio_at_max_n": float(rb["ratio"].iloc[-1]) if len(rb) else float("nan"),
-        "map_n": int(rm["n"].max()) if len(rm) else None,
-        "map_frac_tree_wins": float((rm["ratio"] > 1).mean()) if len(rm) else float("nan"),
-        "map_ratio_min": float(rm["ratio"].min()) if len(rm) else float("nan"),
-        "map_ratio_max": float(rm["ratio"].max()) if len(rm) else float("nan"),
+        "ratio_by_n": {int(n): float(r) for n, r in zip(pb["n"], pb["ratio"], strict=True)},
+        "ratio_at_max_n": float(last["ratio"]) if last is not None else float("nan"),
+        "ratio_at_max_n_lo": float(last["lo"]) if last is not None else float("nan"),
+        "ratio_at_max_n_hi": float(last["hi"]) if last is not None else float("nan"),
+        "ratio_at_max_n_pairs": int(cfg.queries.num_pairs),
+        "seeds": len(seeds),
+        "field_per_seed": cfg.space.field_per_seed,
+        "map_n": int(pm["n"].max()) if len(pm) else None,
+        "map_cells": len(pm),
+        "map_frac_tree_wins": float((pm["ratio"] > 1).mean()) if len(pm) else float("nan"),
+        "map_frac_tree_wins_significant": float((pm["lo"] > 1).mean()) if len(pm) else float("nan"),
+        "map_frac_chain_wins_significant": float((pm["hi"] < 1).mean()) if len(pm) else float("nan"),
+        "map_ratio_min": float(pm["ratio"].min()) if len(pm) else float("nan"),
+        "map_ratio_max": float(pm["ratio"].max()) if len(pm) else float("nan"),
+        "map_in_tree_ratio_by_shape": by_shape,
         "query_ratio_at_max_n": {
             name: float(np.exp(np.log(g["ratio"]).mean()))
             for name, g in ratios[ratios["n"] == ratios["n"].max()].groupby("query")

@@ -48,11 +48,9 @@ class GoldCost:
 
 
 def _field_scale(space: ResponseSpace) -> float:
-    """Prior s.d. of a response's field value: √(Σ_j s_j²) = √(Δ(0)/2) in the prefix tree."""
-    delta0 = getattr(space, "delta_k", None)
-    if delta0 is not None:
-        return float(np.sqrt(delta0[0] / 2))
-    return float(np.sqrt(getattr(space, "c", 1.0) / 2))
+    """Prior s.d. of a response's field value, from the space's own field (Δ(0)/2 in the prefix
+    tree; the Fourier field's variance in the metric space)."""
+    return float(np.sqrt(space.field_variance))
 
 
 def gold_cost(space: ResponseSpace, resp: Responses, cfg: LabelConfig) -> GoldCost:

@@ -152,6 +152,9 @@ class ResponseSpace(Protocol):
 
     def gold_reward(self, resp: Responses) -> np.ndarray: ...
 
+    @property
+    def field_variance(self) -> float: ...
+
     def gold_cost_components(self, resp: Responses, C: int) -> np.ndarray: ...
 
     def length(self, resp: Responses) -> np.ndarray: ...
@@ -187,6 +190,11 @@ class PrefixTreeSpace:
             raise ValueError(f"need V >= 2, L >= 1, num_prompts >= 1; got V={self.V}, L={self.L}, P={self.num_prompts}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+
+    @property
+    def field_variance(self) -> float:
+        """Prior variance of one response's gold reward, Σ_j s_j² = Δ(0)/2."""
+        return float(self.delta_k[0] / 2)
 
     # ---- the field's variances ------------------------------------------------------------
     @property
@@ -395,12 +403,16 @@ def branch_depth_mask(rng: np.random.Generator, T: int, L: int, shape: TreeShape
 
 @dataclasses.dataclass(frozen=True)
 class MetricSpace:
-    """Responses as points of [0,1]^K with a Gaussian gold field of variogram ≈ c·dist^γ.
+    """Responses as points of [0,1]^K with a Gaussian gold field of variogram ≈ c·dist^γ, the
+    inductive-bias edge variance of the IBN (THEORY.md §2 "A second geometry").
 
     The field is a sum of F random Fourier features per prompt, with log-uniform frequencies
     between `freq_min` and `freq_max` and amplitudes ∝ ρ^(−γ/2): its variogram then scales as
     dist^γ between the two wavelengths (valid for 0 < γ < 2). It is normalised so that the
-    variogram at distance 0.1 equals c·0.1^γ. The reference policy is a Gaussian blob around a
+    variogram at distance 0.1 equals c·0.1^γ. With the default band (0.05 … 5000, 512 features),
+    Var[r(x) − r(x+h)] = c·h^γ within 5% for 0.005 ≤ h ≤ 0.3 at γ = 1, and for 0.02 ≤ h ≤ 0.3 at
+    γ ∈ [0.5, 1.5] (Monte Carlo over field seeds, tests/test_spaces.py); beyond h ≈ 0.3 the lowest
+    frequencies saturate it. The reference policy is a Gaussian blob around a
     prompt-specific mode whose width grows with the temperature (clipped to the cube). Trees are
     clusters of nearby points: a root from the policy, children perturbed at `tree_scale`,
     shrinking by `tree_shrink` per level.
@@ -411,9 +423,9 @@ class MetricSpace:
     gamma: float = 1.0
     c: float = 1.0
     knn: int = 8
-    num_features: int = 256
-    freq_min: float = 1.0
-    freq_max: float = 200.0
+    num_features: int = 512
+    freq_min: float = 0.05
+    freq_max: float = 5000.0
     temperature: float = 1.0
     policy_width: float = 0.3
     tree_scale: float = 0.15
@@ -462,13 +474,22 @@ class MetricSpace:
         vario = np.mean(radius[:, None] ** -self.gamma * (1 - np.cos(w @ d.T)))
         return math.sqrt(self.c * h0**self.gamma / (vario * self.num_features))
 
+    @property
+    def field_variance(self) -> float:
+        """Prior variance of one response's field value, E[r(x)²] = scale²·F·E[ρ^−γ]/2 over the
+        log-uniform frequencies ρ (what label scales must use; it is not c/2)."""
+        lo, hi, g = self.freq_min, self.freq_max, self.gamma
+        mean_rho = (lo**-g - hi**-g) / (g * math.log(hi / lo))
+        return self._scale() ** 2 * self.num_features * mean_rho / 2
+
     def _field(self, resp: Responses, stream: int) -> np.ndarray:
         out = np.empty(len(resp))
         scale = self._scale()
         for p in np.unique(resp.prompt):
             m = resp.prompt == p
             w, phi, amp = self._features(np.array([p]), stream)
-            out[m] = scale * math.sqrt(2) * np.cos(resp.data[m] @ w[0].T + phi[0]) @ amp[0]
+            # Random phases: Var[r(x) − r(x+h)] = scale²·Σ amp²·(1 − cos(w·h)), which `_scale` sets to c·h^γ.
+            out[m] = scale * np.cos(resp.data[m] @ w[0].T + phi[0]) @ amp[0]
         return out
 
     def gold_reward(self, resp: Responses) -> np.ndarray:
