@@ -119,7 +119,7 @@ def _metric_moments(gamma: float, hs: tuple[float, ...], seeds: int = 300, point
         x = rng.uniform(0.2, 0.5, (points, 2))
         d = rng.normal(size=(points, 2))
         d /= np.linalg.norm(d, axis=1, keepdims=True)
-        r = lambda z: space.gold_reward(Responses(np.zeros(len(z), dtype=np.int64), z))
+        r = lambda z, sp=space: sp.gold_reward(Responses(np.zeros(len(z), dtype=np.int64), z))
         r0 = r(x)
         sq.append(r0**2)
         for h in hs:

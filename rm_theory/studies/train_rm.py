@@ -136,7 +136,7 @@ def headline(df: pd.DataFrame, beta: float) -> dict:
     cols += [c for c in ("cost_sign_accuracy", "cost_sign_accuracy_gold", "safer_gold_accuracy") if c in df]
     for col in cols:
         per = _at_max_n(base, col)
-        for topo, (m, half, seeds) in per.items():
+        for topo, (m, half, _) in per.items():
             out[f"{col}_{topo}"], out[f"{col}_{topo}_ci"] = m, half
         out[col], out[f"{col}_ci"], out["seeds_at_max_n"] = per.get("tree", next(iter(per.values())))
     # Theory against practice, per data set: the rank correlation over the same query pairs of the
