@@ -74,3 +74,28 @@ def test_lambda_clamp_and_delay(world):
     np.testing.assert_allclose(lam[:2], 1.0, rtol=1e-6)  # steps 0, 10 < delay
     assert lam[-1] == pytest.approx(3.0, rel=1e-5)
     assert np.all(lam <= 3.0 + 1e-5)
+
+
+@pytest.mark.parametrize("dual", ["log", "safe_rlhf"])
+def test_the_two_dual_updates_follow_their_equations(world, dual):
+    """With a cost the policy cannot change (the same on every leaf), Ĵ_c − d is a constant g and
+    λ follows log λ ← log λ + η·g ("log") or log λ ← log λ + η·λ·g ("safe_rlhf") exactly."""
+    tt, _ = world
+    g, d, eta, lam0 = 0.5, -1.0, 0.2, 0.1
+    flat = np.full((tt.P, tt.Y), d + g)
+    cfg = ppo.PPOConfig(beta=0.1, steps=10, batch=8, lr=0.05, baseline="exact", log_every=1)
+    lag = srl.LagrangeConfig(threshold=d, lambda_init=lam0, lambda_lr=eta, dual=dual)
+    with jax.threefry_partitionable(False):
+        _, m = srl.optimise_safe(
+            tt, tt.gold_PxY[None], flat[None], flat, np.array([lam0]), np.array([eta]), cfg, lag, jax.random.key(0)
+        )
+    want, log_lam = [lam0], np.log(lam0)
+    for _ in range(cfg.steps):
+        log_lam += eta * g * (1.0 if dual == "log" else np.exp(log_lam))
+        want.append(np.exp(log_lam))
+    np.testing.assert_allclose(m["lambda"][0], want, rtol=1e-5)
+
+
+def test_an_unknown_dual_update_is_refused():
+    with pytest.raises(ValueError, match="dual"):
+        srl.LagrangeConfig(dual="adam")

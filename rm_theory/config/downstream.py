@@ -141,15 +141,20 @@ class SafeRLHFSchema(DownstreamSchema):
     task: SpaceSchema = dataclasses.field(default_factory=lambda: _task(V=4, L=5))
     topology: str = "tree"  # chain | tree: the data the reward and cost models learn from
     n: int = 1024
-    ppo: PPOSchema = dataclasses.field(default_factory=lambda: PPOSchema(steps=300))
+    ppo: PPOSchema = dataclasses.field(default_factory=lambda: PPOSchema(steps=600))
     cost_source: str = "model"  # model: a trained cost model; gold: the gold cost itself
-    threshold: float = -1.0  # in cost-model units: π_ref sits near −1.7, unconstrained PPO near −0.3
-    lambda_init: float = 1.0
-    lambda_lr: float = 0.05
+    # In cost-model units; unconstrained PPO ends near −0.1 (violates it), λ = 0.5 near −6: it binds.
+    threshold: float = -1.0
+    lambda_init: float = 0.01  # starts low: λ rises while the cost exceeds d, then settles
+    lambda_lr: float = 0.1
     lambda_max: float | None = None
-    lambda_min: float | None = 0.05  # floor: an exploited cost model drives λ to ~0 early
+    lambda_min: float | None = None  # a floor (e.g. 0.05) keeps λ from collapsing early
     lambda_delay: int = 0
-    fixed_lambdas: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.5, 2.0, 8.0])
+    dual: str = "log"  # log | safe_rlhf (policy.safe_rlhf: the two dual updates)
+    # dense enough below the Lagrangian's λ (~0.1) to draw the reward–cost frontier it should lie on
+    fixed_lambdas: list[float] = dataclasses.field(
+        default_factory=lambda: [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0]
+    )
 
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,

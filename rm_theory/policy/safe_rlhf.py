@@ -1,13 +1,19 @@
 """Safe RLHF on tabulated spaces: maximise reward subject to E_π[cost] ≤ d by a Lagrangian
 (Dai et al. 2023, arXiv 2310.12773, §3.3 eq. 10–11), next to fixed-penalty baselines.
 
-The policy step is the PPO step of `policy.py` with the advantage (A_r − λ·A_c)/(1 + λ): A_r from
-the KL-penalised reward r_RM − β·log(π/π_ref), A_c from the cost model. λ is kept in log space and
-updated from the cost measured on the batch, log λ ← log λ + η·(Ĵ_c − d) (a multiplicative
-ascent step that keeps λ > 0), optionally after `delay` steps and clamped to
-[`lambda_min`, `lambda_max`]. A fixed
-penalty is the same program with η = 0, so the Lagrangian run and every fixed-λ baseline are one
-vmapped, jitted program.
+The policy step is the PPO step of `policy.ppo` with the advantage (A_r − λ·A_c)/(1 + λ): A_r from
+the KL-penalised reward r_RM − β·log(π/π_ref), A_c from the cost model. λ = exp(log λ) > 0 is
+updated from the cost measured on the batch, Ĵ_c, by one of two dual steps (`dual`):
+
+* "log": log λ ← log λ + η·(Ĵ_c − d), a multiplicative (mirror) ascent step on λ: the dual of eq. 10
+  ascended in the log parametrisation with the λ factor of the chain rule dropped;
+* "safe_rlhf": the step of the Safe RLHF reference trainer, gradient descent on the loss
+  −(Ĵ_c − d)·λ with λ = exp(log λ) (eq. 11's dual ascent, parametrised by log λ), which gives
+  log λ ← log λ + η·λ·(Ĵ_c − d): the same direction, slower when λ is small.
+
+Either starts after `delay` steps and is clamped to [`lambda_min`, `lambda_max`]. A fixed penalty
+is the same program with η = 0, so the Lagrangian run and every fixed-λ baseline are one vmapped,
+jitted program.
 
 Legend: P prompts, Y leaves per prompt, B samples per prompt, S steps, K runs.
 """
@@ -36,6 +42,11 @@ class LagrangeConfig:
     lambda_max: float | None = None  # clamp; None = no clamp
     lambda_min: float | None = None  # floor: keeps λ from collapsing while the cost is far below d
     delay: int = 0  # steps before λ starts to move
+    dual: str = "log"  # log | safe_rlhf: the dual step (module docstring)
+
+    def __post_init__(self):
+        if self.dual not in ("log", "safe_rlhf"):
+            raise ValueError(f"dual must be 'log' or 'safe_rlhf', got {self.dual!r}")
 
 
 def safe_metrics(logits: jax.Array, jt: JaxTables, r_PxY, c_PxY, gold_cost_PxY) -> Arrays:
@@ -82,7 +93,9 @@ def make_safe_run(graphdef: nnx.GraphDef, jt: JaxTables, cfg: PPOConfig, lag: La
                 grads = nnx.grad(ppo_loss)(model, b["nodes"], b["tokens"], b["lp_old"], adv, cfg.clip)
                 opt.update(model, grads)
             J_c = jnp.mean(Rc)  # the cost the learner measures: the cost model on its own samples
-            moved = jnp.clip(log_lam + lam_lr * (J_c - lag.threshold), log_min, log_max)
+            gap = J_c - lag.threshold
+            step_size = lam_lr if lag.dual == "log" else lam_lr * lam  # d(−gap·λ)/d log λ = −gap·λ
+            moved = jnp.clip(log_lam + step_size * gap, log_min, log_max)
             # A fixed penalty (λ-lr = 0) keeps its λ; the clamp applies to Lagrangian runs only.
             log_lam = jnp.where((t >= lag.delay) & (lam_lr > 0), moved, log_lam)
             base_r = base_r + cfg.baseline_lr * (Rr.mean(1) - base_r)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from rm_theory.common.stats import mean_ci
 from rm_theory.config.common import build, make_labels, make_tree_sampling
 from rm_theory.config.downstream import (
     SafeRLHFSchema,
@@ -49,6 +50,7 @@ def _safe_rlhf(cfg: SafeRLHFSchema, runlog: RunLog) -> dict:
         lambda_max=cfg.lambda_max,
         lambda_min=cfg.lambda_min,
         delay=cfg.lambda_delay,
+        dual=cfg.dual,
     )
     runs = ["lagrangian"] + [f"fixed_{lam:g}" for lam in cfg.fixed_lambdas]
     lam0 = np.array([cfg.lambda_init, *cfg.fixed_lambdas])
@@ -109,18 +111,37 @@ def _safe_rlhf(cfg: SafeRLHFSchema, runlog: RunLog) -> dict:
         safe_rlhf_figs.safe_frontier(df, cfg.threshold),
         runlog.dir / "figures" / "safe_rlhf_frontier",
     )
+    return summarize(df, cfg.threshold)
+
+
+def frontier_gap(fixed: pd.DataFrame, lag: pd.Series, cost: str = "cost") -> float:
+    """Reward of the Lagrangian's end point minus the fixed-penalty frontier's reward at the same
+    cost (linear interpolation between fixed-λ end points sorted by cost; NaN outside them)."""
+    f = fixed.sort_values(cost)
+    if len(f) < 2 or not f[cost].min() <= lag[cost] <= f[cost].max():
+        return float("nan")
+    return float(lag["gold"] - np.interp(lag[cost], f[cost], f["gold"]))
+
+
+def summarize(df: pd.DataFrame, threshold: float) -> dict:
+    """Headline scalars, each mean with its 95% half-width over seeds (worlds); a cost is judged
+    by the cost model (the constraint's own units) and by the gold cost."""
     lag_rows = df[df["run"] == "lagrangian"]
-    out = {
-        "final_reward": float(lag_rows["gold"].mean()),
-        "final_cost": float(lag_rows["gold_cost"].mean()),
-        "final_model_cost": float(lag_rows["cost"].mean()),
-        "threshold": cfg.threshold,
-        "final_lambda": float(lag_rows["lambda"].mean()),
-        "final_kl": float(lag_rows["kl"].mean()),
-    }
+    out: dict = {"threshold": threshold, "seeds": int(lag_rows["seed"].nunique())}
+    for key, col in (
+        ("final_reward", "gold"),
+        ("final_cost", "gold_cost"),
+        ("final_model_cost", "cost"),
+        ("final_lambda", "lambda"),
+        ("final_kl", "kl"),
+    ):
+        out[key], out[f"{key}_ci"] = mean_ci(lag_rows[col].to_numpy())
+    out["constraint_gap"], out["constraint_gap_ci"] = mean_ci(lag_rows["cost"].to_numpy() - threshold)
+    gaps = [
+        frontier_gap(g[g["run"] != "lagrangian"], g[g["run"] == "lagrangian"].iloc[0]) for _, g in df.groupby("seed")
+    ]
+    out["frontier_gap"], out["frontier_gap_ci"] = mean_ci(np.asarray(gaps))
     for name, g in df[df["run"] != "lagrangian"].groupby("run"):
-        out[f"{name}_reward"], out[f"{name}_cost"] = (
-            float(g["gold"].mean()),
-            float(g["gold_cost"].mean()),
-        )
+        out[f"{name}_reward"], out[f"{name}_cost"] = float(g["gold"].mean()), float(g["gold_cost"].mean())
+        out[f"{name}_model_cost"] = float(g["cost"].mean())
     return out
