@@ -21,7 +21,7 @@ def test_smoke_run_writes_summary_table_and_figures(tmp_path):
     assert 0.0 <= s["test_accuracy_pku"] <= 1.0 and 0.0 <= s["cost_sign_accuracy"] <= 1.0
     assert set(s["test_accuracy"]) >= {"pku", "gsm8k", "pku_to_llmbar"}
     df = pd.read_csv(tmp_path / "results.csv")
-    assert set(df["part"]) == {"accuracy", "ibn", "structural", "topology"}
+    assert set(df["part"]) == {"accuracy", "ibn", "structural", "structural_edge_variance", "topology"}
     acc = df[df["part"] == "accuracy"]
     assert set(acc["method"]) == {"encoder", "longer", "bow"}
     assert (acc["accuracy_lo"] <= acc["accuracy"] + 1e-12).all()

@@ -171,7 +171,7 @@ def test_structural_function_is_measured_and_fitted():
     e /= np.linalg.norm(e, axis=1, keepdims=True)
     sr = measure_structural(e, [2, 4, 8, 16, 500], IBNConfig(k=5), rng, num_pairs=64)
     assert list(sr.M_K) == [2, 4, 8, 16]  # M above N/2 is dropped
-    assert np.all(np.isfinite(sr.F_K)) and sr.regime in sr.fits
+    assert np.all(np.isfinite(sr.F_K)) and sr.leading in sr.fits and sr.regime in (*sr.fits, "indeterminate")
     assert sr.F_K[-1] < sr.F_K[0]  # finer clusters: closer same-cluster pairs
 
 
@@ -221,3 +221,24 @@ def test_fixture_loads_and_featurizes_through_the_cache(tmp_path):
     np.testing.assert_array_equal(x, x2)
     xr = featurize(enc, it, FeatureConfig(mode="response", cache_dir=fc.cache_dir), False)
     np.testing.assert_array_equal(xr, x[:, enc.dim :])
+
+
+def test_one_response_under_two_prompts_stays_two_nodes_of_the_ibn():
+    """The IBN compares items by prompt and response together: identical responses to different
+    prompts keep a positive inference distance instead of merging at variance 0."""
+    from rm_theory.ibn.real import IBNConfig, real_ibn
+    from rm_theory.real.features import item_embeddings
+
+    rng = np.random.default_rng(0)
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)
+    prompts, resp = unit(rng.normal(size=(2, 8))), unit(rng.normal(size=(1, 8)))
+    others = unit(rng.normal(size=(6, 16)))
+    x = np.concatenate([np.concatenate([prompts, np.repeat(resp, 2, 0)], axis=1), others])  # items 0, 1
+    e = item_embeddings(x, "concat")
+    net = real_ibn(e, np.array([2, 4]), np.array([3, 5]), IBNConfig(k=3))
+    d = network_distance(net, np.array([[0, 1]]), "resistance")[0]
+    assert net.num_nodes == len(x) and d > 0
+    # with response-only embeddings the two items coincide
+    e_resp = item_embeddings(x[:, 8:] / np.linalg.norm(x[:, 8:], axis=1, keepdims=True), "response")
+    net_resp = real_ibn(e_resp, np.array([2, 4]), np.array([3, 5]), IBNConfig(k=3))
+    assert network_distance(net_resp, np.array([[0, 1]]), "resistance")[0] == pytest.approx(0.0, abs=1e-12)

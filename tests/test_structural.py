@@ -125,3 +125,15 @@ def test_structural_argument_checks():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="exactly one"):
         structural_function_by_clustering([2], rng, X_NxD=np.zeros((4, 2)))
+
+
+def test_a_regime_within_noise_of_another_is_indeterminate():
+    M_K = np.array([2.0, 4, 8, 16, 32, 64, 128])
+    F_K = regime_curve(M_K, "polynomial", 2.0, 0.8)
+    clear = fit_regime(M_K, F_K, sem_K=0.01 * F_K)
+    assert clear.best == clear.leading == "polynomial" and clear.margin > 4
+    rng = np.random.default_rng(0)
+    flat = 0.1 * (1 + 0.05 * rng.normal(size=M_K.size))  # a flat F with 5% noise
+    vague = fit_regime(M_K, flat, sem_K=0.05 * flat)
+    assert vague.best == "indeterminate" and vague.leading in vague.fits
+    assert np.isfinite(vague.predict(M_K)).all()  # the leading curve can still be drawn

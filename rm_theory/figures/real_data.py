@@ -46,11 +46,12 @@ def structural_figure(df: pd.DataFrame) -> plt.Figure:
     for name, g in d.groupby("dataset", sort=False):
         g = g.sort_values("M")
         line = ax.errorbar(g["M"], g["F"], yerr=g["F_sem"], fmt="o", ms=3, label=f"{name} ({g['regime'].iloc[0]})")
-        if g["regime"].iloc[0] in ("polynomial", "logarithmic", "sublogarithmic"):
+        lead = g["fit_regime"].iloc[0] if "fit_regime" in g else g["regime"].iloc[0]
+        if lead in ("polynomial", "logarithmic", "sublogarithmic"):
             M = np.geomspace(g["M"].min(), g["M"].max(), 50)
             ax.plot(
                 M,
-                regime_curve(M, g["regime"].iloc[0], g["fit_I"].iloc[0], g["fit_alpha"].iloc[0]),
+                regime_curve(M, lead, g["fit_I"].iloc[0], g["fit_alpha"].iloc[0]),
                 color=line[0].get_color(),
                 lw=1,
             )

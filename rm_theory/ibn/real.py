@@ -12,7 +12,9 @@ Nodes are items (a response to a prompt). Two kinds of edges:
 Reported: the topology (components, degrees, responses per prompt), the mean inference
 distance of held-out pairs, and the structural function F(M) measured by k-means clustering of
 the embeddings (`structural.structural_function_by_clustering`) with its fitted regime
-(polynomial, logarithmic or sub-logarithmic): the paper assumed a regime per task; this measures it.
+(polynomial, logarithmic, sub-logarithmic or indeterminate): the paper assumed a regime per task;
+this measures it. Two estimates of F: resistance on the k-NN network (nearly flat by construction,
+see `measure_structural`) and the within-cluster IB edge variance of the encoder distance.
 
 Legend: N items, H embedding width, k neighbours, E edges, P pairs, K values of M, G prompts.
 """
@@ -179,8 +181,9 @@ class StructuralResult:
     M_K: np.ndarray
     F_K: np.ndarray
     sem_K: np.ndarray
-    regime: str
+    regime: str  # a regime, "indeterminate" (fits within noise) or "none" (too few points)
     fits: dict[str, dict[str, float]]
+    leading: str = "none"  # the best-fitting regime, even when indistinguishable
 
 
 def measure_structural(
@@ -191,16 +194,27 @@ def measure_structural(
     method: str = "resistance",
     num_pairs: int = 256,
 ) -> StructuralResult:
-    """F(M) = mean IB-network distance of same-cluster pairs, M k-means clusters of the
-    embeddings, for every M < N/2; then the three regime fits (best by R² in log space)."""
+    """F(M) of same-cluster pairs, M k-means clusters of the embeddings, for every M < N/2; then the
+    three regime fits (weighted by the points' standard errors; "indeterminate" within noise).
+
+    method "resistance" or "path": the distance on the k-NN IB network. Its resistance is dominated
+    by each node's local degree terms (≈ the sum of 1/conductance at the two ends), so it is nearly
+    flat in M by construction. method "edge_variance": the IB variance function of the encoder
+    distance itself, c·(1 − cos)^γ, averaged over the same pairs (the prior variance the IBN would
+    give the pair with a direct edge), which has no such bias.
+    """
     N = len(e_NxH)
     M_K = [m for m in M_values if 1 <= m <= N // 2]
-    net = ib_network(e_NxH, cfg)
-    curve = structural_function_by_clustering(M_K, rng, X_NxD=e_NxH, net=net, method=method, num_pairs=num_pairs)
+    if method == "edge_variance":
+        pair = lambda x_PxH, y_PxH: ib_variance(np.sum(x_PxH * y_PxH, axis=1), cfg.c, cfg.gamma)
+        curve = structural_function_by_clustering(M_K, rng, X_NxD=e_NxH, pair_distance=pair, num_pairs=num_pairs)
+    else:
+        net = ib_network(e_NxH, cfg)
+        curve = structural_function_by_clustering(M_K, rng, X_NxD=e_NxH, net=net, method=method, num_pairs=num_pairs)
     ok = np.isfinite(curve.F_K) & (curve.F_K > 0)
-    regime, fits = "none", {}
-    if np.unique(curve.M_K[ok]).size >= 2:
-        fit = fit_regime(curve.M_K[ok], curve.F_K[ok])
-        regime = fit.best
+    regime, fits, leading = "none", {}, "none"
+    if np.unique(curve.M_K[ok]).size >= 3:  # two points fit every regime exactly
+        fit = fit_regime(curve.M_K[ok], curve.F_K[ok], curve.sem_K[ok])
+        regime, leading = fit.best, fit.leading
         fits = {k: dataclasses.asdict(v) for k, v in fit.fits.items()}
-    return StructuralResult(curve.M_K, curve.F_K, curve.sem_K, regime, fits)
+    return StructuralResult(curve.M_K, curve.F_K, curve.sem_K, regime, fits, leading)

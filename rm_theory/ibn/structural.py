@@ -8,7 +8,10 @@ response space is split into M clusters. Three regimes (THEORY.md §2, paper §4
 * sub-logarithmic:   F = I · (1 + ln(1 + ln M))^-α
 
 Each is linear in log-log form, log F = log I - α · log h(M), so ``fit_regime`` is three least
-squares fits, ranked by R² in log space.
+squares fits, ranked by R² in log space (weighted by the points' standard errors when given). When
+the leading fit is not better than the runner-up beyond the noise of F, the regime is
+"indeterminate": over the few decades of M a data set allows, the three curves can be
+indistinguishable.
 
 Legend: N responses, D embedding dims, K values of M, P pairs.
 """
@@ -38,14 +41,20 @@ class RegimeParams:
     r2: float
 
 
+INDETERMINATE = "indeterminate"
+
+
 @dataclasses.dataclass(frozen=True)
 class RegimeFit:
-    best: str
+    best: str  # a regime, or "indeterminate" when the leading fit is within noise of the next
     fits: dict[str, RegimeParams]
+    leading: str = ""  # the highest-R² regime, whether or not it is distinguishable
+    margin: float = float("nan")  # Δχ² (with standard errors) or ΔR² of the leading fit over the next
 
     def predict(self, M_K: np.ndarray, regime: str | None = None) -> np.ndarray:
-        p = self.fits[regime or self.best]
-        return p.I * REGIMES[regime or self.best](np.asarray(M_K, dtype=float)) ** -p.alpha
+        name = regime or self.leading or self.best
+        p = self.fits[name]
+        return p.I * REGIMES[name](np.asarray(M_K, dtype=float)) ** -p.alpha
 
 
 def regime_curve(M_K: np.ndarray, regime: str, I: float, alpha: float) -> np.ndarray:
@@ -53,9 +62,18 @@ def regime_curve(M_K: np.ndarray, regime: str, I: float, alpha: float) -> np.nda
     return I * REGIMES[regime](np.asarray(M_K, dtype=float)) ** -alpha
 
 
-def fit_regime(M_K: Sequence[float] | np.ndarray, F_K: Sequence[float] | np.ndarray) -> RegimeFit:
+def fit_regime(
+    M_K: Sequence[float] | np.ndarray,
+    F_K: Sequence[float] | np.ndarray,
+    sem_K: Sequence[float] | np.ndarray | None = None,
+    chi2_margin: float = 4.0,
+    r2_margin: float = 0.01,
+) -> RegimeFit:
     """Fit F(M) to each regime by least squares of log F on log h(M); best = highest R².
 
+    With standard errors `sem_K` of F the fits are weighted by 1/var(log F) = (F/sem)², and the best
+    is "indeterminate" unless its χ² is below the runner-up's by `chi2_margin` (4: a likelihood ratio
+    of e² ≈ 7); without them, unless its R² exceeds the runner-up's by `r2_margin`.
     Needs at least two distinct M >= 1 and F > 0 (drop F = 0 points, e.g. M = V^L, first).
     """
     M_K = np.asarray(M_K, dtype=float).reshape(-1)
@@ -69,17 +87,27 @@ def fit_regime(M_K: Sequence[float] | np.ndarray, F_K: Sequence[float] | np.ndar
     if np.unique(M_K).size < 2:
         raise ValueError("need at least two distinct values of M")
     y_K = np.log(F_K)
-    fits = {}
+    w_K = np.ones_like(y_K)
+    weighted = sem_K is not None and np.all(np.isfinite(sem_K)) and np.all(np.asarray(sem_K) > 0)
+    if weighted:
+        w_K = (F_K / np.asarray(sem_K, dtype=float).reshape(-1)) ** 2  # 1 / Var(log F), delta method
+    fits, chi2 = {}, {}
     for name, h in REGIMES.items():
         x_K = np.log(h(M_K))
         A_Kx2 = np.stack([np.ones_like(x_K), -x_K], axis=1)
-        (log_i, alpha), *_ = np.linalg.lstsq(A_Kx2, y_K, rcond=None)
+        sw = np.sqrt(w_K)
+        (log_i, alpha), *_ = np.linalg.lstsq(A_Kx2 * sw[:, None], y_K * sw, rcond=None)
         resid = y_K - A_Kx2 @ np.array([log_i, alpha])
-        ss_tot = np.sum((y_K - y_K.mean()) ** 2)
-        r2 = 1.0 - np.sum(resid**2) / ss_tot if ss_tot > 0 else 1.0
+        y_bar = np.sum(w_K * y_K) / np.sum(w_K)
+        ss_tot = np.sum(w_K * (y_K - y_bar) ** 2)
+        chi2[name] = float(np.sum(w_K * resid**2))
+        r2 = 1.0 - chi2[name] / ss_tot if ss_tot > 0 else 1.0
         fits[name] = RegimeParams(float(np.exp(log_i)), float(alpha), float(r2))
-    best = max(fits, key=lambda k: fits[k].r2)
-    return RegimeFit(best, fits)
+    order = sorted(fits, key=lambda k: fits[k].r2, reverse=True)
+    lead, second = order[0], order[1]
+    margin = chi2[second] - chi2[lead] if weighted else fits[lead].r2 - fits[second].r2
+    clear = margin >= (chi2_margin if weighted else r2_margin)
+    return RegimeFit(lead if clear else INDETERMINATE, fits, lead, float(margin))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -203,9 +203,18 @@ def encode_texts(encoder, texts: Sequence[str], fc: FeatureConfig, progress: boo
     return cached_encode(encoder, list(texts), fc.cache_dir, batch_size=fc.batch_size, progress=progress, bucket=True)
 
 
-def response_embeddings(x_NxD: np.ndarray, mode: str) -> np.ndarray:
-    """The response part of item features (unit vectors): what the IBN's k-NN compares."""
-    return x_NxD if mode == "response" else x_NxD[:, x_NxD.shape[1] // 2 :]
+def item_embeddings(x_NxD: np.ndarray, mode: str) -> np.ndarray:
+    """Unit vectors of whole items, prompt and response together: what the IBN's k-NN compares.
+
+    With `concat` features [e(prompt), e(response)] the cosine of two items is the mean of their
+    prompts' and responses' cosines, so one response under two prompts stays two nodes with a
+    positive IB variance between them (with response-only features it would get variance 0 and
+    merge). `response` features carry no prompt: the items are compared by response alone.
+    """
+    x_NxD = np.asarray(x_NxD, np.float64)
+    if mode == "response":
+        return x_NxD
+    return x_NxD / np.maximum(np.linalg.norm(x_NxD, axis=1, keepdims=True), 1e-12)
 
 
 # ---------------------------------------------------------------------------- training

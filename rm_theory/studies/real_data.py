@@ -47,9 +47,9 @@ from rm_theory.real.features import (
     data_rng,
     feature_model,
     featurize,
+    item_embeddings,
     items_of,
     load_selection,
-    response_embeddings,
     reward_eval,
     test_mask,
     train_heads,
@@ -185,8 +185,9 @@ class Prepared:
     s_KxN: np.ndarray | None = None  # the in-domain reward ensemble's scores, once trained
     reward: Ensemble | None = None  # that ensemble (trained on the train split)
 
-    def responses(self, mode: str) -> np.ndarray:
-        return response_embeddings(self.x_NxD, mode)
+    def embeddings(self, mode: str) -> np.ndarray:
+        """Item embeddings for the IBN: prompt and response together (`item_embeddings`)."""
+        return item_embeddings(self.x_NxD, mode)
 
 
 class Study:
@@ -363,7 +364,7 @@ def ibn_part(st: Study, runlog: RunLog) -> tuple[list[dict], dict]:
     for name in cfg.ibn.datasets:
         p = st.get(name)
         it = p.items
-        e = p.responses(cfg.features.mode)
+        e = p.embeddings(cfg.features.mode)
         t = time.perf_counter()
         train = ~p.test_P
         net = real_ibn.real_ibn(e, it.a_P[train], it.b_P[train], icfg)
@@ -378,32 +379,38 @@ def ibn_part(st: Study, runlog: RunLog) -> tuple[list[dict], dict]:
                 var_T = np.var(p.s_KxN[:, a_T] - p.s_KxN[:, b_T], axis=0, ddof=1)
                 ok = np.isfinite(d_T)
                 row["var_distance_spearman"] = float(stats.spearmanr(var_T[ok], d_T[ok]).statistic)
-        sr = real_ibn.measure_structural(
-            e, cfg.ibn.M_values, icfg, st.rng("structural", name), cfg.ibn.f_method, cfg.ibn.f_pairs
-        )
-        best = sr.fits.get(sr.regime, {})
-        row |= {
-            "regime": sr.regime,
-            "ibn_s": time.perf_counter() - t,
-            **{f"r2_{k}": v["r2"] for k, v in sr.fits.items()},
-            **{f"alpha_{k}": v["alpha"] for k, v in sr.fits.items()},
-        }
+        # F(M) two ways: the configured network distance, and the unbiased edge-variance estimate
+        for method in dict.fromkeys([cfg.ibn.f_method, "edge_variance"]):
+            sr = real_ibn.measure_structural(
+                e, cfg.ibn.M_values, icfg, st.rng("structural", name), method, cfg.ibn.f_pairs
+            )
+            best = sr.fits.get(sr.leading, {})
+            suffix = "" if method == cfg.ibn.f_method else f"_{method}"
+            row |= {
+                f"regime{suffix}": sr.regime,
+                f"fit_regime{suffix}": sr.leading,
+                **{f"r2_{k}{suffix}": v["r2"] for k, v in sr.fits.items()},
+                **{f"alpha_{k}{suffix}": v["alpha"] for k, v in sr.fits.items()},
+            }
+            for M, F, sem in zip(sr.M_K, sr.F_K, sr.sem_K, strict=True):
+                rows.append(
+                    {
+                        "part": "structural" if not suffix else "structural" + suffix,
+                        "dataset": name,
+                        "method": method,
+                        "M": int(M),
+                        "F": F,
+                        "F_sem": sem,
+                        "regime": sr.regime,
+                        "fit_regime": sr.leading,
+                        "fit_I": best.get("I", np.nan),
+                        "fit_alpha": best.get("alpha", np.nan),
+                    }
+                )
+            summ[f"fm_regime{suffix}_{name}"] = sr.regime
+        row["ibn_s"] = time.perf_counter() - t
         rows.append(row)
         runlog.metric(row)
-        for M, F, sem in zip(sr.M_K, sr.F_K, sr.sem_K, strict=True):
-            rows.append(
-                {
-                    "part": "structural",
-                    "dataset": name,
-                    "M": int(M),
-                    "F": F,
-                    "F_sem": sem,
-                    "regime": sr.regime,
-                    "fit_I": best.get("I", np.nan),
-                    "fit_alpha": best.get("alpha", np.nan),
-                }
-            )
-        summ[f"fm_regime_{name}"] = sr.regime
         summ[f"ibn_distance_{name}"] = row.get("distance_resistance", np.nan)
         summ[f"ibn_components_{name}"] = row["components"]
     return rows, summ
@@ -414,7 +421,7 @@ def topology_part(st: Study, runlog: RunLog) -> tuple[list[dict], dict]:
     icfg = _ibn_cfg(cfg)
     for name in cfg.topology.datasets:
         p = st.get(name)
-        e = p.responses(cfg.features.mode)
+        e = p.embeddings(cfg.features.mode)
         ib = real_ibn.ib_network(e, icfg)
         out = real_topology.run_topology(
             p.x_NxD,
