@@ -35,3 +35,34 @@ def test_a_failed_step_is_listed_not_fatal(tmp_path):
     assert summary["failed"] == ["ibn_scaling"]
     assert "Failed or skipped steps: `ibn_scaling`" in (out / "report.md").read_text()
     assert Path(out / "runs" / "ibn_scaling" / "stdout.log").read_text()
+
+
+def test_verdicts_read_the_interval_against_the_claimed_line():
+    from rm_theory.common.stats import verdict
+
+    assert verdict(1.1, 1.3, 1.0, "greater") == "agrees"
+    assert verdict(0.7, 0.9, 1.0, "greater") == "contradicts"
+    assert verdict(0.9, 1.1, 1.0, "greater") == "inconclusive"
+    assert verdict(0.7, 0.9, 1.0, "less") == "agrees"
+    assert verdict(float("nan"), float("nan"), 1.0, "greater") == "no interval"
+
+
+def test_the_claims_table_quotes_number_interval_size_and_verdict(tmp_path):
+    from rm_theory.config.reproduce import ClaimSchema, ReproduceSchema, StepSchema
+    from rm_theory.runs.folder import write_json
+    from rm_theory.studies.reproduce import claims_table, interval
+
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "b").mkdir(parents=True)
+    write_json(tmp_path / "runs" / "a" / "summary.json", {"x": 0.4, "x_ci": 0.05, "seeds": 3, "status": "ok"})
+    write_json(tmp_path / "runs" / "b" / "summary.json", {"y": 0.6, "y_ci": float("nan"), "seeds": 1, "status": "ok"})
+    cfg = ReproduceSchema(
+        steps={
+            "a": StepSchema(claims=[ClaimSchema(key="x", paper="x above 0.5", line=0.5)]),
+            "b": StepSchema(claims=[ClaimSchema(key="y", paper="y above 0.5", line=0.5)]),
+        }
+    )
+    assert interval({"x": 0.4, "x_ci": [0.3, 0.5]}, "x") == (0.3, 0.5)
+    rows = claims_table(cfg, tmp_path, {"a": "ok", "b": "ok"})
+    assert "| x above 0.5 | `x` = 0.4 | [0.35, 0.45] | seeds = 3 | contradicts |" in rows
+    assert any("1 seed, no interval" in r and "no interval |" in r for r in rows)

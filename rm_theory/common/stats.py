@@ -23,3 +23,14 @@ def mean_ci(v) -> tuple[float, float]:
 def ci_half_width(v) -> float:
     """The half-width of `mean_ci` alone (for error bars)."""
     return mean_ci(v)[1]
+
+
+def verdict(lo: float, hi: float, null: float, direction: str) -> str:
+    """A claim that a quantity is above (`direction="greater"`) or below ("less") `null`, judged by
+    its 95% interval [lo, hi]: agrees, contradicts, or inconclusive at 95% (NaN: no interval)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "no interval"
+    above, below = lo > null, hi < null
+    if direction == "less":
+        above, below = below, above
+    return "agrees" if above else "contradicts" if below else "inconclusive"

@@ -9,6 +9,19 @@ from rm_theory.config.common import RunSchema
 
 
 @dataclasses.dataclass
+class ClaimSchema:
+    """One claim of the paper, checked against a step's summary.json: the paper says `key` is above
+    (direction "greater") or below ("less") `line`; `paper` is the paper's wording and number."""
+
+    key: str = ""
+    paper: str = ""
+    line: float = 0.0
+    direction: str = "greater"  # greater | less
+    # summary keys that say how many units the interval is over (seeds, held-out pairs, ...)
+    size: list[str] = dataclasses.field(default_factory=lambda: ["seeds"])
+
+
+@dataclasses.dataclass
 class StepSchema:
     """One figure/table: an entry point, its preset, and the overrides of each scale."""
 
@@ -16,10 +29,10 @@ class StepSchema:
     experiment: str | None = None
     title: str = ""
     claim: str = ""  # what the paper reports, shown beside our number in the report
-    headline: list[str] = dataclasses.field(default_factory=list)
     quick: list[str] = dataclasses.field(default_factory=list)
     paper: list[str] = dataclasses.field(default_factory=list)
     needs_data: bool = False  # reads ../shared/data (skipped, and said so, when it is absent)
+    claims: list[ClaimSchema] = dataclasses.field(default_factory=list)  # the report's opening table
 
 
 @dataclasses.dataclass

@@ -81,4 +81,9 @@ def _best_of_n(cfg: BestOfNSchema, runlog: RunLog) -> dict:
     for (rm, N), g in per_seed.groupby(level=[0, 1]):
         m, ci = mean_ci(g.to_numpy())
         out[f"gold_reward_N{N}_{rm}"], out[f"gold_reward_N{N}_{rm}_ci"] = m, ci
+    # Paired by seed (the same world and prompts): does the tree RM's Best-of-N beat the chain RM's?
+    for N in (Ns[0], Ns[-1]):
+        d = per_seed.loc["tree", N] - per_seed.loc["chain", N]
+        out[f"gold_reward_N{N}_tree_minus_chain"], out[f"gold_reward_N{N}_tree_minus_chain_ci"] = mean_ci(d.to_numpy())
+    out["seeds"], out["prompts"] = cfg.seeds, cfg.task.num_prompts
     return out

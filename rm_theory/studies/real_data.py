@@ -297,6 +297,8 @@ def accuracy_part(st: Study, runlog: RunLog) -> tuple[list[dict], dict]:
         rows += _baseline_rows(base, baseline_eval(train, test, rng, nb, lv, cfg.accuracy.bow_dim, cfg.accuracy.bow_l2))
         summ[f"test_accuracy_{name}"] = ev["accuracy"]
         summ[f"test_accuracy_{name}_ci"] = [ev["accuracy_lo"], ev["accuracy_hi"]]
+        summ[f"test_pairs_{name}"] = base["test_pairs"]
+        summ[f"test_prompts_{name}"] = int(len(np.unique(p.items.group_P[p.test_P])))
         runlog.metric({k: v for k, v in row.items()})
     for src in cfg.accuracy.transfer_from:
         ps = st.get(src)
@@ -328,6 +330,8 @@ def accuracy_part(st: Study, runlog: RunLog) -> tuple[list[dict], dict]:
                 base, baseline_eval(src_train, pd_.records, rng, nb, lv, cfg.accuracy.bow_dim, cfg.accuracy.bow_l2)
             )
             summ[f"test_accuracy_{src}_to_{dst}"] = ev["accuracy"]
+            summ[f"test_accuracy_{src}_to_{dst}_ci"] = [ev["accuracy_lo"], ev["accuracy_hi"]]
+            summ[f"test_pairs_{src}_to_{dst}"] = base["test_pairs"]
     summ["test_accuracy"] = {
         r["test_set"] if r["train_set"] == r["test_set"] else f"{r['train_set']}_to_{r['test_set']}": r["accuracy"]
         for r in rows

@@ -18,6 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from rm_theory.common.stats import verdict
 from rm_theory.config.reproduce import ReproduceSchema, StepSchema
 from rm_theory.runs.folder import RunLog, read_json, write_json
 
@@ -84,6 +87,38 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def interval(summary: dict, key: str) -> tuple[float, float]:
+    """[lo, hi] of a summary value: `<key>_lo`/`<key>_hi`, or `<key>_ci` as a half-width or a pair."""
+    v = summary.get(key, float("nan"))
+    if f"{key}_lo" in summary and f"{key}_hi" in summary:
+        return float(summary[f"{key}_lo"]), float(summary[f"{key}_hi"])
+    ci = summary.get(f"{key}_ci")
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        return float(ci[0]), float(ci[1])
+    if isinstance(ci, int | float) and isinstance(v, int | float):
+        return float(v) - float(ci), float(v) + float(ci)
+    return float("nan"), float("nan")
+
+
+def claims_table(cfg: ReproduceSchema, out: Path, statuses: dict[str, str]) -> list[str]:
+    """The report's opening table: each claim of the paper, this reproduction's number with its
+    95% interval and size, and a verdict at 95%."""
+    lines = ["| claim (paper) | this reproduction | 95% interval | over | verdict |", "|---|---|---|---|---|"]
+    for name, step in cfg.steps.items():
+        for c in step.claims:
+            path = out / "runs" / name / "summary.json"
+            summary = read_json(path) if statuses.get(name) == "ok" and path.exists() else {}
+            if c.key not in summary:
+                lines.append(f"| {c.paper} | ({name}: {statuses.get(name, 'not run')}) | | | |")
+                continue
+            lo, hi = interval(summary, c.key)
+            over = ", ".join(f"{k} = {summary.get(k, '?')}" for k in c.size)
+            span = f"[{lo:.3g}, {hi:.3g}]" if np.isfinite(lo) else f"{summary.get('seeds', '?')} seed, no interval"
+            what = f"`{c.key}` = {_fmt(summary[c.key])}"
+            lines.append(f"| {c.paper} | {what} | {span} | {over} | {verdict(lo, hi, c.line, c.direction)} |")
+    return lines
+
+
 def write_report(cfg: ReproduceSchema, out: Path, statuses: dict[str, str], times: dict[str, float]) -> Path:
     figs, confs = out / "figures", out / "configs"
     figs.mkdir(exist_ok=True)
@@ -95,18 +130,26 @@ def write_report(cfg: ReproduceSchema, out: Path, statuses: dict[str, str], time
         f" scale={cfg.scale}`. Each step below is one run folder under `runs/`; its exact resolved config is"
         " copied to `configs/`.",
         "",
-        "| step | status | minutes | headline |",
-        "|---|---|---|---|",
+        "## The paper's claims against this reproduction",
+        "",
+        *claims_table(cfg, out, statuses),
+        "",
+        "Verdicts at 95%: *agrees* (the interval lies on the paper's side), *contradicts* (on the other",
+        "side), *inconclusive* (it straddles the line). Intervals are over seeds (worlds) unless the",
+        "column says otherwise.",
+        "",
+        "## Steps",
+        "",
+        "| step | status | minutes |",
+        "|---|---|---|",
     ]
-    body = []
+    body, appendix = [], ["## Appendix: every summary value", ""]
     for name, step in cfg.steps.items():
         if name not in statuses:
             continue
         run_dir = out / "runs" / name
         summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
-        keys = step.headline or [k for k, v in summary.items() if isinstance(v, int | float) and k != "wall_time_s"]
-        head = "; ".join(f"{k} = {_fmt(summary[k])}" for k in keys if k in summary)
-        lines.append(f"| [{name}](#{name}) | {statuses[name]} | {times.get(name, 0) / 60:.1f} | {head} |")
+        lines.append(f"| [{name}](#{name}) | {statuses[name]} | {times.get(name, 0) / 60:.1f} |")
         body += [f"## {name}", "", f"**{step.title}**" if step.title else "", ""]
         if step.claim:
             body += [f"Paper: {step.claim}", ""]
@@ -118,7 +161,8 @@ def write_report(cfg: ReproduceSchema, out: Path, statuses: dict[str, str], time
         scalars = {k: v for k, v in summary.items() if k not in ("traceback",)}
         if scalars:
             rows = [f"| {k} | {_fmt(v)} |" for k, v in sorted(scalars.items())]
-            body += ["| key | value |", "|---|---|", *rows, ""]
+            appendix += [f"### {name}", "", "| key | value |", "|---|---|", *rows, ""]
+            body += [f"Every value: [appendix](#{name}-1) and `runs/{name}/summary.json`.", ""]
         for fig in sorted((run_dir / "figures").glob("*.png")) if (run_dir / "figures").exists() else []:
             for ext in (".png", ".pdf"):
                 src = fig.with_suffix(ext)
@@ -129,7 +173,7 @@ def write_report(cfg: ReproduceSchema, out: Path, statuses: dict[str, str], time
     listed = ", ".join(f"`{n}` ({statuses[n]})" for n in failed) if failed else "none"
     lines += ["", f"Failed or skipped steps: {listed}", ""]
     report = out / "report.md"
-    report.write_text("\n".join(lines + body) + "\n")
+    report.write_text("\n".join(lines + body + appendix) + "\n")
     return report
 
 

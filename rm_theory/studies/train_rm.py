@@ -139,6 +139,12 @@ def headline(df: pd.DataFrame, beta: float) -> dict:
         for topo, (m, half, _) in per.items():
             out[f"{col}_{topo}"], out[f"{col}_{topo}_ci"] = m, half
         out[col], out[f"{col}_ci"], out["seeds_at_max_n"] = per.get("tree", next(iter(per.values())))
+    # Paired by seed: chain and tree share the seed's world and query pairs.
+    top = base[base["n"] == base["n"].max()]
+    if {"chain", "tree"} <= set(top["topology"]):
+        by = top.pivot_table(index="seed", columns="topology", values="gold_accuracy")
+        d = (by["tree"] - by["chain"]).dropna().to_numpy()
+        out["gold_accuracy_tree_minus_chain"], out["gold_accuracy_tree_minus_chain_ci"] = mean_ci(d)
     # Theory against practice, per data set: the rank correlation over the same query pairs of the
     # IBN's resistance with the ensemble's variance, averaged over data sets (the headline). The
     # pooled correlation across n is kept as a secondary figure: both fall with n, so it is
@@ -210,5 +216,6 @@ def run(cfg: TrainRMSchema, runlog: RunLog) -> dict:
     return headline(df, cfg.labels.beta) | {
         "rows": len(df),
         "heldout_pairs": cfg.num_queries,
+        "seeds": cfg.seeds,
         "field_per_seed": cfg.space.field_per_seed,
     }

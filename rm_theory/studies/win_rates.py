@@ -190,7 +190,7 @@ def _win_rates(cfg: WinRatesSchema, runlog: RunLog) -> dict:
         )
 
     base = wins_df[(wins_df["n"] == cfg.n_values[0]) & (wins_df["incomplete_frac"] == cfg.incomplete_fracs[0])]
-    out: dict = {}
+    out: dict = {"seeds": cfg.seeds, "tasks": len(tasks)}
     for (a, b), key in {
         ("ppo_tree", "ppo_chain"): "tree_vs_chain",
         ("ppo_tree", "ref"): "tree_vs_ref",
