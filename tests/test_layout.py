@@ -86,9 +86,7 @@ def test_the_check_catches_an_upward_import(tmp_path):
     assert len(found) == 1 and "world/bad.py:1 imports rm_theory.rm.train" in found[0]
 
 
-@pytest.mark.parametrize(
-    "name", ["ibn_scaling", "train_rm", "best_of_n", "win_rates", "safe_rlhf", "real_data", "reproduce"]
-)
+@pytest.mark.parametrize("name", sorted(__import__("rm_theory.config", fromlist=["SCHEMAS"]).SCHEMAS))
 def test_entry_point_study_and_config_share_a_name(name):
     assert (ROOT / "experiments" / f"{name}.py").exists()
     assert (PKG / "studies" / f"{name}.py").exists()

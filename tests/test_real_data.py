@@ -31,10 +31,10 @@ from rm_theory.real.features import (
     reward_eval,
     train_heads,
 )
+from rm_theory.real.fixtures import write_fixture
 from rm_theory.real.topology import choice_stats, choose_pairs
 from rm_theory.rm.metrics import pair_hits
 from rm_theory.rm.train import TrainConfig
-from rm_theory.studies.real_data import write_fixture
 
 
 def rec(p, a, b, better=0, safe=None):

@@ -20,6 +20,7 @@ SCHEMAS = {
     "win_rates": "rm_theory.config.downstream:WinRatesSchema",
     "safe_rlhf": "rm_theory.config.downstream:SafeRLHFSchema",
     "reproduce": "rm_theory.config.reproduce:ReproduceSchema",
+    "analyse_data": "rm_theory.config.analyse_data:AnalyseDataSchema",
 }
 
 

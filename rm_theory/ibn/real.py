@@ -118,7 +118,7 @@ def real_ibn(e_NxH: np.ndarray, a_P: np.ndarray, b_P: np.ndarray, cfg: IBNConfig
 # ---------------------------------------------------------------------------- topology
 
 
-def _components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     adj = sp.coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
     return csg.connected_components(adj, directed=False)[1]
 
@@ -133,10 +133,10 @@ def topology(net: Network, prompt_N: np.ndarray) -> dict[str, float]:
     deg_hp = np.bincount(np.r_[u_hp, v_hp], minlength=n)
     deg = np.bincount(np.r_[net.u_E, net.v_E], minlength=n)
     touched = deg_hp > 0
-    comp_hp = _components(n, u_hp, v_hp)
+    comp_hp = components(n, u_hp, v_hp)
     sizes_hp = np.bincount(comp_hp[touched]) if touched.any() else np.zeros(1, int)
     sizes_hp = sizes_hp[sizes_hp > 0] if touched.any() else np.zeros(1, int)
-    comp = _components(n, net.u_E, net.v_E)
+    comp = components(n, net.u_E, net.v_E)
     sizes = np.bincount(comp)
     _, per_prompt = np.unique(np.asarray(prompt_N), return_counts=True)
     pid_hp = np.asarray(prompt_N)[u_hp]

@@ -12,15 +12,13 @@ Parts (`cfg.parts`):
 Outputs: results.csv (tidy, a `part` column), figures/, summary.json (`test_accuracy_<name>`,
 `test_accuracy` dict, `cost_sign_accuracy[_<name>]`, `fm_regime_<name>`, ...).
 
-`write_fixture` writes a tiny data set in every source format plus a tiny random-weight encoder:
+`real.fixtures.write_fixture` writes a tiny data set in every source format plus a tiny random-weight encoder:
 the smoke run (`fixture=true`) and the tests use it, so neither needs the real data or wheel.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import json
 import logging
 import time
 from pathlib import Path
@@ -37,7 +35,6 @@ from rm_theory.figures.common import save
 from rm_theory.ibn import real as real_ibn
 from rm_theory.real import topology as real_topology
 from rm_theory.real.encoders import load_encoder
-from rm_theory.real.encoders.tiny import write_tiny_bert
 from rm_theory.real.features import (
     DataSpec,
     FeatureConfig,
@@ -54,122 +51,13 @@ from rm_theory.real.features import (
     test_mask,
     train_heads,
 )
+from rm_theory.real.fixtures import write_fixture
 from rm_theory.real.loaders import randomize_sides
 from rm_theory.rm.train import Ensemble
 from rm_theory.runs.folder import RunLog
 from rm_theory.world.records import PreferenceRecord
 
 log = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------- fixture
-
-FIXTURE_WORDS = (
-    "good great helpful safe correct answer bad wrong harmful unsafe kill steal hurt the a is "
-    "to you i can not how do please sorry here help with that what why tell me about cook "
-    "math two four six plus equals so total question dog cat money".split()
-)
-
-
-def write_tiny_encoder(d: Path, seed: int = 0, hidden: int = 16) -> Path:
-    """A 2-layer random BERT in the published layout over `FIXTURE_WORDS` (see encoders.tiny)."""
-    return write_tiny_bert(d, [*FIXTURE_WORDS, ".", "?", ","], seed=seed, hidden=hidden)
-
-
-def _sentence(rng: np.random.Generator, words: list[str], n: int, mark: str) -> str:
-    return " ".join([mark, *rng.choice(words, n)]) + "."
-
-
-def write_fixture(root: Path, seed: int = 0, prompts: int = 24) -> dict[str, str]:
-    """Tiny files in each source format (preferred responses say "good"/"safe"/"correct",
-    the others "bad"/"unsafe"/"wrong"); returns {data set name: path}, plus "encoder_dir"."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    filler = list(FIXTURE_WORDS[16:])
-    q = lambda: _sentence(rng, filler, 5, "please")
-    good = lambda: _sentence(rng, filler, int(rng.integers(3, 9)), "good")
-    bad = lambda: _sentence(rng, filler, int(rng.integers(3, 9)), "bad")
-    paths: dict[str, str] = {}
-
-    def jsonl_gz(name, rows):
-        with gzip.open(root / name, "wt", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
-        return str(root / name)
-
-    hh = []
-    for _ in range(prompts):
-        p = q()
-        hh.append(
-            {"chosen": f"\n\nHuman: {p}\n\nAssistant: {good()}", "rejected": f"\n\nHuman: {p}\n\nAssistant: {bad()}"}
-        )
-    paths["hh"] = jsonl_gz("hh.jsonl.gz", hh)
-    pku = []
-    for _ in range(prompts):
-        p, safe, unsafe = q(), [good(), good()], [bad(), bad(), bad()]
-        pku += [{"prompt": p, "response": [s, u]} for s in safe for u in unsafe]
-    (root / "pku.json").write_text(json.dumps(pku))
-    paths["pku"] = str(root / "pku.json")
-    models = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
-    gsm = []
-    for _ in range(prompts):
-        ok = rng.permutation([True, True, False, False])
-        gsm.append(
-            {
-                "question": q(),
-                "ground_truth": "4",
-                **{
-                    m: {"is_correct": bool(c), "solution": good() if c else bad()}
-                    for m, c in zip(models, ok, strict=True)
-                },
-            }
-        )
-    paths["gsm8k"] = jsonl_gz("gsm8k.jsonl.gz", gsm)
-    panda = []
-    for i in range(prompts):
-        first = bool(rng.integers(2))
-        v = str(1 if first else 2)
-        panda.append(
-            {
-                "idx": i,
-                "instruction": q(),
-                "input": "",
-                "response1": good() if first else bad(),
-                "response2": bad() if first else good(),
-                "annotator1": v,
-                "annotator2": v,
-                "annotator3": "0",
-            }
-        )
-    (root / "pandalm.json").write_text(json.dumps(panda))
-    paths["pandalm"] = str(root / "pandalm.json")
-    (root / "llmbar").mkdir(exist_ok=True)
-    bar = []
-    for _ in range(prompts):
-        first = bool(rng.integers(2))
-        bar.append(
-            {
-                "input": q(),
-                "output_1": good() if first else bad(),
-                "output_2": bad() if first else good(),
-                "label": 1 if first else 2,
-            }
-        )
-    (root / "llmbar" / "Natural.json").write_text(json.dumps(bar))
-    paths["llmbar"] = str(root / "llmbar")
-    for name, n in (("ultrafeedback", prompts), ("ultrafeedback_eval", prompts // 2)):
-        rows = []
-        for i in range(n):
-            p = q()
-            msg = lambda y, p=p: [{"role": "user", "content": p}, {"role": "assistant", "content": y}]
-            rows.append({"prompt": p, "chosen": msg(good()), "rejected": msg(bad()), "source_index": i, "metadata": {}})
-        (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        paths[name] = str(root / f"{name}.jsonl")
-    paths["encoder_dir"] = str(write_tiny_encoder(root / "encoder", seed))
-    return paths
-
-
-# ---------------------------------------------------------------------------- data preparation
 
 
 @dataclasses.dataclass

@@ -1,0 +1,48 @@
+"""Figures of the IBN report of a user's data set: held-out inference distances and degrees, F(M)
+with both estimates, and what the designed next batch is predicted to buy."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+
+def distances(dist: pd.DataFrame, deg_N: np.ndarray) -> plt.Figure:
+    """Histograms of the held-out pairs' inference distances and of the items' degrees."""
+    fig, axs = plt.subplots(1, 2, figsize=(8, 3.2))
+    for method, color in (("resistance", "tab:blue"), ("path", "tab:gray")):
+        d = dist[method].to_numpy(float) if method in dist else np.zeros(0)
+        d = d[np.isfinite(d)]
+        if len(d):
+            axs[0].hist(d, bins=30, alpha=0.6, color=color, label=f"{method} ({len(d)} pairs)")
+    axs[0].set_xlabel("inference distance of held-out pairs")
+    axs[0].legend(fontsize=7)
+    axs[1].hist(deg_N, bins=np.arange(deg_N.max() + 2) - 0.5 if len(deg_N) else 10, color="tab:orange")
+    axs[1].set_xlabel("degree of an item (IB + HP edges)")
+    fig.tight_layout()
+    return fig
+
+
+def structural(df: pd.DataFrame) -> plt.Figure:
+    """F(M) against M per estimate, labelled with the fitted regime (or indeterminate)."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    for method, g in df.groupby("method"):
+        g = g.sort_values("M")
+        ax.errorbar(g["M"], g["F"], yerr=g["F_sem"], fmt="o-", ms=3, label=f"{method} ({g['regime'].iloc[0]})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("clusters M")
+    ax.set_ylabel("F(M)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def design_curve(design) -> plt.Figure:
+    """Predicted decrease of the targets' mean resistance, comparison by comparison."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    before = design.mean_resistance_R[0]
+    ax.plot(np.arange(len(design.gain_B) + 1), before - np.r_[0.0, np.cumsum(design.gain_B)], "o-", ms=3)
+    ax.set_xlabel("comparisons of the next batch")
+    ax.set_ylabel("mean resistance of target pairs")
+    return fig
