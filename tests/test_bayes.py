@@ -172,3 +172,42 @@ def test_accuracy_helpers():
     assert bayes.gold_accuracy(mu, gold) == pytest.approx(2 / 3)
     assert bayes.expected_accuracy(np.zeros(3), np.ones(3)) == pytest.approx(0.5)
     assert bayes.expected_accuracy(np.array([10.0]), np.array([1e-4])) == pytest.approx(1.0)
+
+
+def test_prior_draws_have_the_field_covariance():
+    rng = np.random.default_rng(0)
+    a = SPACE.sample(rng, np.zeros(6, np.int64))
+    b = SPACE.sample(rng, np.zeros(6, np.int64))
+    nodes = bayes.prefix_nodes(SPACE, Responses.concat([a, b]))
+    v_KxF = bayes.prior_draws(nodes, 40_000, rng)
+    var = bayes.ensemble_pair_variance(v_KxF, nodes, np.stack([np.arange(6), 6 + np.arange(6)], axis=1))
+    np.testing.assert_allclose(var, SPACE.delta_k[SPACE.shared_length(a, b)], rtol=0.05, atol=1e-12)
+
+
+def test_anchored_gaussian_ensemble_converges_to_the_posterior_variance():
+    """Randomised-prior members are exact posterior samples here: relative error ~ √(2/(K − 1))."""
+    comps, queries, pairs, rng = world("chain", n=60)
+    d_P = rng.normal(size=len(comps))
+    fit = bayes.fit(SPACE, comps.a, comps.b, d_P, queries=queries, likelihood="gaussian", xi2=1.0)
+    P, q = len(comps), fit.query_index(pairs)
+    exact = fit.posterior.pair_variance(q)
+    errs = []
+    for K in (16, 4096):
+        v_KxF = bayes.anchored_gaussian_ensemble(fit.posterior, np.arange(P), P + np.arange(P), d_P, K, rng)
+        ok = exact > 0
+        errs.append(np.median(np.abs(bayes.ensemble_pair_variance(v_KxF, fit.posterior.nodes, q)[ok] / exact[ok] - 1)))
+        # The members' mean is the posterior mean.
+        if K == 4096:
+            np.testing.assert_allclose(v_KxF.mean(0), fit.posterior.mean_F, atol=0.05)
+    assert errs[1] < 0.05 and errs[1] < errs[0]
+
+
+def test_anchored_bt_members_are_distinct_posterior_like_draws():
+    comps, queries, pairs, y_P = bt_world("tree", n=40)
+    fit = bayes.fit(SPACE, comps.a, comps.b, y_P, queries=queries, beta=1.5)
+    P = len(comps)
+    v = bayes.anchored_bt_ensemble(
+        fit.posterior.nodes, np.arange(P), P + np.arange(P), y_P, 1.5, 3, np.random.default_rng(0)
+    )
+    assert v.shape == (3, fit.posterior.nodes.F)
+    assert np.all(bayes.ensemble_pair_variance(v, fit.posterior.nodes, fit.query_index(pairs)) >= 0)
