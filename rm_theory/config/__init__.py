@@ -20,6 +20,7 @@ SCHEMAS = {
     "win_rates": "rm_theory.config.downstream:WinRatesSchema",
     "safe_rlhf": "rm_theory.config.downstream:SafeRLHFSchema",
     "reproduce": "rm_theory.config.reproduce:ReproduceSchema",
+    "ideal_learner": "rm_theory.config.ideal_learner:IdealLearnerSchema",
 }
 
 
