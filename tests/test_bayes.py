@@ -167,9 +167,9 @@ def test_soft_tie_labels_and_self_comparisons_carry_no_gap():
 
 
 def test_accuracy_helpers():
-    mu = np.array([1.0, -1.0, 0.5, 2.0])
-    gold = np.array([2.0, 1.0, 0.0, 3.0])
-    assert bayes.gold_accuracy(mu, gold) == pytest.approx(2 / 3)
+    mu = np.array([1.0, -1.0, 0.5, 2.0, 0.0])
+    gold = np.array([2.0, 1.0, 0.0, 3.0, 1.0])
+    assert bayes.gold_accuracy(mu, gold) == pytest.approx(2.5 / 4)  # gold tie left out, μ = 0 counts 1/2
     assert bayes.expected_accuracy(np.zeros(3), np.ones(3)) == pytest.approx(0.5)
     assert bayes.expected_accuracy(np.array([10.0]), np.array([1e-4])) == pytest.approx(1.0)
 

@@ -29,6 +29,7 @@ def test_smoke_run_writes_summary_tables_and_figures(smoke):
         "gap_to_ceiling_mlp",
         "gap_to_ceiling_prefix",
         "anchored_gaussian_rel_err_K8",
+        "gp_vs_ibn_spearman",
     ]:
         assert key in s, key
     assert 0 <= s["bayes_gold_accuracy_tree"] <= 1 and s["bayes_seeds"] == 2

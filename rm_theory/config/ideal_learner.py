@@ -48,6 +48,9 @@ class IdealLearnerSchema(SeededRunSchema):
     bon_prompts: int = 32
     bon_max_n: int = 128
     kappas: list[float] = dataclasses.field(default_factory=lambda: [0.0, 1.0, 2.0])
+    # Metric geometry: the exact GP posterior (the field's covariance) against the IBN's k-NN prior, on
+    # `gp_n` chain comparisons with Gaussian observations of variance xi2 in 4 prompts (0: skip).
+    gp_n: int = 512
 
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 2,
@@ -70,4 +73,5 @@ class IdealLearnerSchema(SeededRunSchema):
         "ensemble_sizes": [4, 8],
         "bon_prompts": 4,
         "bon_max_n": 8,
+        "gp_n": 32,
     }

@@ -471,10 +471,15 @@ def fit(
     return ExactLearner(post, P)
 
 
-def gold_accuracy(mu_Q: np.ndarray, gold_gap_Q: np.ndarray) -> float:
-    """Fraction of pairs whose posterior-mean sign matches the gold sign (gold ties left out)."""
+def gold_accuracy(mu_Q: np.ndarray, gold_gap_Q: np.ndarray, tie: float = 1e-12) -> float:
+    """Fraction of pairs whose posterior-mean sign matches the gold sign (gold ties left out).
+
+    A pair the data say nothing about has μ = 0 exactly (its nodes never meet a comparison): like a
+    score tie in `rm.metrics.pairwise_accuracy`, it counts 1/2 (a coin flip), not as an error.
+    """
     ok = gold_gap_Q != 0
-    return float(np.mean(np.sign(mu_Q[ok]) == np.sign(gold_gap_Q[ok]))) if ok.any() else float("nan")
+    hit_Q = np.where(np.abs(mu_Q) <= tie, 0.5, np.sign(mu_Q) == np.sign(gold_gap_Q))
+    return float(np.mean(hit_Q[ok])) if ok.any() else float("nan")
 
 
 def expected_accuracy(mu_Q: np.ndarray, var_Q: np.ndarray) -> float:

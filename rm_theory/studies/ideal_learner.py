@@ -38,7 +38,7 @@ from rm_theory.figures import ideal_learner as plots
 from rm_theory.figures.common import save
 from rm_theory.ibn.distance import Network, network_distance
 from rm_theory.ibn.network import HP, LabelVariance, ibn_network
-from rm_theory.rm import bayes
+from rm_theory.rm import bayes, gp
 from rm_theory.rm.evaluate import QueryPairs, query_pairs, reward_metrics
 from rm_theory.rm.models import ModelConfig
 from rm_theory.rm.train import train_ensemble
@@ -278,6 +278,31 @@ def best_of_n_point(cfg, space, world: World, topology, seed, keep) -> list[dict
     return rows
 
 
+def gp_point(cfg: IdealLearnerSchema, seed: int) -> dict:
+    """Metric geometry: per-pair exact GP posterior variance against the IBN's resistance (k-NN prior)."""
+    space = make_space(dataclasses.replace(cfg.space, geometry="metric", num_prompts=4))
+    g = rng("gp", seed)
+    comps = make_dataset(space, "chain", cfg.gp_n, g)
+    qa = space.sample(g, g.integers(0, space.num_prompts, cfg.num_queries))
+    queries = Responses.concat([qa, space.sample(g, qa.prompt)])
+    P, Q = len(comps), cfg.num_queries
+    items = Responses.concat([comps.a, comps.b, queries])
+    d_P = space.gold_reward(comps.a) - space.gold_reward(comps.b) + np.sqrt(cfg.xi2) * g.normal(size=P)
+    post = gp.gp_posterior(space, items, np.arange(P), P + np.arange(P), d_P, cfg.xi2)
+    pairs = np.stack([np.arange(Q), Q + np.arange(Q)], axis=1)
+    exact = post.pair_variance(2 * P + pairs)
+    ibn = ibn_network(space, comps, queries, LabelVariance("constant", cfg.xi2))
+    d_Q = ibn.distance(ibn.node_q[pairs], "resistance")
+    ok = np.isfinite(d_Q) & (exact > 0)
+    return {
+        "seed": seed,
+        "gp_vs_ibn_spearman": float(stats.spearmanr(d_Q[ok], exact[ok]).statistic),
+        "gp_vs_ibn_mean_ratio": float(d_Q[ok].mean() / exact[ok].mean()),
+        "gp_vs_ibn_median_rel_err": float(np.median(np.abs(d_Q[ok] / exact[ok] - 1))),
+        "gp_ibn_unreachable": float(1 - np.isfinite(d_Q).mean()),
+    }
+
+
 def _ci_entries(prefix: str, values) -> dict:
     m, h = mean_ci(values)
     return {prefix: m, f"{prefix}_ci95": h}
@@ -363,4 +388,9 @@ def run(cfg: IdealLearnerSchema, runlog: RunLog) -> dict:
         save(plots.convergence(conv_df), figs / "anchored_convergence")
     if len(bon_df):
         save(plots.best_of_n(bon_df), figs / "best_of_n")
-    return headline(cfg, df, neural_df, conv_df, bon_df) | {"rows": len(df)}
+    out = headline(cfg, df, neural_df, conv_df, bon_df) | {"rows": len(df)}
+    if cfg.gp_n:
+        gp_df = pd.DataFrame([gp_point(cfg, s) for s in range(cfg.seed, cfg.seed + cfg.seeds)])
+        gp_df.to_csv(runlog.dir / "gp_vs_ibn.csv", index=False)
+        out |= {k: float(gp_df[k].mean()) for k in gp_df if k != "seed"}
+    return out
