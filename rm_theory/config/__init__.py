@@ -21,6 +21,7 @@ SCHEMAS = {
     "safe_rlhf": "rm_theory.config.downstream:SafeRLHFSchema",
     "reproduce": "rm_theory.config.reproduce:ReproduceSchema",
     "analyse_data": "rm_theory.config.analyse_data:AnalyseDataSchema",
+    "ideal_learner": "rm_theory.config.ideal_learner:IdealLearnerSchema",
 }
 
 

@@ -1,4 +1,5 @@
-"""Flax NNX reward and cost models: a small causal transformer and an MLP baseline.
+"""Flax NNX reward and cost models: a small causal transformer, an MLP baseline, and a prefix-embedding
+model whose reward is a sum of learned per-prefix values (the gold field's own form, THEORY.md §2).
 
 Both read either padded token sequences (pad id 0, real ids >= 1, left or right padding) or
 continuous features, and return one scalar score per item (a reward, or a cost for the Safe RLHF
@@ -37,6 +38,11 @@ class ModelConfig:
     hidden: tuple[int, ...] = (64, 64)  # MLP hidden widths
     harm_head: bool = False
     n_harm: int = 19
+    # prefix family: one table of `table_size` values per depth; a depth-j prefix is its slot exactly
+    # while vocab^(j+1) <= table_size, else a hash of it (collisions then share a value).
+    table_size: int = 4096
+    prior_var: tuple[float, ...] = ()  # s_j² per depth j = 1..max_len−1 (empty: all 1)
+    anchored: bool = False  # init at, and regularise towards, the member's own prior draw
 
 
 def real_positions(tokens_BxT: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -160,11 +166,84 @@ class MLPScorer(_Heads):
         return h_BxD
 
 
-def make_model(cfg: ModelConfig, rngs: nnx.Rngs) -> TransformerScorer | MLPScorer:
+class Anchor(nnx.Variable):
+    """A constant of a model (not a Param: the optimizer leaves it), e.g. a randomised-prior draw."""
+
+
+def _mix32(h: jax.Array) -> jax.Array:
+    """A 32-bit avalanche hash (lowbias32) on uint32 arrays."""
+    h = h ^ (h >> 16)
+    h = h * jnp.uint32(0x7FEB352D)
+    h = h ^ (h >> 15)
+    h = h * jnp.uint32(0x846CA68B)
+    return h ^ (h >> 16)
+
+
+class PrefixScorer(nnx.Module):
+    """r(y) = Σ_j table_j[slot of the depth-j prefix of y]: a learned value per prefix node.
+
+    With `prior_var` = s_j² and `prior_penalty` weighted 1/P beside the mean BT loss, the training
+    objective is the exact learner's negative log posterior (rm.bayes) divided by P, so full-batch
+    training converges to its MAP; with `anchored` each member starts at and is pulled towards its own
+    prior draw (a randomised-prior ensemble member, Osband et al. 2018). The prompt token has depth 0
+    and no value; a token's depth is its rank among the real tokens, so padding does not matter.
+    """
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        assert cfg.input == "tokens", "the prefix model reads tokens"
+        D = cfg.max_len - 1
+        s2 = tuple(float(v) for v in cfg.prior_var) if cfg.prior_var else (1.0,) * D
+        if len(s2) != D:
+            raise ValueError(f"prior_var needs {D} depths, got {len(s2)}")
+        self.vocab, self.table_size, self.prior_var = cfg.vocab, cfg.table_size, s2
+        sd_D = jnp.sqrt(jnp.asarray(s2, jnp.float32))
+        if cfg.anchored:
+            init_DxT = jax.random.normal(rngs.params(), (D, cfg.table_size)) * sd_D[:, None]
+        else:
+            init_DxT = jnp.zeros((D, cfg.table_size))
+        self.table = nnx.Param(init_DxT)
+        self.anchor = Anchor(init_DxT)
+
+    def slots(self, tokens_BxT: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Depth − 1, table slot and validity of every token's prefix: `depth_BxT`, `slot_BxT`, `ok_BxT`."""
+        mask_BxT, rank_BxT = real_positions(tokens_BxT)
+        tok_BxT = tokens_BxT.astype(jnp.uint32)
+
+        # c_t = c_{t−1}·vocab + token_t (mod 2^32): pads before the first real token leave it 0.
+        def step(c_B, t_B):
+            c_B = c_B * jnp.uint32(self.vocab) + t_B
+            return c_B, c_B
+
+        _, code_TxB = jax.lax.scan(step, jnp.zeros(tokens_BxT.shape[0], jnp.uint32), tok_BxT.T)
+        code_BxT = code_TxB.T
+        T = tokens_BxT.shape[1]
+        exact_T = jnp.asarray([self.vocab ** (r + 1) <= self.table_size for r in range(T)])
+        slot_BxT = jnp.where(exact_T[rank_BxT], code_BxT, _mix32(code_BxT)) % jnp.uint32(self.table_size)
+        D = len(self.prior_var)
+        ok_BxT = mask_BxT & (rank_BxT >= 1) & (rank_BxT <= D)
+        depth_BxT = jnp.clip(rank_BxT - 1, 0, D - 1)
+        return depth_BxT, slot_BxT.astype(jnp.int32), ok_BxT
+
+    def __call__(self, tokens_BxT: jax.Array) -> jax.Array:
+        depth_BxT, slot_BxT, ok_BxT = self.slots(tokens_BxT)
+        return jnp.sum(jnp.where(ok_BxT, self.table[depth_BxT, slot_BxT], 0.0), axis=1)
+
+    def score_and_harm(self, x: jax.Array) -> tuple[jax.Array, None]:
+        return self(x), None
+
+    def prior_penalty(self) -> jax.Array:
+        """Σ_j Σ_u (table − anchor)² / (2 s_j²): the negative log prior of the values."""
+        s2_D = jnp.asarray(self.prior_var, jnp.float32)
+        return 0.5 * jnp.sum((self.table[...] - self.anchor[...]) ** 2 / s2_D[:, None])
+
+
+def make_model(cfg: ModelConfig, rngs: nnx.Rngs) -> TransformerScorer | MLPScorer | PrefixScorer:
     if cfg.family == "transformer":
         return TransformerScorer(cfg, rngs)
     if cfg.family == "mlp":
         return MLPScorer(cfg, rngs)
+    if cfg.family == "prefix":
+        return PrefixScorer(cfg, rngs)
     raise ValueError(f"unknown model family {cfg.family!r}")
 
 

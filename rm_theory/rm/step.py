@@ -43,6 +43,9 @@ class TrainConfig:
     rank_coef: float = 1.0
     sign_coef: float = 1.0
     harm_coef: float = 1.0
+    # Weight of the model's own `prior_penalty()` (negative log prior, e.g. per-depth L2 towards an
+    # anchor); 1/P beside the mean BT loss makes the objective the negative log posterior / P.
+    prior_coef: float = 0.0
     log_every: int = 100  # steps per compiled chunk; one log row per chunk
     checkpoint_every: int = 0  # multiple of log_every; 0 = only at the end (with a directory)
 
@@ -112,5 +115,8 @@ def loss_and_metrics(model: nnx.Module, batch: Arrays, tc: TrainConfig) -> tuple
             if "harm" in batch and harm["xs"] is not None:
                 aux["harm"] = jnp.mean(losses.harm_bce(harm["xs"], batch["harm"]))
                 total += tc.harm_coef * aux["harm"]
+    if tc.prior_coef:  # off by default: the traced program is then unchanged
+        aux["prior"] = model.prior_penalty()
+        total = total + tc.prior_coef * aux["prior"]
     aux["loss"] = total
     return total, aux

@@ -1,0 +1,77 @@
+"""Schema of the ideal-learner study (`python -m experiments.ideal_learner`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from rm_theory.config.common import (
+    LabelSchema,
+    ModelSchema,
+    SeededRunSchema,
+    SpaceSchema,
+    TrainSchema,
+    TreeSchema,
+)
+
+
+@dataclasses.dataclass
+class IdealLearnerSchema(SeededRunSchema):
+    # The exact learner on chain vs tree data: every n × topology × budget × seed is one Laplace fit.
+    n_values: list[int] = dataclasses.field(default_factory=lambda: [256, 1024, 4096, 16384])
+    topologies: list[str] = dataclasses.field(default_factory=lambda: ["chain", "tree"])
+    budgets: list[str] = dataclasses.field(default_factory=lambda: ["comparisons", "tokens"])
+    num_queries: int = 1024
+    # Query distributions besides "independent" (world.queries kinds; the depth strata are not included).
+    query_kinds: list[str] = dataclasses.field(default_factory=lambda: ["low_temp", "in_tree"])
+    # The Laplace posterior against the resistance of the IBN with Fisher-at-the-MAP edges, up to this n.
+    identity_max_n: int = 4096
+    space: SpaceSchema = dataclasses.field(default_factory=lambda: SpaceSchema(num_prompts=16, V=4, L=8))
+    tree: TreeSchema = dataclasses.field(default_factory=lambda: TreeSchema(B=2, D=3))
+    labels: LabelSchema = dataclasses.field(default_factory=LabelSchema)
+    # Neural families trained on the same data (equal comparisons) at these n; "prefix" is the
+    # prefix-embedding model at the exact MAP's objective, "anchored" its randomised-prior ensemble.
+    neural_n: list[int] = dataclasses.field(default_factory=lambda: [1024])
+    families: list[str] = dataclasses.field(default_factory=lambda: ["mlp", "transformer", "prefix", "anchored"])
+    model: ModelSchema = dataclasses.field(default_factory=ModelSchema)
+    train: TrainSchema = dataclasses.field(default_factory=lambda: TrainSchema(steps=600))
+    prefix_table_size: int = 16384
+    prefix_steps: int = 1500
+    prefix_batch_size: int = 256
+    prefix_lr: float = 0.05
+    # Randomised-prior ensembles in the exact model class, against the exact posterior, at n = neural_n[0].
+    ensemble_sizes: list[int] = dataclasses.field(default_factory=lambda: [4, 8, 16, 32, 64])
+    xi2: float = (
+        4.0  # Gaussian-observation noise of that check (4/β², the BT label's inverse Fisher information at a tie)
+    )
+    # Best-of-N with the exact posterior mean, and on the lower bound μ − κσ, at n = neural_n[0].
+    bon_prompts: int = 32
+    bon_max_n: int = 128
+    kappas: list[float] = dataclasses.field(default_factory=lambda: [0.0, 1.0, 2.0])
+    # Metric geometry: the exact GP posterior (the field's covariance) against the IBN's k-NN prior, on
+    # `gp_n` chain comparisons with Gaussian observations of variance xi2 in 4 prompts (0: skip).
+    gp_n: int = 512
+
+    SMOKE: ClassVar[dict[str, Any]] = {
+        "seeds": 2,
+        "n_values": [64, 128],
+        "budgets": ["comparisons"],
+        "num_queries": 64,
+        "space.num_prompts": 4,
+        "space.L": 5,
+        "neural_n": [64],
+        "families": ["mlp", "prefix", "anchored"],
+        "train.ensemble_size": 2,
+        "train.steps": 20,
+        "train.log_every": 20,
+        "train.warmup_steps": 2,
+        "train.batch_size": 16,
+        "model.hidden": [16],
+        "prefix_table_size": 1024,
+        "prefix_steps": 40,
+        "prefix_batch_size": 32,
+        "ensemble_sizes": [4, 8],
+        "bon_prompts": 4,
+        "bon_max_n": 8,
+        "gp_n": 32,
+    }

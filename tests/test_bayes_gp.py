@@ -1,0 +1,58 @@
+"""The metric geometry's exact learner (rm.gp): the field's covariance, and the Cholesky posterior against
+a dense weight-space computation; the IBN's k-NN prior beside it (THEORY.md §2 "A second geometry")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rm_theory.ibn.network import LabelVariance, ibn_network
+from rm_theory.rm import gp
+from rm_theory.world.spaces import MetricSpace, Responses
+from rm_theory.world.topology import make_dataset
+
+SPACE = MetricSpace(K=2, num_prompts=2, gamma=1.0, c=1.0, num_features=64, seed=3)
+
+
+def test_kernel_variogram_is_the_fields_normalisation():
+    """E Var(r(x) − r(x + h)) at |h| = 0.1 is c·0.1^γ by construction of the field's scale (±sampling)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((400, 2))
+    h = rng.normal(size=(400, 2))
+    h = 0.1 * h / np.linalg.norm(h, axis=1, keepdims=True)
+    items = Responses(np.zeros(800, np.int64), np.concatenate([x, x + h]))
+    k = gp.kernel(SPACE, items)
+    i = np.arange(400)
+    vario = np.mean(k[i, i] + k[i + 400, i + 400] - 2 * k[i, i + 400])
+    assert 0.5 < vario / (SPACE.c * 0.1**SPACE.gamma) < 2.0
+    assert np.allclose(k, k.T) and np.all(np.linalg.eigvalsh(k) > -1e-8)
+
+
+def test_cholesky_posterior_matches_weight_space_posterior():
+    rng = np.random.default_rng(1)
+    comps = make_dataset(SPACE, "chain", 40, rng)
+    qa = SPACE.sample(rng, rng.integers(0, 2, 20))
+    qb = SPACE.sample(rng, qa.prompt)
+    items = Responses.concat([comps.a, comps.b, qa, qb])
+    P, xi2 = len(comps), 0.5
+    a_P, b_P = np.arange(P), P + np.arange(P)
+    d_P = rng.normal(size=P)
+    post = gp.gp_posterior(SPACE, items, a_P, b_P, d_P, xi2)
+    pairs = 2 * P + np.stack([np.arange(20), 20 + np.arange(20)], axis=1)
+    # Weight space: r = φ w, w ~ N(0, I): Σ_w = (I + Φdᵀ Φd / ξ²)⁻¹.
+    phi = gp.field_features(SPACE, items)
+    phid = phi[a_P] - phi[b_P]
+    cov = np.linalg.inv(np.eye(phi.shape[1]) + phid.T @ phid / xi2)
+    mean = cov @ phid.T @ d_P / xi2
+    u = phi[pairs[:, 0]] - phi[pairs[:, 1]]
+    np.testing.assert_allclose(post.pair_variance(pairs), np.einsum("qg,gh,qh->q", u, cov, u), rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(post.pair_mean(pairs), u @ mean, rtol=1e-6, atol=1e-10)
+    # The IBN (k-NN prior) gives a variance of the same pairs; both shrink below the prior.
+    ibn = ibn_network(SPACE, comps, Responses.concat([qa, qb]), LabelVariance("constant", xi2))
+    d_Q = ibn.distance(ibn.node_q[np.stack([np.arange(20), 20 + np.arange(20)], axis=1)], "resistance")
+    assert np.all(np.isfinite(d_Q[np.isfinite(d_Q)]))
+    prior = (
+        post.k_NxN[pairs[:, 0], pairs[:, 0]]
+        + post.k_NxN[pairs[:, 1], pairs[:, 1]]
+        - 2 * post.k_NxN[pairs[:, 0], pairs[:, 1]]
+    )
+    assert np.all(post.pair_variance(pairs) <= prior + 1e-12)
