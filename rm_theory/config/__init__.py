@@ -22,6 +22,7 @@ SCHEMAS = {
     "reproduce": "rm_theory.config.reproduce:ReproduceSchema",
     "analyse_data": "rm_theory.config.analyse_data:AnalyseDataSchema",
     "ideal_learner": "rm_theory.config.ideal_learner:IdealLearnerSchema",
+    "design": "rm_theory.config.design:DesignSchema",
 }
 
 
