@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from rm_theory.common.validate import spec
 from rm_theory.config.common import ModelSchema, RunSchema, TrainSchema
 
 
@@ -20,14 +21,22 @@ from rm_theory.config.common import ModelSchema, RunSchema, TrainSchema
 class DataSetSchema:
     loader: str = "jsonl"  # a key of rm_theory.real.LOADERS
     path: str = ""
-    max_pairs: int = 1000  # cap by whole prompts (0 = all); the encoder is the slow part
+    max_pairs: int = spec(1000, ge=0)  # cap by whole prompts (0 = all); the encoder is the slow part
 
 
 def _head_train() -> TrainSchema:
     """The reward/cost heads on frozen features (no score prior)."""
     return TrainSchema(
-        ensemble_size=4, steps=600, batch_size=64, lr=1e-3, warmup_steps=50, weight_decay=1e-2, centre_coef=1e-3,
-        log_every=200, group_batch_size=16, l2_coef=0.0,
+        ensemble_size=4,
+        steps=600,
+        batch_size=64,
+        lr=1e-3,
+        warmup_steps=50,
+        weight_decay=1e-2,
+        centre_coef=1e-3,
+        log_every=200,
+        group_batch_size=16,
+        l2_coef=0.0,
     )
 
 
@@ -47,7 +56,7 @@ def _datasets() -> dict[str, DataSetSchema]:
 class FeatureSchema:
     """`real.features.FeatureConfig` and the encoder."""
 
-    mode: str = "concat"  # concat ([e(prompt), e(response)]) | response
+    mode: str = spec("concat", choices=("concat", "response"))  # concat: [e(prompt), e(response)]
     prompt_chars: int = 400
     batch_size: int = 32
     cache_dir: str = "outputs/feature_cache"
@@ -84,7 +93,7 @@ class AccuracySchema:
 class TopologySchema:
     datasets: list[str] = dataclasses.field(default_factory=lambda: ["gsm8k", "pku"])
     budgets: list[int] = dataclasses.field(default_factory=lambda: [100, 200, 300])
-    seeds: int = 2
+    seeds: int = spec(2, ge=1)
 
 
 @dataclasses.dataclass
@@ -93,9 +102,9 @@ class RealDataSchema(RunSchema):
     fixture: bool = False  # write and use a tiny data set and random encoder in the run folder
     data_root: str = ""
     data_seed: int = 0  # the capped selection (kept apart from `seed` so caches are reused)
-    test_frac: float = 0.2
-    n_boot: int = 1000
-    level: float = 0.95
+    test_frac: float = spec(0.2, gt=0, le=1)
+    n_boot: int = spec(1000, ge=1)
+    level: float = spec(0.95, gt=0, le=1)
     figures: bool = True
     datasets: dict[str, DataSetSchema] = dataclasses.field(default_factory=_datasets)
     features: FeatureSchema = dataclasses.field(default_factory=FeatureSchema)
@@ -105,6 +114,8 @@ class RealDataSchema(RunSchema):
     ibn: RealIBNSchema = dataclasses.field(default_factory=RealIBNSchema)
     topology: TopologySchema = dataclasses.field(default_factory=TopologySchema)
 
+    # where features are cached, not what they are: a run folder stays resumable from another cache
+    NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("features.cache_dir",)
     SMOKE: ClassVar[dict[str, Any]] = {
         "fixture": True,
         "n_boot": 50,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from rm_theory.common.validate import spec
 from rm_theory.config.common import (
+    REGIMES,
+    TOPOLOGIES,
     LabelSchema,
     LabelVarianceSchema,
     ModelSchema,
@@ -20,13 +23,15 @@ from rm_theory.rm.sharding import DistributedConfig
 @dataclasses.dataclass
 class TrainRMSchema(SeededRunSchema):
     # sweep inside one run: every n × topology × regime × seed is one trained ensemble (or two with cost)
-    n_values: list[int] = dataclasses.field(default_factory=lambda: [256, 1024, 4096, 16384])
-    topologies: list[str] = dataclasses.field(default_factory=lambda: ["chain", "tree"])
-    regimes: list[str] = dataclasses.field(default_factory=lambda: ["polynomial"])
-    budget: str = "comparisons"  # comparisons | tokens
-    tree_loss: str = "pairs"  # pairs (BT on tree pairs) | plackett_luce (rank each tree's items)
+    n_values: list[int] = spec(default_factory=lambda: [256, 1024, 4096, 16384], ge=1, nonempty=True)
+    topologies: list[str] = spec(default_factory=lambda: ["chain", "tree"], choices=TOPOLOGIES, nonempty=True)
+    regimes: list[str] = spec(default_factory=lambda: ["polynomial"], choices=REGIMES, nonempty=True)
+    budget: str = spec("comparisons", choices=("comparisons", "tokens"))
+    tree_loss: str = spec(
+        "pairs", choices=("pairs", "plackett_luce")
+    )  # pairs (BT on tree pairs) | plackett_luce (rank each tree's items)
     cost: bool = False  # also train a Safe RLHF cost model (harm head on the 19 categories)
-    num_queries: int = 1024
+    num_queries: int = spec(1024, ge=1)
     space: SpaceSchema = dataclasses.field(default_factory=lambda: SpaceSchema(num_prompts=16, V=4, L=8))
     tree: TreeSchema = dataclasses.field(default_factory=lambda: TreeSchema(B=2, D=3))
     labels: LabelSchema = dataclasses.field(default_factory=LabelSchema)

@@ -71,15 +71,18 @@ def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
     on_map = on_map[on_map[list(AXES)].apply(tuple, axis=1).isin([dataclasses.astuple(p) for p in map_points])]
     if cfg.figures:
         figs = runlog.dir / "figures"
-        save(ibn_scaling_figs.distance_vs_n(curve), figs / "distance_vs_n")
-        save(ibn_scaling_figs.ratio_vs_n(curve), figs / "ratio_vs_n")
-        save(ibn_scaling_figs.ratio_heatmap(on_map), figs / "ratio_heatmap")
-        save(ibn_scaling_figs.query_heatmap(on_map), figs / "ratio_heatmap_queries")
+        # An empty axis (e.g. map.n_values=[] for the curve only) selects no rows: its figure is skipped.
+        if len(curve):
+            save(ibn_scaling_figs.distance_vs_n(curve), figs / "distance_vs_n")
+            save(ibn_scaling_figs.ratio_vs_n(curve), figs / "ratio_vs_n")
+        if len(on_map):
+            save(ibn_scaling_figs.ratio_heatmap(on_map), figs / "ratio_heatmap")
+            save(ibn_scaling_figs.query_heatmap(on_map), figs / "ratio_heatmap_queries")
 
     rt = ratio_table(curve)
     rb = rt[rt[list(AXES)].apply(tuple, axis=1) == dataclasses.astuple(base)].sort_values("n")
     c, r2 = fit_log_ratio(rb["n"].to_numpy(), rb["ratio"].to_numpy())
-    rm = ratio_table(on_map)
+    rm = ratio_table(on_map) if len(on_map) else pd.DataFrame(columns=["n", *AXES, "ratio"])
     ratios = pd.concat([ratio_table(df, col).assign(query=col) for col in df.columns if col.startswith("d_res_")])
     ratios.to_csv(runlog.dir / "ratios.csv", index=False)
     return {
