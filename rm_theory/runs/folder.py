@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from rm_theory.common.validate import validate
+from rm_theory.common.validate import ConfigError, validate
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +344,13 @@ def run_entry(
     if cfg.get("smoke", False):
         cfg = apply_smoke(cfg, schema, override_keys(overrides or []))
     obj = OmegaConf.to_object(cfg)
-    validate(obj)
+    try:
+        validate(obj)
+    except ConfigError as err:
+        # A new folder records why it stayed empty; an earlier run's summary is left as it is.
+        if not (Path(out_dir) / "summary.json").exists():
+            RunLog(Path(out_dir)).summary({"error": f"{type(err).__name__}: {err}"}, status="failed")
+        raise
     enable_compilation_cache()
     run_dir = _process_dir(Path(out_dir), obj)
     run_dir.mkdir(parents=True, exist_ok=True)
