@@ -11,6 +11,7 @@ cannot be run fails with the key's name instead of deep in numpy or pandas.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Any
 
 
@@ -31,7 +32,7 @@ def spec(
 ) -> Any:
     """A dataclass field with its allowed values in `metadata` (None values are never checked)."""
     meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "nonempty": nonempty, "keys_of": keys_of}
-    meta = {k: v for k, v in meta.items() if v not in (None, False)}
+    meta = {k: v for k, v in meta.items() if v is not None and v is not False}  # a bound of 0 is a bound
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
 
@@ -50,9 +51,9 @@ def _problems_of_value(key: str, value: Any, meta: dict, root: Any) -> list[str]
         return [f"{key} = {value!r}: must be one of {', '.join(map(repr, choices))}"]
     if isinstance(value, bool) or not isinstance(value, int | float):
         return []
-    for name, ok, word in (("ge", value.__ge__, ">="), ("gt", value.__gt__, ">"), ("le", value.__le__, "<=")):
+    for name, ok, word in (("ge", operator.ge, ">="), ("gt", operator.gt, ">"), ("le", operator.le, "<=")):
         bound = meta.get(name)
-        if bound is not None and not ok(bound):
+        if bound is not None and not ok(value, bound):
             return [f"{key} = {value!r}: must be {word} {bound}"]
     return []
 
