@@ -133,6 +133,10 @@ class TrainSchema:
     centre_coef: float = 1e-3
     harm_coef: float = 1.0
     log_every: int | None = spec(250, ge=1)  # None: one chunk of all the steps
+    # Steps between training checkpoints where a study passes a checkpoint folder (rounded up to a
+    # multiple of log_every; 0: only at the end). Saves are asynchronous: at 500 steps the overhead
+    # is within noise (benchmarks/bench_checkpoint.py).
+    checkpoint_every: int = spec(500, ge=0)
 
 
 def build(cls: type, fields: object, **overrides):
@@ -179,4 +183,5 @@ def make_train(cfg: TrainSchema, **overrides) -> TrainConfig:
     tc = build(TrainConfig, cfg, **overrides)
     warmup = min(50, tc.steps // 5) if cfg.warmup_steps is None else tc.warmup_steps
     log_every = tc.steps if cfg.log_every is None else tc.log_every
-    return dataclasses.replace(tc, warmup_steps=warmup, log_every=log_every)
+    every = -(-cfg.checkpoint_every // log_every) * log_every  # the trainer saves at chunk ends only
+    return dataclasses.replace(tc, warmup_steps=warmup, log_every=log_every, checkpoint_every=every)

@@ -42,9 +42,15 @@ class TrainRMSchema(SeededRunSchema):
     ibn: LabelVarianceSchema = dataclasses.field(default_factory=lambda: LabelVarianceSchema("fisher", 4.0))
     # devices=0 shards every ensemble over all devices (all hosts with initialize=true)
     distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
+    # Checkpoint each unit's training under <run>/checkpoints/ (every train.checkpoint_every steps),
+    # so a killed run resumes inside the unit it was training; a finished unit's folder is removed.
+    checkpoint: bool = True
     export_jsonl: bool = False  # write each data set of the largest n as data/<topology>_...jsonl.gz
 
+    # how a run is checkpointed, not what it computes: a folder resumes under other settings
+    NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("checkpoint", "train.checkpoint_every")
     SMOKE: ClassVar[dict[str, Any]] = {
+        "checkpoint": False,
         "seeds": 2,
         "n_values": [64],
         "num_queries": 64,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 
 import jax
 import pandas as pd
@@ -61,7 +62,7 @@ def model_config(cfg: TrainRMSchema, space: ResponseSpace) -> ModelConfig:
 
 
 def run_point(
-    cfg: TrainRMSchema, regime: str, n: int, topology: str, seed: int, export_dir=None, mesh=None
+    cfg: TrainRMSchema, regime: str, n: int, topology: str, seed: int, export_dir=None, mesh=None, checkpoint_dir=None
 ) -> tuple[dict, list[dict]]:
     """Train and evaluate the ensemble(s) of one (regime, n, topology, seed); one row and category rows."""
     space = make_space(dataclasses.replace(cfg.space, regime=regime))
@@ -83,9 +84,10 @@ def run_point(
     mc, tc = model_config(cfg, space), make_train(cfg.train)
     key = jax.random.fold_in(jax.random.key(seed), tag(regime, n, topology)[0] % 2**31)
     if cfg.cost:
-        trained = train_reward_and_cost(mc, tc, syn.data, key, progress=False, mesh=mesh)
+        trained = train_reward_and_cost(mc, tc, syn.data, key, progress=False, mesh=mesh, checkpoint_dir=checkpoint_dir)
     else:
-        trained = {"reward": train_ensemble(mc, tc, syn.data, key, progress=False, mesh=mesh)}
+        ens = train_ensemble(mc, tc, syn.data, key, progress=False, mesh=mesh, checkpoint_dir=checkpoint_dir)
+        trained = {"reward": ens}
     reward, history = trained["reward"]
     rm, var_Q = reward_metrics(reward.score(q.x), q)
     lv = make_label_variance(cfg.ibn)
@@ -196,7 +198,8 @@ def run(cfg: TrainRMSchema, runlog: RunLog) -> dict:
             cats += cats_done.get(job, [])
             continue
         export = runlog.dir / "data" if cfg.export_jsonl and job[1] == max(cfg.n_values) else None
-        row, cat_rows = run_point(cfg, *job, export_dir=export, mesh=mesh)
+        ckpt = runlog.dir / "checkpoints" / "_".join(map(str, job)) if cfg.checkpoint else None
+        row, cat_rows = run_point(cfg, *job, export_dir=export, mesh=mesh, checkpoint_dir=ckpt)
         log.info(
             "%s: gold acc %.3f, ens var %.4g, IBN res %.4g",
             dict(zip(KEYS, job, strict=True)),
@@ -206,6 +209,8 @@ def run(cfg: TrainRMSchema, runlog: RunLog) -> dict:
         )
         # One line per point, its category rows inside: a kill leaves a point wholly done or not at all.
         runlog.metric({"kind": "result", **row, "categories": cat_rows})
+        if ckpt is not None:
+            shutil.rmtree(ckpt, ignore_errors=True)  # the row is the unit's record now
         rows.append(row)
         cats += cat_rows
     df = pd.DataFrame(rows).sort_values(list(KEYS), kind="stable").reset_index(drop=True)
