@@ -52,6 +52,9 @@ CASES = [
     ("reproduce", "scale=huge", "scale = 'huge': must be one of 'quick', 'paper'"),
     ("reproduce", "only=[nope]", "only[0] = 'nope': must be one of"),
     ("real_data", "test_frac=0", "test_frac = 0.0: must be > 0"),
+    ("real_data", "parts=[accuracy,fun]", "parts[1] = 'fun': must be one of 'accuracy', 'ibn', 'topology'"),
+    ("real_data", "accuracy.in_domain=[nope]", "accuracy.in_domain[0] = 'nope': must be one of 'hh'"),
+    ("real_data", "datasets.hh.loader=csv", "datasets.hh.loader = 'csv': must be one of 'hh-rlhf'"),
     ("ibn_scaling", "resume=maybe", "resume = 'maybe': must be one of 'auto', 'force'"),
 ]
 
