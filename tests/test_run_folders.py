@@ -264,3 +264,21 @@ def test_reproduce_smoke_keeps_only_the_overrides_smoke_does_not_shrink():
     cmd = reproduce.step_command("s", step, "quick", Path("/x"), smoke=True, seed=0)
     assert "model.family=mlp" in cmd and "debug=smoke" in cmd
     assert not any(c.startswith(("train.steps=", "n_values=")) for c in cmd)
+
+
+def test_a_refused_rerun_leaves_hydras_record_of_the_run_the_folder_holds(tmp_path):
+    """Through Hydra: it rewrites `.hydra/` before the task starts; the refused run puts it back."""
+    out = tmp_path / "run"
+
+    def cli(*overrides: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "experiments.ibn_scaling", "debug=smoke", "figures=false", *overrides]
+        return subprocess.run([*cmd, f"hydra.run.dir={out}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    assert cli().returncode == 0
+    before = (out / ".hydra" / "overrides.yaml").read_text()
+    refused = cli("space.alpha=0.9")
+    assert refused.returncode != 0 and "space.alpha: 0.5 -> 0.9" in refused.stderr
+    assert (out / ".hydra" / "overrides.yaml").read_text() == before
+    hydra_cfg = (out / ".hydra" / "config.yaml").read_text()
+    assert "alpha: 0.5" in hydra_cfg and "alpha: 0.9" not in hydra_cfg
+    assert read_json(out / "config.json")["space"]["alpha"] == 0.5

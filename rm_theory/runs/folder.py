@@ -171,7 +171,7 @@ class RunLock:
             self.fd = None
 
     def __enter__(self) -> RunLock:
-        return self.acquire()
+        return self if self.fd is not None else self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
@@ -318,6 +318,25 @@ def _process_dir(out_dir: Path, obj: Any) -> Path:
     return out_dir if i == 0 else out_dir / f".process_{i}"
 
 
+_HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+
+
+def _hydra_record(out_dir: Path) -> dict[str, str]:
+    """Hydra's own record of the run (`.hydra/*.yaml`), kept in fingerprint.json."""
+    hydra = out_dir / ".hydra"
+    return {name: (hydra / name).read_text() for name in _HYDRA_FILES if (hydra / name).exists()}
+
+
+def _restore_hydra_record(out_dir: Path) -> None:
+    """Hydra rewrites `.hydra/` before a run starts: a refused run puts back the record of the
+    run the folder holds, so `.hydra/overrides.yaml` never describes a run that did not happen."""
+    path = out_dir / "fingerprint.json"
+    if not path.exists():
+        return
+    for name, text in (read_json(path).get("hydra_files") or {}).items():
+        (out_dir / ".hydra" / name).write_text(text)
+
+
 def run_entry(
     cfg: DictConfig,
     main: Callable[[Any, RunLog], dict],
@@ -344,22 +363,31 @@ def run_entry(
     if cfg.get("smoke", False):
         cfg = apply_smoke(cfg, schema, override_keys(overrides or []))
     obj = OmegaConf.to_object(cfg)
+    out_dir = Path(out_dir)
     try:
         validate(obj)
     except ConfigError as err:
         # A new folder records why it stayed empty; an earlier run's summary is left as it is.
-        if not (Path(out_dir) / "summary.json").exists():
-            RunLog(Path(out_dir)).summary({"error": f"{type(err).__name__}: {err}"}, status="failed")
+        if not (out_dir / "summary.json").exists():
+            RunLog(out_dir).summary({"error": f"{type(err).__name__}: {err}"}, status="failed")
+        _restore_hydra_record(out_dir)
         raise
     enable_compilation_cache()
-    run_dir = _process_dir(Path(out_dir), obj)
+    run_dir = _process_dir(out_dir, obj)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(run_dir):
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        fp = fingerprint(resolved, tuple(getattr(schema, "NOT_FINGERPRINTED", ())))
+    lock = RunLock(run_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    fp = fingerprint(resolved, tuple(getattr(schema, "NOT_FINGERPRINTED", ())))
+    try:
+        lock.acquire()
         check_fingerprint(run_dir, fp, resolved.get("resume", "auto"))
+    except RunFolderError:
+        lock.release()
+        _restore_hydra_record(out_dir)
+        raise
+    with lock:
         runlog = RunLog(run_dir)
-        write_json(runlog.dir / "fingerprint.json", fp)
+        write_json(runlog.dir / "fingerprint.json", {**fp, "hydra_files": _hydra_record(out_dir)})
         (runlog.dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
         write_json(runlog.dir / "config.json", resolved)
         start = time.time()
