@@ -282,3 +282,17 @@ def test_a_refused_rerun_leaves_hydras_record_of_the_run_the_folder_holds(tmp_pa
     hydra_cfg = (out / ".hydra" / "config.yaml").read_text()
     assert "alpha: 0.5" in hydra_cfg and "alpha: 0.9" not in hydra_cfg
     assert read_json(out / "config.json")["space"]["alpha"] == 0.5
+
+
+def test_reproduce_reruns_a_changed_step_instead_of_refusing_its_folder(tmp_path):
+    out = tmp_path / "rep"
+    steps = ["only=[ibn_scaling]", "steps.ibn_scaling.quick=['figures=false']"]
+    first = run_smoke("reproduce", reproduce.run, out, steps)
+    assert first["failed"] == []
+    seconds = read_json(out / "runs" / "ibn_scaling" / "reproduce_step.json")["seconds"]
+    # another step definition: the reproduction folder is still the same run; the step reruns
+    changed = ["only=[ibn_scaling]", "steps.ibn_scaling.quick=['figures=false','space.alpha=0.9']"]
+    second = run_smoke("reproduce", reproduce.run, out, changed)
+    assert second["failed"] == []
+    assert read_json(out / "runs" / "ibn_scaling" / "config.json")["space"]["alpha"] == 0.9
+    assert read_json(out / "runs" / "ibn_scaling.previous" / "reproduce_step.json")["seconds"] == seconds

@@ -31,5 +31,7 @@ class ReproduceSchema(RunSchema):
     step_timeout_s: int = spec(3600, ge=1)
     steps: dict[str, StepSchema] = dataclasses.field(default_factory=dict)
 
-    NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("step_timeout_s",)
+    # Each step is fingerprinted on its own (its command and config files; a changed one is rerun):
+    # which steps run now and their definitions do not make the reproduction folder another run's.
+    NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("step_timeout_s", "only", "steps")
     SMOKE: ClassVar[dict[str, Any]] = {"step_timeout_s": 600}

@@ -199,7 +199,12 @@ def _flatten(x: Any, prefix: str = "") -> dict[str, Any]:
 def fingerprint(resolved: dict, skip: tuple[str, ...] = ()) -> dict:
     """What determines a run's results: its resolved config without the keys in `skip` (dotted;
     output paths and write options), and the package version; `sha256` hashes both."""
-    flat = {k: v for k, v in _flatten(to_jsonable(resolved)).items() if k not in (*NOT_FINGERPRINTED, *skip)}
+    skip = (*NOT_FINGERPRINTED, *skip)
+    flat = {
+        k: v
+        for k, v in _flatten(to_jsonable(resolved)).items()
+        if not any(k == s or k.startswith(s + ".") for s in skip)
+    }
     body = {"version": package_version(), "config": flat}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return {**body, "sha256": digest}
@@ -254,6 +259,7 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the parent still kills our process group on exit
         return
+    os.environ.pop("RM_THEORY_PARENT_PID")  # for this process only, not for what it starts
     if os.getppid() != int(parent):  # the parent died before the signal was armed
         os.kill(os.getpid(), signal.SIGKILL)
 
