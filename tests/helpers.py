@@ -23,8 +23,9 @@ def compose_config(name: str, overrides: list[str] | None = None):
 
 def run_smoke(name: str, module_run, out_dir: Path, overrides: list[str] | None = None) -> dict:
     """Runs an entry point's library `run` on its smoke config; returns summary.json."""
-    cfg = compose_config(name, ["debug=smoke", *(overrides or [])])
-    run_entry(cfg, module_run, out_dir=out_dir)
+    overrides = ["debug=smoke", *(overrides or [])]
+    cfg = compose_config(name, overrides)
+    run_entry(cfg, module_run, out_dir=out_dir, overrides=overrides)  # as Hydra would: they win over smoke
     return read_json(out_dir / "summary.json")
 
 

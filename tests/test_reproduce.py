@@ -16,7 +16,7 @@ def test_reproduce_smoke_runs_and_resumes(tmp_path, monkeypatch):
     assert (out / "configs" / "ibn_scaling.yaml").exists()
     # Second invocation: nothing is rerun.
     calls = []
-    monkeypatch.setattr(reproduce.subprocess, "run", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(reproduce.subprocess, "Popen", lambda *a, **k: calls.append(a))
     run_smoke("reproduce", reproduce.run, out, ["only=[ibn_scaling]"])
     assert calls == []
 

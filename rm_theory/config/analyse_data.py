@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from rm_theory.common.validate import spec
 from rm_theory.config.common import RunSchema
 from rm_theory.config.real_data import FeatureSchema
 
@@ -13,24 +14,24 @@ from rm_theory.config.real_data import FeatureSchema
 class DataFileSchema:
     path: str = ""  # a file (or a folder, for llmbar) in one of the loaders' formats
     format: str = "jsonl"  # a key of rm_theory.real.LOADERS (jsonl = the project's own format)
-    max_pairs: int = 2000  # cap by whole prompts (0 = all); the encoder is the slow part
+    max_pairs: int = spec(2000, ge=0)  # cap by whole prompts (0 = all); the encoder is the slow part
 
 
 @dataclasses.dataclass
 class ReportIBNSchema:
     """`ibn.real.IBNConfig`, the F(M) measurement and the design of the next comparisons."""
 
-    k: int = 10
-    c: float = 1.0
-    gamma: float = 1.0
-    xi2: float = 1.0
+    k: int = spec(10, ge=1)
+    c: float = spec(1.0, gt=0)
+    gamma: float = spec(1.0, gt=0)
+    xi2: float = spec(1.0, gt=0)
     mst: bool = True
-    M_values: list[int] = dataclasses.field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256])
-    f_pairs: int = 256
-    least_determined: int = 20  # held-out pairs with the largest inference distance, listed
-    next_batch: int = 50  # comparisons the design asks for next
-    max_candidates: int = 20000  # candidate pairs (same prompt, not yet compared), sampled if more
-    targets_dim: int = 0  # 0: exact design gains; k: a k-dimensional projection of the targets
+    M_values: list[int] = spec(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256], ge=1)
+    f_pairs: int = spec(256, ge=2)
+    least_determined: int = spec(20, ge=0)  # held-out pairs with the largest inference distance, listed
+    next_batch: int = spec(50, ge=1)  # comparisons the design asks for next
+    max_candidates: int = spec(20000, ge=0)  # candidate pairs (same prompt, not yet compared), sampled if more
+    targets_dim: int = spec(0, ge=0)  # 0: exact design gains; k: a k-dimensional projection of the targets
 
 
 @dataclasses.dataclass
@@ -38,7 +39,7 @@ class AnalyseDataSchema(RunSchema):
     data: DataFileSchema = dataclasses.field(default_factory=DataFileSchema)
     features: FeatureSchema = dataclasses.field(default_factory=FeatureSchema)
     ibn: ReportIBNSchema = dataclasses.field(default_factory=ReportIBNSchema)
-    test_frac: float = 0.2  # held-out prompts: the pairs whose inference distance is reported
+    test_frac: float = spec(0.2, gt=0, le=0.9)  # held-out prompts: the pairs whose inference distance is reported
     fixture: bool = False  # write and analyse a tiny data set with a random encoder (smoke runs)
     figures: bool = True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from rm_theory.common.validate import spec
 from rm_theory.ibn.network import LabelVariance
 from rm_theory.rm.models import ModelConfig
 from rm_theory.rm.step import TrainConfig
@@ -17,58 +18,64 @@ from rm_theory.world.labels import LabelConfig
 from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, ResponseSpace, TreeShape
 from rm_theory.world.topology import TreeSampling
 
+GEOMETRIES = ("tree", "metric")
+REGIMES = ("polynomial", "logarithmic", "sublogarithmic")
+TOPOLOGIES = ("chain", "tree")
+
 
 @dataclasses.dataclass
 class RunSchema:
-    """The fields every entry point has: the root seed and the smoke switch (`debug=smoke`)."""
+    """The fields every entry point has: the root seed, the smoke switch (`debug=smoke`), and
+    whether a run folder of another fingerprint may be resumed (`force`; README "Outputs")."""
 
     seed: int = 0
     smoke: bool = False
+    resume: str = spec("auto", choices=("auto", "force"))
 
 
 @dataclasses.dataclass
 class SeededRunSchema(RunSchema):
     """A run repeated over `seeds` consecutive seeds from `seed` (intervals are over them)."""
 
-    seeds: int = 3
+    seeds: int = spec(3, ge=1)
 
 
 @dataclasses.dataclass
 class SpaceSchema:
     """A response space (THEORY.md §2). `geometry` picks which of the two sets of fields applies."""
 
-    geometry: str = "tree"  # tree | metric
-    num_prompts: int = 16
-    temperature: float = 1.0
+    geometry: str = spec("tree", choices=GEOMETRIES)
+    num_prompts: int = spec(16, ge=1)
+    temperature: float = spec(1.0, gt=0)
     field_seed: int = 0
     # Each seed of a study draws its own world (gold field and reference policy: field_seed + seed),
     # so intervals over seeds are over worlds; false shares one world across seeds.
     field_per_seed: bool = True
     # prefix-tree geometry
-    V: int = 4
-    L: int = 10
-    regime: str = "polynomial"  # polynomial | logarithmic | sublogarithmic
+    V: int = spec(4, ge=2)
+    L: int = spec(10, ge=1)
+    regime: str = spec("polynomial", choices=REGIMES)
     I: float = 1.0
     alpha: float = 0.5
     policy_scale: float = 1.0
     # metric geometry
-    K: int = 2
+    K: int = spec(2, ge=1)
     gamma: float = 1.0
     c: float = 1.0
-    knn: int = 8
+    knn: int = spec(8, ge=1)
 
 
 @dataclasses.dataclass
 class TreeSchema:
     """Tree data: B children at D branch depths; which leaf pairs are compared; incomplete items."""
 
-    B: int = 2
-    D: int = 3
+    B: int = spec(2, ge=2)
+    D: int = spec(3, ge=1)
     branch_depths: list[int] | None = None
     root_branching: bool = True
-    pairs: str = "all"  # all | sampled
-    pairs_per_tree: int = 8
-    incomplete_frac: float = 0.0
+    pairs: str = spec("all", choices=("all", "sampled"))
+    pairs_per_tree: int = spec(8, ge=1)
+    incomplete_frac: float = spec(0.0, ge=0, le=1)
 
 
 @dataclasses.dataclass
@@ -78,9 +85,9 @@ class LabelSchema:
     beta: float = 1.0
     cost_beta: float = 1.0
     rho: float = 0.0
-    num_categories: int = 19
+    num_categories: int = spec(19, ge=1)
     cost_offset: float = 0.5
-    flip_rate: float = 0.0
+    flip_rate: float = spec(0.0, ge=0, le=1)
     severity_cuts: list[float] = dataclasses.field(default_factory=lambda: [0.5, 1.0])
     category_threshold: float = 1.0
 
@@ -89,8 +96,8 @@ class LabelSchema:
 class LabelVarianceSchema:
     """`ibn.network.LabelVariance`: variance of the IBN's preference edges (constant ξ² or Fisher)."""
 
-    model: str = "constant"  # constant | fisher
-    xi2: float = 4.0
+    model: str = spec("constant", choices=("constant", "fisher"))
+    xi2: float = spec(4.0, gt=0)
     beta: float = 1.0
 
 
@@ -98,7 +105,9 @@ class LabelVarianceSchema:
 class ModelSchema:
     """`rm.models.ModelConfig` fields a user picks; input kind, vocabulary and widths follow from the data."""
 
-    family: str = "transformer"  # transformer | mlp (the metric geometry and real features use the MLP)
+    family: str = spec(
+        "transformer", choices=("transformer", "mlp")
+    )  # (the metric geometry and real features use the MLP)
     d_model: int = 32
     heads: int = 2
     layers: int = 2
@@ -111,12 +120,12 @@ class ModelSchema:
 class TrainSchema:
     """`rm.step.TrainConfig` fields a user picks (the objective is set per model)."""
 
-    ensemble_size: int = 4
-    steps: int = 1000
-    batch_size: int = 64
-    group_batch_size: int = 8
-    lr: float = 3e-3
-    warmup_steps: int | None = 50  # None: a fifth of the steps, at most 50
+    ensemble_size: int = spec(4, ge=1)
+    steps: int = spec(1000, ge=1)
+    batch_size: int = spec(64, ge=1)
+    group_batch_size: int = spec(8, ge=1)
+    lr: float = spec(3e-3, gt=0)
+    warmup_steps: int | None = spec(50, ge=0)  # None: a fifth of the steps, at most 50
     end_lr_frac: float = 0.1
     weight_decay: float = 1e-4
     clip_norm: float = 1.0
@@ -126,7 +135,11 @@ class TrainSchema:
     l2_coef: float = 0.05
     centre_coef: float = 1e-3
     harm_coef: float = 1.0
-    log_every: int | None = 250  # None: one chunk of all the steps
+    log_every: int | None = spec(250, ge=1)  # None: one chunk of all the steps
+    # Steps between training checkpoints where a study passes a checkpoint folder (rounded up to a
+    # multiple of log_every; 0: only at the end). Saves are asynchronous: at 500 steps the overhead
+    # is within noise (benchmarks/bench_checkpoint.py).
+    checkpoint_every: int = spec(500, ge=0)
 
 
 def build(cls: type, fields: object, **overrides):
@@ -175,4 +188,5 @@ def make_train(cfg: TrainSchema, **overrides) -> TrainConfig:
     tc = build(TrainConfig, cfg, **overrides)
     warmup = min(50, tc.steps // 5) if cfg.warmup_steps is None else tc.warmup_steps
     log_every = tc.steps if cfg.log_every is None else tc.log_every
-    return dataclasses.replace(tc, warmup_steps=warmup, log_every=log_every)
+    every = -(-cfg.checkpoint_every // log_every) * log_every  # the trainer saves at chunk ends only
+    return dataclasses.replace(tc, warmup_steps=warmup, log_every=log_every, checkpoint_every=every)

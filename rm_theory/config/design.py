@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from rm_theory.common.validate import spec
 from rm_theory.config.common import LabelSchema, ModelSchema, SeededRunSchema, SpaceSchema, TrainSchema, TreeSchema
 
 
@@ -14,17 +15,20 @@ class DesignSchema(SeededRunSchema):
     space: SpaceSchema = dataclasses.field(default_factory=lambda: SpaceSchema(V=4, L=5, num_prompts=16))
     tree: TreeSchema = dataclasses.field(default_factory=lambda: TreeSchema(B=2, D=3))
     labels: LabelSchema = dataclasses.field(default_factory=lambda: LabelSchema(beta=4.0))
-    budgets: list[int] = dataclasses.field(default_factory=lambda: [64, 128, 256])
-    recipes: list[str] = dataclasses.field(
-        default_factory=lambda: ["designed", "chain", "tree", "disagreement", "random"]
+    budgets: list[int] = spec(default_factory=lambda: [64, 128, 256], ge=1, nonempty=True)
+    recipes: list[str] = spec(
+        default_factory=lambda: ["designed", "chain", "tree", "disagreement", "random"],
+        choices=("designed", "chain", "tree", "disagreement", "random"),
+        nonempty=True,
     )
-    pool: str = "tree"  # tree: leaves of response trees (pairs within a tree) | chain: policy samples per prompt
-    pool_trees_per_prompt: int = 4
-    pool_per_prompt: int = 32  # chain pool: responses per prompt
-    targets: int = 256  # independent reference-policy pairs whose uncertainty the design minimises
-    batch: int = 32  # comparisons per round (designed and disagreement)
-    xi2: float | None = None  # the design's edge variance; None: 4/β², the Fisher information at p = 1/2
-    best_of_n: int = 16
+    # tree: leaves of response trees (pairs within a tree) | chain: policy samples per prompt
+    pool: str = spec("tree", choices=("tree", "chain"))
+    pool_trees_per_prompt: int = spec(4, ge=1)
+    pool_per_prompt: int = spec(32, ge=2)  # chain pool: responses per prompt
+    targets: int = spec(256, ge=1)  # independent reference-policy pairs whose uncertainty the design minimises
+    batch: int = spec(32, ge=1)  # comparisons per round (designed and disagreement)
+    xi2: float | None = spec(None, gt=0)  # the design's edge variance; None: 4/β², the Fisher information at p = 1/2
+    best_of_n: int = spec(16, ge=1)
     model: ModelSchema = dataclasses.field(default_factory=lambda: ModelSchema(family="mlp", layers=1))
     train: TrainSchema = dataclasses.field(
         default_factory=lambda: TrainSchema(

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from rm_theory.common.validate import spec
 from rm_theory.config.common import (
+    TOPOLOGIES,
     LabelSchema,
     ModelSchema,
     SeededRunSchema,
@@ -30,23 +32,23 @@ from rm_theory.world.spaces import PrefixTreeSpace
 class PPOSchema:
     """`policy.ppo.PPOConfig`."""
 
-    beta: float = 0.1
-    steps: int = 200
-    batch: int = 32
-    epochs: int = 2
-    clip: float = 0.2
-    lr: float = 0.05
-    baseline: str = "loo"  # exact | learned | loo
-    log_every: int = 10
+    beta: float = spec(0.1, ge=0)
+    steps: int = spec(200, ge=1)
+    batch: int = spec(32, ge=1)
+    epochs: int = spec(2, ge=1)
+    clip: float = spec(0.2, gt=0)
+    lr: float = spec(0.05, gt=0)
+    baseline: str = spec("loo", choices=("exact", "learned", "loo"))
+    log_every: int = spec(10, ge=1)
 
 
 @dataclasses.dataclass
 class DPOSchema:
     """`policy.dpo.DPOConfig`."""
 
-    beta: float = 0.1
-    steps: int = 200
-    lr: float = 0.05
+    beta: float = spec(0.1, gt=0)
+    steps: int = spec(200, ge=1)
+    lr: float = spec(0.05, gt=0)
 
 
 def _task(**fields) -> SpaceSchema:
@@ -93,8 +95,8 @@ class DownstreamSchema(SeededRunSchema):
 @dataclasses.dataclass
 class BestOfNSchema(DownstreamSchema):
     task: SpaceSchema = dataclasses.field(default_factory=lambda: _task(V=4, L=6))
-    n: int = 1024  # comparisons per data set (chain and tree alike)
-    log2_n_max: int = 9
+    n: int = spec(1024, ge=1)  # comparisons per data set (chain and tree alike)
+    log2_n_max: int = spec(9, ge=0)
 
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,
@@ -109,13 +111,13 @@ class BestOfNSchema(DownstreamSchema):
 @dataclasses.dataclass
 class WinRatesSchema(DownstreamSchema):
     tasks: dict[str, SpaceSchema] = dataclasses.field(default_factory=_tasks)
-    run_tasks: list[str] = dataclasses.field(default_factory=list)  # which of `tasks` to run; empty = all
-    n_values: list[int] = dataclasses.field(default_factory=lambda: [1024])  # data-size axis
-    incomplete_fracs: list[float] = dataclasses.field(default_factory=lambda: [0.0])  # tree-data ablation
+    run_tasks: list[str] = spec(default_factory=list, keys_of="tasks")  # which of `tasks` to run; empty = all
+    n_values: list[int] = spec(default_factory=lambda: [1024], ge=1, nonempty=True)  # data-size axis
+    incomplete_fracs: list[float] = spec(default_factory=lambda: [0.0], ge=0, le=1, nonempty=True)  # ablation
     ppo: PPOSchema = dataclasses.field(default_factory=PPOSchema)
     dpo: DPOSchema = dataclasses.field(default_factory=DPOSchema)
     run_dpo: bool = True
-    judge_samples: int = 0  # 0: exact win probabilities; > 0: that many sample pairs per prompt
+    judge_samples: int = spec(0, ge=0)  # 0: exact win probabilities; > 0: that many sample pairs per prompt
 
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,
@@ -139,10 +141,10 @@ class SafeRLHFSchema(DownstreamSchema):
         default_factory=lambda: LabelSchema(beta=4.0, cost_beta=4.0, rho=0.5, cost_offset=0.5)
     )
     task: SpaceSchema = dataclasses.field(default_factory=lambda: _task(V=4, L=5))
-    topology: str = "tree"  # chain | tree: the data the reward and cost models learn from
-    n: int = 1024
+    topology: str = spec("tree", choices=TOPOLOGIES)  # the data the reward and cost models learn from
+    n: int = spec(1024, ge=1)
     ppo: PPOSchema = dataclasses.field(default_factory=lambda: PPOSchema(steps=600))
-    cost_source: str = "model"  # model: a trained cost model; gold: the gold cost itself
+    cost_source: str = spec("model", choices=("model", "gold"))  # model: a trained cost model; gold: the gold cost
     # In cost-model units; unconstrained PPO ends near −0.1 (violates it), λ = 0.5 near −6: it binds.
     threshold: float = -1.0
     lambda_init: float = 0.01  # starts low: λ rises while the cost exceeds d, then settles
@@ -150,7 +152,7 @@ class SafeRLHFSchema(DownstreamSchema):
     lambda_max: float | None = None
     lambda_min: float | None = None  # a floor (e.g. 0.05) keeps λ from collapsing early
     lambda_delay: int = 0
-    dual: str = "log"  # log | safe_rlhf (policy.safe_rlhf: the two dual updates)
+    dual: str = spec("log", choices=("log", "safe_rlhf"))  # policy.safe_rlhf: the two dual updates
     # dense enough below the Lagrangian's λ (~0.1) to draw the reward–cost frontier it should lie on
     fixed_lambdas: list[float] = dataclasses.field(
         default_factory=lambda: [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0]

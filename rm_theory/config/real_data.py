@@ -13,14 +13,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from rm_theory.common.validate import spec
 from rm_theory.config.common import ModelSchema, RunSchema, TrainSchema
+from rm_theory.real.loaders import LOADERS
+
+PARTS = ("accuracy", "ibn", "topology")
 
 
 @dataclasses.dataclass
 class DataSetSchema:
-    loader: str = "jsonl"  # a key of rm_theory.real.LOADERS
+    loader: str = spec("jsonl", choices=tuple(LOADERS))
     path: str = ""
-    max_pairs: int = 1000  # cap by whole prompts (0 = all); the encoder is the slow part
+    max_pairs: int = spec(1000, ge=0)  # cap by whole prompts (0 = all); the encoder is the slow part
 
 
 def _head_train() -> TrainSchema:
@@ -55,7 +59,7 @@ def _datasets() -> dict[str, DataSetSchema]:
 class FeatureSchema:
     """`real.features.FeatureConfig` and the encoder."""
 
-    mode: str = "concat"  # concat ([e(prompt), e(response)]) | response
+    mode: str = spec("concat", choices=("concat", "response"))  # concat: [e(prompt), e(response)]
     prompt_chars: int = 400
     batch_size: int = 32
     cache_dir: str = "outputs/feature_cache"
@@ -72,38 +76,40 @@ class RealIBNSchema:
     gamma: float = 1.0
     xi2: float = 1.0
     mst: bool = True
-    methods: list[str] = dataclasses.field(default_factory=lambda: ["resistance", "path"])
+    methods: list[str] = spec(default_factory=lambda: ["resistance", "path"], choices=("resistance", "path"))
     M_values: list[int] = dataclasses.field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256, 512])
-    f_method: str = "resistance"
+    f_method: str = spec("resistance", choices=("resistance", "path"))
     f_pairs: int = 256
-    datasets: list[str] = dataclasses.field(default_factory=lambda: ["hh", "pku", "gsm8k"])
+    datasets: list[str] = spec(default_factory=lambda: ["hh", "pku", "gsm8k"], keys_of="datasets")
 
 
 @dataclasses.dataclass
 class AccuracySchema:
-    in_domain: list[str] = dataclasses.field(default_factory=lambda: ["hh", "pku", "gsm8k"])
-    transfer_from: list[str] = dataclasses.field(default_factory=lambda: ["hh", "ultrafeedback"])
-    transfer_to: list[str] = dataclasses.field(default_factory=lambda: ["pandalm", "llmbar", "ultrafeedback_eval"])
+    in_domain: list[str] = spec(default_factory=lambda: ["hh", "pku", "gsm8k"], keys_of="datasets")
+    transfer_from: list[str] = spec(default_factory=lambda: ["hh", "ultrafeedback"], keys_of="datasets")
+    transfer_to: list[str] = spec(
+        default_factory=lambda: ["pandalm", "llmbar", "ultrafeedback_eval"], keys_of="datasets"
+    )
     bow_dim: int = 65536
     bow_l2: float = 1e-3
 
 
 @dataclasses.dataclass
 class TopologySchema:
-    datasets: list[str] = dataclasses.field(default_factory=lambda: ["gsm8k", "pku"])
-    budgets: list[int] = dataclasses.field(default_factory=lambda: [100, 200, 300])
-    seeds: int = 2
+    datasets: list[str] = spec(default_factory=lambda: ["gsm8k", "pku"], keys_of="datasets")
+    budgets: list[int] = spec(default_factory=lambda: [100, 200, 300], ge=1)
+    seeds: int = spec(2, ge=1)
 
 
 @dataclasses.dataclass
 class RealDataSchema(RunSchema):
-    parts: list[str] = dataclasses.field(default_factory=lambda: ["accuracy", "ibn", "topology"])
+    parts: list[str] = spec(default_factory=lambda: ["accuracy", "ibn", "topology"], choices=PARTS)
     fixture: bool = False  # write and use a tiny data set and random encoder in the run folder
     data_root: str = ""
     data_seed: int = 0  # the capped selection (kept apart from `seed` so caches are reused)
-    test_frac: float = 0.2
-    n_boot: int = 1000
-    level: float = 0.95
+    test_frac: float = spec(0.2, gt=0, le=1)
+    n_boot: int = spec(1000, ge=1)
+    level: float = spec(0.95, gt=0, le=1)
     figures: bool = True
     datasets: dict[str, DataSetSchema] = dataclasses.field(default_factory=_datasets)
     features: FeatureSchema = dataclasses.field(default_factory=FeatureSchema)
@@ -113,6 +119,8 @@ class RealDataSchema(RunSchema):
     ibn: RealIBNSchema = dataclasses.field(default_factory=RealIBNSchema)
     topology: TopologySchema = dataclasses.field(default_factory=TopologySchema)
 
+    # where features are cached, not what they are: a run folder stays resumable from another cache
+    NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("features.cache_dir",)
     SMOKE: ClassVar[dict[str, Any]] = {
         "fixture": True,
         "n_boot": 50,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from rm_theory.common.validate import spec
 from rm_theory.config.common import RunSchema
 
 
@@ -37,10 +38,13 @@ class StepSchema:
 
 @dataclasses.dataclass
 class ReproduceSchema(RunSchema):
-    scale: str = "quick"  # quick | paper
-    only: list[str] = dataclasses.field(default_factory=list)  # run a subset of the steps
+    scale: str = spec("quick", choices=("quick", "paper"))
+    only: list[str] = spec(default_factory=list, keys_of="steps")  # run a subset of the steps
     data_dir: str = "../shared/data"
-    step_timeout_s: int = 3600
+    step_timeout_s: int = spec(3600, ge=1)
     steps: dict[str, StepSchema] = dataclasses.field(default_factory=dict)
 
+    # Each step is fingerprinted on its own (its command and config files; a changed one is rerun):
+    # which steps run now and their definitions do not make the reproduction folder another run's.
+    NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("step_timeout_s", "only", "steps")
     SMOKE: ClassVar[dict[str, Any]] = {"step_timeout_s": 600}

@@ -5,31 +5,40 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from rm_theory.config.common import LabelVarianceSchema, SeededRunSchema, SpaceSchema, TreeSchema
+from rm_theory.common.validate import spec
+from rm_theory.config.common import (
+    GEOMETRIES,
+    REGIMES,
+    LabelVarianceSchema,
+    SeededRunSchema,
+    SpaceSchema,
+    TreeSchema,
+)
+
+QUERY_KINDS = ("independent", "depth", "low_temp", "best_of_n", "in_tree")
 
 
 @dataclasses.dataclass
 class QuerySchema:
-    num_pairs: int = 256
-    kinds: list[str] = dataclasses.field(
-        default_factory=lambda: ["independent", "depth", "low_temp", "best_of_n", "in_tree"]
-    )
-    depths: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 3, 6])
-    low_temperature: float = 0.3
-    bon_candidates: int = 16
+    num_pairs: int = spec(256, ge=1)
+    kinds: list[str] = spec(default_factory=lambda: list(QUERY_KINDS), choices=QUERY_KINDS)
+    depths: list[int] = spec(default_factory=lambda: [0, 1, 3, 6], ge=0)
+    low_temperature: float = spec(0.3, gt=0)
+    bon_candidates: int = spec(16, ge=1)
 
 
 @dataclasses.dataclass
 class SweepSchema:
-    """Values of each study axis; every combination is a study point, run for every n."""
+    """Values of each study axis; every combination is a study point, run for every n. An empty
+    axis selects no point (its figure is skipped)."""
 
-    n_values: list[int] = dataclasses.field(default_factory=lambda: [2**k for k in range(6, 17)])
-    geometry: list[str] = dataclasses.field(default_factory=lambda: ["tree"])
-    regime: list[str] = dataclasses.field(default_factory=lambda: ["polynomial"])
-    label_variance: list[str] = dataclasses.field(default_factory=lambda: ["large"])
-    budget: list[str] = dataclasses.field(default_factory=lambda: ["comparisons"])
-    shape: list[str] = dataclasses.field(default_factory=lambda: ["root"])
-    temperature: list[float] = dataclasses.field(default_factory=lambda: [1.0])
+    n_values: list[int] = spec(default_factory=lambda: [2**k for k in range(6, 17)], ge=1)
+    geometry: list[str] = spec(default_factory=lambda: ["tree"], choices=GEOMETRIES)
+    regime: list[str] = spec(default_factory=lambda: ["polynomial"], choices=REGIMES)
+    label_variance: list[str] = spec(default_factory=lambda: ["large"], keys_of="label_variances")
+    budget: list[str] = spec(default_factory=lambda: ["comparisons"], choices=("comparisons", "tokens"))
+    shape: list[str] = spec(default_factory=lambda: ["root"], keys_of="shapes")
+    temperature: list[float] = spec(default_factory=lambda: [1.0], gt=0)
 
 
 def _map_default() -> SweepSchema:
@@ -47,7 +56,7 @@ def _map_default() -> SweepSchema:
 @dataclasses.dataclass
 class IBNScalingSchema(SeededRunSchema):
     figures: bool = True
-    methods: list[str] = dataclasses.field(default_factory=lambda: ["path", "resistance"])
+    methods: list[str] = spec(default_factory=lambda: ["path", "resistance"], choices=("path", "resistance"))
     space: SpaceSchema = dataclasses.field(default_factory=SpaceSchema)
     queries: QuerySchema = dataclasses.field(default_factory=QuerySchema)
     label_variances: dict[str, LabelVarianceSchema] = dataclasses.field(

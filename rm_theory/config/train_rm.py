@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from rm_theory.common.validate import spec
 from rm_theory.config.common import (
+    REGIMES,
+    TOPOLOGIES,
     LabelSchema,
     LabelVarianceSchema,
     ModelSchema,
@@ -20,13 +23,15 @@ from rm_theory.rm.sharding import DistributedConfig
 @dataclasses.dataclass
 class TrainRMSchema(SeededRunSchema):
     # sweep inside one run: every n × topology × regime × seed is one trained ensemble (or two with cost)
-    n_values: list[int] = dataclasses.field(default_factory=lambda: [256, 1024, 4096, 16384])
-    topologies: list[str] = dataclasses.field(default_factory=lambda: ["chain", "tree"])
-    regimes: list[str] = dataclasses.field(default_factory=lambda: ["polynomial"])
-    budget: str = "comparisons"  # comparisons | tokens
-    tree_loss: str = "pairs"  # pairs (BT on tree pairs) | plackett_luce (rank each tree's items)
+    n_values: list[int] = spec(default_factory=lambda: [256, 1024, 4096, 16384], ge=1, nonempty=True)
+    topologies: list[str] = spec(default_factory=lambda: ["chain", "tree"], choices=TOPOLOGIES, nonempty=True)
+    regimes: list[str] = spec(default_factory=lambda: ["polynomial"], choices=REGIMES, nonempty=True)
+    budget: str = spec("comparisons", choices=("comparisons", "tokens"))
+    tree_loss: str = spec(
+        "pairs", choices=("pairs", "plackett_luce")
+    )  # pairs (BT on tree pairs) | plackett_luce (rank each tree's items)
     cost: bool = False  # also train a Safe RLHF cost model (harm head on the 19 categories)
-    num_queries: int = 1024
+    num_queries: int = spec(1024, ge=1)
     space: SpaceSchema = dataclasses.field(default_factory=lambda: SpaceSchema(num_prompts=16, V=4, L=8))
     tree: TreeSchema = dataclasses.field(default_factory=lambda: TreeSchema(B=2, D=3))
     labels: LabelSchema = dataclasses.field(default_factory=LabelSchema)
@@ -37,9 +42,15 @@ class TrainRMSchema(SeededRunSchema):
     ibn: LabelVarianceSchema = dataclasses.field(default_factory=lambda: LabelVarianceSchema("fisher", 4.0))
     # devices=0 shards every ensemble over all devices (all hosts with initialize=true)
     distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
+    # Checkpoint each unit's training under <run>/checkpoints/ (every train.checkpoint_every steps),
+    # so a killed run resumes inside the unit it was training; a finished unit's folder is removed.
+    checkpoint: bool = True
     export_jsonl: bool = False  # write each data set of the largest n as data/<topology>_...jsonl.gz
 
+    # how a run is checkpointed, not what it computes: a folder resumes under other settings
+    NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("checkpoint", "train.checkpoint_every")
     SMOKE: ClassVar[dict[str, Any]] = {
+        "checkpoint": False,
         "seeds": 2,
         "n_values": [64],
         "num_queries": 64,

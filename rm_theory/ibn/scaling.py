@@ -184,9 +184,10 @@ def paired_ratio_table(df: pd.DataFrame, tag: str = "res", query: str = "indepen
     so the interval is over pairs and seeds (and over worlds when each seed draws its own field).
     """
     col = f"paired_ratio_{tag}_{query}"
-    tree = df[df["topology"] == "tree"]
-    if col not in tree:
-        return pd.DataFrame(columns=["n", *AXES, "ratio", "lo", "hi", "seeds"])
+    columns = ["n", *AXES, "ratio", "lo", "hi", "seeds"]
+    tree = df[df["topology"] == "tree"] if "topology" in df else df.iloc[:0]
+    if col not in tree or tree.empty:
+        return pd.DataFrame(columns=columns)
     out = []
     for key, g in tree.groupby(["n", *AXES], dropna=False):
         r = g[col].to_numpy(float)
@@ -202,7 +203,7 @@ def paired_ratio_table(df: pd.DataFrame, tag: str = "res", query: str = "indepen
                 "seeds": len(r),
             }
         )
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=columns)
 
 
 def ratio_table(df: pd.DataFrame, column: str = "mean_d_res") -> pd.DataFrame:

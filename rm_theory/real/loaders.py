@@ -3,12 +3,17 @@
 Every loader takes a path and returns `(records, LoadReport)`. Responses keep the source's order
 (the preferred one is usually `a`); use `randomize_sides` before training anything that could
 learn the position. Source rows that cannot become a comparison are counted under a reason in
-`report.skipped`, never dropped silently. `load(name, path)` dispatches by data-set name.
+`report.skipped`, never dropped silently; degenerate records that are kept (an empty response, two
+identical responses, a response that was not text, extra CSV fields) are counted in
+`report.degenerate` / `report.source_oddities`. A source that gives no records at all is an error
+naming its path unless `allow_empty=True`. Every error names the file, the line (or, in a JSON
+list file, the element) and the field. `load(name, path)` dispatches by data-set name.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections import Counter
@@ -20,48 +25,65 @@ import numpy as np
 
 from rm_theory.world.records import (
     HARM_CATEGORIES,
+    EmptyDataError,
     LoadReport,
     PreferenceRecord,
     RecordError,
     audit,
     iter_jsonl,
-    open_text,
     prompt_hash,
     read_jsonl,
+    read_text,
+    require_records,
 )
 
 Loaded = tuple[list[PreferenceRecord], LoadReport]
 _ASSISTANT = "\n\nAssistant:"
 
 
+class Row(int):
+    """Where a source row sits: its 1-based number (an int, as in `meta`), and whether it counts
+    lines of a JSONL file or elements of a JSON list (so that errors say which)."""
+
+    unit = "line"
+
+
+class Element(Row):
+    unit = "element"
+
+
+def _err(path, line: int | None, field: str, msg: str) -> RecordError:
+    return RecordError(path, line, field, msg, unit=getattr(line, "unit", "line"))
+
+
 def _read_json_rows(path: str | os.PathLike) -> list[tuple[int, Any]]:
-    """Rows of a JSON list file, or of a JSONL(.gz) file, as (1-based row/line, object)."""
+    """Rows of a JSON list file, or of a JSONL(.gz) file, as (1-based line or element, object)."""
     name = str(path)
-    if name.endswith((".jsonl", ".jsonl.gz")):
-        return list(iter_jsonl(path))
-    with open_text(path) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise RecordError(path, e.lineno, "<json>", f"invalid JSON: {e.msg}") from None
+    if name.lower().endswith((".jsonl", ".jsonl.gz")):
+        return [(Row(i), row) for i, row in iter_jsonl(path)]
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise RecordError(path, e.lineno, "<json>", f"invalid JSON: {e.msg}") from None
     if not isinstance(data, list):
         raise RecordError(path, None, "<json>", "expected a JSON list of objects")
-    return list(enumerate(data, start=1))
+    return [(Element(i), row) for i, row in enumerate(data, start=1)]
 
 
 def _field(row: Any, key: str, types: type | tuple, path, line: int) -> Any:
     if not isinstance(row, dict):
-        raise RecordError(path, line, "<record>", "expected a JSON object")
+        raise _err(path, line, "<record>", "expected a JSON object")
     if key not in row:
-        raise RecordError(path, line, key, "missing")
+        raise _err(path, line, key, "missing")
     v, types = row[key], types if isinstance(types, tuple) else (types,)
     # bool is an int subclass in Python; accept it only where asked for.
     if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
-        raise RecordError(path, line, key, f"unexpected type {type(v).__name__}")
+        raise _err(path, line, key, f"unexpected type {type(v).__name__}")
     return v
 
 
-def _finish(records: list[PreferenceRecord], report: LoadReport) -> Loaded:
+def _finish(records: list[PreferenceRecord], report: LoadReport, allow_empty: bool = False) -> Loaded:
+    require_records(records, report, allow_empty)
     return records, audit(records, report)
 
 
@@ -81,7 +103,7 @@ def split_hh_transcript(chosen: str, rejected: str) -> tuple[str, str, str] | No
     return chosen[:cut], chosen[cut:].lstrip(" "), rejected[cut:].lstrip(" ")
 
 
-def load_hh_rlhf(path: str | os.PathLike, source: str = "hh-rlhf") -> Loaded:
+def load_hh_rlhf(path: str | os.PathLike, source: str = "hh-rlhf", allow_empty: bool = False) -> Loaded:
     """Anthropic HH-RLHF jsonl(.gz) `{chosen, rejected}`: a = chosen, better = 0."""
     report, records = LoadReport(source, str(path)), []
     for line, row in iter_jsonl(path):
@@ -94,9 +116,9 @@ def load_hh_rlhf(path: str | os.PathLike, source: str = "hh-rlhf") -> Loaded:
             continue
         prompt, a, b = parts
         records.append(
-            PreferenceRecord(prompt, prompt_hash(prompt), a, b, better=0, source=source, meta={"line": line})
+            PreferenceRecord(prompt, prompt_hash(prompt), a, b, better=0, source=source, meta={"line": int(line)})
         )
-    return _finish(records, report)
+    return _finish(records, report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- PKU-SafeRLHF
@@ -104,12 +126,12 @@ def load_hh_rlhf(path: str | os.PathLike, source: str = "hh-rlhf") -> Loaded:
 
 def _harm_list(d: Any, path, line: int, key: str) -> list[str]:
     if not isinstance(d, dict):
-        raise RecordError(path, line, key, "expected a dict of category -> bool")
+        raise _err(path, line, key, "expected a dict of category -> bool")
     bad = [c for c in d if c not in HARM_CATEGORIES]
     if bad:
-        raise RecordError(path, line, key, f"unknown harm category {bad[0]!r}")
+        raise _err(path, line, key, f"unknown harm category {bad[0]!r}")
     if not all(isinstance(v, bool) for v in d.values()):
-        raise RecordError(path, line, key, "expected bool values")
+        raise _err(path, line, key, "expected bool values")
     return [c for c in HARM_CATEGORIES if d.get(c, False)]
 
 
@@ -121,7 +143,7 @@ def _pku_full(row: dict, path, line: int, source: str) -> PreferenceRecord:
     for k in ("better_response_id", "safer_response_id"):
         v = _field(row, k, int, path, line)
         if v not in (0, 1):
-            raise RecordError(path, line, k, f"expected 0 or 1, got {v!r}")
+            raise _err(path, line, k, f"expected 0 or 1, got {v!r}")
         ids[k] = v
     harm = [
         _harm_list(row.get(f"response_{i}_harm_category", {}), path, line, f"response_{i}_harm_category")
@@ -132,7 +154,7 @@ def _pku_full(row: dict, path, line: int, source: str) -> PreferenceRecord:
         k = f"response_{i}_severity_level"
         v = row.get(k)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 3):
-            raise RecordError(path, line, k, f"expected an int in 0..3, got {v!r}")
+            raise _err(path, line, k, f"expected an int in 0..3, got {v!r}")
         sev.append(v)
     meta = {k: row[k] for k in ("response_0_sha256", "response_1_sha256", "prompt_source") if k in row}
     return PreferenceRecord(
@@ -149,7 +171,7 @@ def _pku_full(row: dict, path, line: int, source: str) -> PreferenceRecord:
         severity_a=sev[0],
         severity_b=sev[1],
         source=source,
-        meta=meta | {"row": line},
+        meta=meta | {"row": int(line)},
     )
 
 
@@ -157,7 +179,7 @@ def _pku_pair(row: dict, path, line: int, source: str) -> PreferenceRecord:
     prompt = _field(row, "prompt", str, path, line)
     resp = _field(row, "response", list, path, line)
     if len(resp) != 2 or not all(isinstance(x, str) for x in resp):
-        raise RecordError(path, line, "response", "expected [safer_and_safe, less_safe_and_unsafe]")
+        raise _err(path, line, "response", "expected [safer_and_safe, less_safe_and_unsafe]")
     # The pair-list form is a DPO set whose chosen response is the safer, safe one; its only
     # preference is safety, so `better` copies it (flagged in meta).
     return PreferenceRecord(
@@ -170,29 +192,31 @@ def _pku_pair(row: dict, path, line: int, source: str) -> PreferenceRecord:
         safe_a=True,
         safe_b=False,
         source=source,
-        meta={"row": line, "better_from": "safer"},
+        meta={"row": int(line), "better_from": "safer"},
     )
 
 
-def load_pku_saferlhf(path: str | os.PathLike, source: str = "pku-saferlhf") -> Loaded:
+def load_pku_saferlhf(path: str | os.PathLike, source: str = "pku-saferlhf", allow_empty: bool = False) -> Loaded:
     """PKU-SafeRLHF: the full published schema, or the pair-list subset `{prompt, response}`.
 
-    Accepts a JSON list or JSONL(.gz); the form is detected per row.
+    Accepts a JSON list or JSONL(.gz). The form is the file's: the pair-list subset when its rows
+    carry `response` and none carries `response_0`, so that a subset row missing a field is
+    reported against the subset's fields.
     """
     report, records = LoadReport(source, str(path)), []
-    for line, row in _read_json_rows(path):
+    rows = _read_json_rows(path)
+    dicts = [row for _, row in rows if isinstance(row, dict)]
+    pair_form = any("response" in r for r in dicts) and not any("response_0" in r for r in dicts)
+    for line, row in rows:
         report.n_read += 1
-        if isinstance(row, dict) and "response" in row and "response_0" not in row:
-            records.append(_pku_pair(row, path, line, source))
-        else:
-            records.append(_pku_full(row, path, line, source))
-    return _finish(records, report)
+        records.append((_pku_pair if pair_form else _pku_full)(row, path, line, source))
+    return _finish(records, report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- GSM8K
 
 
-def load_gsm8k_solutions(path: str | os.PathLike, source: str = "gsm8k") -> Loaded:
+def load_gsm8k_solutions(path: str | os.PathLike, source: str = "gsm8k", allow_empty: bool = False) -> Loaded:
     """GSM8K example_model_solutions: every correct-over-incorrect pair per question.
 
     A question's solutions form one group: `tree_id` = question line, `node_*` = model name.
@@ -209,7 +233,7 @@ def load_gsm8k_solutions(path: str | os.PathLike, source: str = "gsm8k") -> Load
             if not (
                 isinstance(v, dict) and isinstance(v.get("is_correct"), bool) and isinstance(v.get("solution"), str)
             ):
-                raise RecordError(path, line, k, "expected {is_correct: bool, solution: str}")
+                raise _err(path, line, k, "expected {is_correct: bool, solution: str}")
             sols[k] = v
         good = [k for k, v in sols.items() if v["is_correct"]]
         bad = [k for k, v in sols.items() if not v["is_correct"]]
@@ -232,7 +256,7 @@ def load_gsm8k_solutions(path: str | os.PathLike, source: str = "gsm8k") -> Load
                         source=source,
                     )
                 )
-    return _finish(records, report)
+    return _finish(records, report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- PandaLM
@@ -242,7 +266,7 @@ def _panda_prompt(instruction: str, inp: str) -> str:
     return instruction if not inp else f"{instruction}\n\n{inp}"
 
 
-def load_pandalm(path: str | os.PathLike, source: str = "pandalm") -> Loaded:
+def load_pandalm(path: str | os.PathLike, source: str = "pandalm", allow_empty: bool = False) -> Loaded:
     """PandaLM test set: the majority of three annotators (0 tie, 1, 2); ties stay ties.
 
     With no majority (three different votes) the label is a tie, counted in meta.
@@ -258,13 +282,18 @@ def load_pandalm(path: str | os.PathLike, source: str = "pandalm") -> Loaded:
             # The published file stores the votes as strings ("0", "1", "2").
             v = int(v) if str(v) in ("0", "1", "2") else v
             if v not in (0, 1, 2):
-                raise RecordError(path, line, k, f"expected 0, 1 or 2, got {v!r}")
+                raise _err(path, line, k, f"expected 0, 1 or 2, got {v!r}")
             votes.append(v)
         top, n = Counter(votes).most_common(1)[0]
         better = None if (n < 2 or top == 0) else top - 1
         prompt = _panda_prompt(instr, str(inp))
-        # A few published responses are the JSON literal true (the text "True" parsed away).
-        a, b = (str(_field(row, k, (str, bool), path, line)) for k in ("response1", "response2"))
+        # A few published responses are the JSON literal true (the text "True" parsed away): kept
+        # as that text, and counted.
+        a, b = (_field(row, k, (str, bool), path, line) for k in ("response1", "response2"))
+        for v in (a, b):
+            if isinstance(v, bool):
+                report.odd(f"non_text_response_{str(v).lower()}")
+        a, b = str(a), str(b)
         records.append(
             PreferenceRecord(
                 prompt,
@@ -276,24 +305,31 @@ def load_pandalm(path: str | os.PathLike, source: str = "pandalm") -> Loaded:
                 meta={"idx": row.get("idx"), "votes": votes, "no_majority": n < 2},
             )
         )
-    return _finish(records, report)
+    return _finish(records, report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- LLMBar
 
 
-def load_llmbar(path: str | os.PathLike, source: str = "llmbar") -> Loaded:
-    """LLMBar JSON `{input, output_1, output_2, label}`; a folder loads all its *.json files."""
+def load_llmbar(path: str | os.PathLike, source: str = "llmbar", allow_empty: bool = False) -> Loaded:
+    """LLMBar JSON `{input, output_1, output_2, label}`; a folder loads all its `.json` files
+    (any case of the suffix) and lists in the report the files it read and those it skipped."""
     p = Path(path)
-    files = sorted(p.glob("*.json")) if p.is_dir() else [p]
     report, records = LoadReport(source, str(path)), []
+    if p.is_dir():
+        entries = sorted(e for e in p.iterdir() if e.is_file())
+        files = [e for e in entries if e.suffix.lower() == ".json"]
+        report.files_read = [e.name for e in files]
+        report.files_skipped = [e.name for e in entries if e not in files]
+    else:
+        files = [p]
     for f in files:
         for line, row in _read_json_rows(f):
             report.n_read += 1
             prompt = _field(row, "input", str, f, line)
             lab = _field(row, "label", (str, int), f, line)
             if str(lab) not in ("1", "2"):
-                raise RecordError(f, line, "label", f"expected '1' or '2', got {lab!r}")
+                raise _err(f, line, "label", f"expected '1' or '2', got {lab!r}")
             records.append(
                 PreferenceRecord(
                     prompt,
@@ -302,10 +338,10 @@ def load_llmbar(path: str | os.PathLike, source: str = "llmbar") -> Loaded:
                     _field(row, "output_2", str, f, line),
                     better=int(lab) - 1,
                     source=f"{source}/{f.stem}",
-                    meta={"row": line},
+                    meta={"row": int(line)},
                 )
             )
-    return _finish(records, report)
+    return _finish(records, report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- UltraFeedback
@@ -319,11 +355,14 @@ def _last_assistant(v: Any, path, line: int, key: str) -> str:
         msgs = [m for m in v if isinstance(m, dict) and m.get("role") == "assistant"]
         if msgs and isinstance(msgs[-1].get("content"), str):
             return msgs[-1]["content"]
-    raise RecordError(path, line, key, "expected text or a message list with an assistant turn")
+    raise _err(path, line, key, "expected text or a message list with an assistant turn")
 
 
 def load_ultrafeedback(
-    path: str | os.PathLike, source: str = "ultrafeedback", equal_scores_as_ties: bool = False
+    path: str | os.PathLike,
+    source: str = "ultrafeedback",
+    equal_scores_as_ties: bool = False,
+    allow_empty: bool = False,
 ) -> Loaded:
     """UltraFeedback-binarized sample `{prompt, chosen, rejected, metadata}`: a = chosen.
 
@@ -336,24 +375,27 @@ def load_ultrafeedback(
         prompt = _field(row, "prompt", str, path, line)
         a = _last_assistant(row.get("chosen"), path, line, "chosen")
         b = _last_assistant(row.get("rejected"), path, line, "rejected")
-        meta = dict(row.get("metadata") or {}) | {"source_index": row.get("source_index")}
+        metadata = row.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise _err(path, line, "metadata", f"expected an object, got {type(metadata).__name__}")
+        meta = dict(metadata) | {"source_index": row.get("source_index")}
         tie = equal_scores_as_ties and "score_chosen" in meta and (meta["score_chosen"] == meta.get("score_rejected"))
         records.append(
             PreferenceRecord(prompt, prompt_hash(prompt), a, b, better=None if tie else 0, source=source, meta=meta)
         )
-    return _finish(records, report)
+    return _finish(records, report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- Safer-Instruct
 
 
-def load_safer_instruct(path: str | os.PathLike, source: str = "safer-instruct") -> Loaded:
+def load_safer_instruct(path: str | os.PathLike, source: str = "safer-instruct", allow_empty: bool = False) -> Loaded:
     """Safer-Instruct csv(.gz) `instruction, rejected, chosen, label`: a = chosen, safer = 0.
 
     `label` is the data set's own topic (hate, self-harm), not a PKU category: it goes to meta.
     """
     report, records = LoadReport(source, str(path)), []
-    with open_text(path) as f:
+    with io.StringIO(read_text(path), newline="") as f:
         reader = csv.DictReader(f)
         missing = {"instruction", "rejected", "chosen"} - set(reader.fieldnames or [])
         if missing:
@@ -363,7 +405,9 @@ def load_safer_instruct(path: str | os.PathLike, source: str = "safer-instruct")
             line = reader.line_num
             prompt = row["instruction"]
             if row["chosen"] is None or row["rejected"] is None:
-                raise RecordError(path, line, "chosen", "short row")
+                raise _err(path, line, "chosen", "short row")
+            if None in row:  # more fields than the header names: kept, counted
+                report.odd("extra_csv_fields")
             records.append(
                 PreferenceRecord(
                     prompt,
@@ -373,18 +417,18 @@ def load_safer_instruct(path: str | os.PathLike, source: str = "safer-instruct")
                     better=0,
                     safer=0,
                     source=source,
-                    meta={"topic": row.get("label"), "line": line},
+                    meta={"topic": row.get("label"), "line": int(line)},
                 )
             )
-    return _finish(records, report)
+    return _finish(records, report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- registry
 
 
-def load_jsonl(path: str | os.PathLike) -> Loaded:
+def load_jsonl(path: str | os.PathLike, allow_empty: bool = False) -> Loaded:
     """The project's own JSONL format (`records.read_jsonl`)."""
-    return read_jsonl(path)
+    return read_jsonl(path, allow_empty=allow_empty)
 
 
 LOADERS: dict[str, Callable[..., Loaded]] = {
@@ -399,11 +443,11 @@ LOADERS: dict[str, Callable[..., Loaded]] = {
 }
 
 
-def load(name: str, path: str | os.PathLike) -> Loaded:
-    """Load data set `name` (a key of `LOADERS`) from `path`."""
+def load(name: str, path: str | os.PathLike, allow_empty: bool = False) -> Loaded:
+    """Load data set `name` (a key of `LOADERS`) from `path`; no records is an error unless `allow_empty`."""
     if name not in LOADERS:
         raise KeyError(f"unknown data set {name!r}; known: {sorted(LOADERS)}")
-    return LOADERS[name](path)
+    return LOADERS[name](path, allow_empty=allow_empty)
 
 
 # ---------------------------------------------------------------------------- splits
@@ -422,6 +466,13 @@ def split_by_prompt(
     test_ids = {ids[i] for i in rng.permutation(len(ids))[:n_test]}
     train = [r for r in records if r.prompt_id not in test_ids]
     test = [r for r in records if r.prompt_id in test_ids]
+    if test_frac > 0 and not test:
+        # An evaluation on nothing would report NaN accuracy as if it were a result.
+        sources = sorted({r.source for r in records}) or ["<no records>"]
+        raise EmptyDataError(
+            f"{', '.join(sources)}: no prompt on the test side ({len(ids)} prompts, test_frac={test_frac}); "
+            "load more pairs or raise test_frac"
+        )
     return train, test
 
 

@@ -1,5 +1,11 @@
 """Orbax checkpoints of a training state (any pytree, e.g. the stacked nnx.State of models and
-optimizers) plus a JSON metadata record (step, history, config fingerprint)."""
+optimizers) plus a JSON metadata record (step, history, config fingerprint).
+
+Saves are asynchronous: `save` returns once the arrays are copied off the training state, and the
+files are written while training goes on (the next save, or `close`, waits for the previous one).
+Orbax writes each step into a temporary folder that it renames when complete, so a run killed in
+mid-save leaves the previous checkpoint as the latest one, never a torn one.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,20 @@ import jax
 import orbax.checkpoint as ocp
 
 
-def open_manager(directory: str | os.PathLike, max_to_keep: int = 2) -> ocp.CheckpointManager:
-    # Synchronous saves: a run killed right after a save still finds that save complete on disk.
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False)
+def open_manager(
+    directory: str | os.PathLike, max_to_keep: int = 2, asynchronous: bool = True
+) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=asynchronous)
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
 def save(mgr: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> None:
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
     mgr.save(step, args=args, force=True)
-    mgr.wait_until_finished()
 
 
 def restore_latest(mgr: ocp.CheckpointManager, like_state: Any) -> tuple[Any, dict] | None:
-    """(state, meta) of the newest checkpoint, shaped like `like_state`; None if there is none."""
+    """(state, meta) of the newest complete checkpoint, shaped like `like_state`; None if there is none."""
     step = mgr.latest_step()
     if step is None:
         return None

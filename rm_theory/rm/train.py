@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -28,11 +29,15 @@ from rm_theory.rm.program import Ensemble, graphdef_of, run_chunk, setup_ensembl
 from rm_theory.rm.step import Arrays, TrainConfig
 from rm_theory.world.inputs import PrefData
 
+log = logging.getLogger(__name__)
+
 
 def _fingerprint(mc: ModelConfig, tc: TrainConfig, data: PrefData, key: jax.Array) -> dict:
+    # how often checkpoints are written does not change the run: a resume may use another interval
+    train = {k: v for k, v in dataclasses.asdict(tc).items() if k != "checkpoint_every"}
     fp = {
         "model": dataclasses.asdict(mc),
-        "train": dataclasses.asdict(tc),
+        "train": train,
         "key": np.asarray(jax.random.key_data(key)).tolist(),
         "data": [data.n_items, data.n_pairs, data.n_groups],
     }
@@ -85,6 +90,7 @@ def train_ensemble(
             if meta["fingerprint"] != fp:
                 raise ValueError(f"{checkpoint_dir} holds a run of another config or key")
             start, history = int(meta["step"]), list(meta["history"])
+            log.info("resuming training from step %d of %d (%s)", start, tc.steps, checkpoint_dir)
 
     bar = tqdm(total=tc.steps, initial=start, disable=not progress, desc=tc.objective, leave=False)
     try:

@@ -69,10 +69,13 @@ def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
     on_map = on_map[on_map[list(AXES)].apply(tuple, axis=1).isin([dataclasses.astuple(p) for p in map_points])]
     if cfg.figures:
         figs = runlog.dir / "figures"
-        save(ibn_scaling_figs.distance_vs_n(curve), figs / "distance_vs_n")
-        save(ibn_scaling_figs.ratio_vs_n(curve), figs / "ratio_vs_n")
-        save(ibn_scaling_figs.ratio_heatmap(on_map), figs / "ratio_heatmap")
-        save(ibn_scaling_figs.query_heatmap(on_map), figs / "ratio_heatmap_queries")
+        # An empty axis (e.g. map.n_values=[] for the curve only) selects no rows: its figure is skipped.
+        if len(curve):
+            save(ibn_scaling_figs.distance_vs_n(curve), figs / "distance_vs_n")
+            save(ibn_scaling_figs.ratio_vs_n(curve), figs / "ratio_vs_n")
+        if len(on_map):
+            save(ibn_scaling_figs.ratio_heatmap(on_map), figs / "ratio_heatmap")
+            save(ibn_scaling_figs.query_heatmap(on_map), figs / "ratio_heatmap_queries")
 
     rt = ratio_table(curve)
     rb = rt[rt[list(AXES)].apply(tuple, axis=1) == dataclasses.astuple(base)].sort_values("n")

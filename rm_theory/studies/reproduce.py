@@ -2,17 +2,20 @@
 `report.md` with the tables, the figures (PNG and PDF) and the exact configs.
 
 Each step runs in a subprocess into `<out>/runs/<step>/`. A step whose `summary.json` says "ok" and
-whose command is unchanged is skipped, so a second invocation after an interruption completes only
-what is missing; failed steps are listed in the report instead of stopping the others.
+whose command and config files (primary config, preset) are unchanged is skipped, so a second
+invocation after an interruption completes only what is missing; failed steps are listed in the
+report instead of stopping the others.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from rm_theory.common.stats import verdict
+from rm_theory.config import schema
 from rm_theory.config.reproduce import ReproduceSchema, StepSchema
-from rm_theory.runs.folder import RunLog, read_json, write_json
+from rm_theory.runs.folder import RunFolderError, RunLock, RunLog, override_keys, read_json, write_json
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +36,25 @@ def step_command(name: str, step: StepSchema, scale: str, run_dir: Path, smoke: 
     cmd = [sys.executable, "-m", f"experiments.{step.entry}"]
     if step.experiment:
         cmd.append(f"experiment={step.experiment}")
-    cmd += list(step.quick if scale == "quick" else step.paper)
+    sized = list(step.quick if scale == "quick" else step.paper)
     if smoke:
-        cmd.append("debug=smoke")
+        # Command-line overrides win over debug=smoke: leave out the sizes smoke shrinks.
+        shrunk = getattr(schema(step.entry), "SMOKE", {})
+        sized = [o for o in sized if not any(k in shrunk for k in override_keys([o]))] + ["debug=smoke"]
+    cmd += sized
     cmd += [f"seed={seed}", f"hydra.run.dir={run_dir}"]
     return cmd
+
+
+def step_fingerprint(step: StepSchema, cmd: list[str]) -> str:
+    """What decides a step's results besides the code: its command and the config files it reads."""
+    h = hashlib.sha256(json.dumps(cmd[1:]).encode())
+    files = [ROOT / "conf" / f"{step.entry}.yaml"]
+    if step.experiment:
+        files.append(ROOT / "conf" / "experiment" / f"{step.experiment}.yaml")
+    for path in files:
+        h.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"<absent>"))
+    return h.hexdigest()
 
 
 def _status(run_dir: Path) -> str:
@@ -46,35 +64,76 @@ def _status(run_dir: Path) -> str:
         return "missing"
 
 
-def run_step(name: str, cmd: list[str], run_dir: Path, timeout_s: int) -> tuple[str, float]:
-    """Runs one step unless it already finished with the same command; returns its status and
-    wall seconds (those of the earlier run when it is skipped)."""
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Ends a step and everything it started (its own process group), politely first."""
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:
+            # the leader is gone; its group may not be
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return
+
+
+def run_step(name: str, cmd: list[str], run_dir: Path, timeout_s: int, fingerprint: str = "") -> tuple[str, float]:
+    """Runs one step unless it already finished with the same command and config files; returns
+    its status and wall seconds (those of the earlier run when it is skipped).
+
+    The step runs in its own process group and dies with this process (a parent-death signal,
+    and the group is killed when this process leaves the step early), so no orphan races a rerun.
+    A folder left by a different command or preset is moved aside to `<step>.previous` first.
+    """
+    if run_dir.exists():
+        try:  # a step still running (from another invocation) is refused, never raced
+            RunLock(run_dir).acquire().release()
+        except RunFolderError as err:
+            log.error("step %s: %s", name, err)
+            return f"refused: {err}", 0.0
     marker = run_dir / "reproduce_step.json"
-    if _status(run_dir) == "ok" and marker.exists() and read_json(marker).get("cmd") == cmd[1:]:
+    old = read_json(marker) if marker.exists() else None
+    same = old is not None and old.get("cmd") == cmd[1:] and old.get("fingerprint", "") == fingerprint
+    if same and _status(run_dir) == "ok":
         log.info("step %s: already done, skipped", name)
-        return "ok", float(read_json(marker).get("seconds", 0.0))
+        return "ok", float(old.get("seconds", 0.0))
+    if old is not None and not same and run_dir.exists():
+        aside = run_dir.with_name(run_dir.name + ".previous")
+        log.info("step %s: its command or config files changed; earlier run moved to %s", name, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+        run_dir.rename(aside)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(marker, {"cmd": cmd[1:]})
+    write_json(marker, {"cmd": cmd[1:], "fingerprint": fingerprint})
     start = time.time()
     log.info("step %s: %s", name, " ".join(cmd[1:]))
     with (run_dir / "stdout.log").open("w") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "RM_THEORY_PARENT_PID": str(os.getpid())},
+            start_new_session=True,
+        )
         try:
-            proc = subprocess.run(
-                cmd,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=timeout_s,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-            code = proc.returncode
+            code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             code = "timeout"
+        finally:
+            _kill_group(proc)  # a timeout, Ctrl-C or an error here: the step must not outlive us
     status = _status(run_dir) if code == 0 else "failed"
     if status != "ok":
-        RunLog(run_dir).summary({"error": f"exit {code}; see stdout.log"}, status="failed")
+        error = read_json(run_dir / "summary.json").get("error") if _status(run_dir) == "failed" else None
+        RunLog(run_dir).summary({"error": f"exit {code}: {error or 'see stdout.log'}"}, status="failed")
     seconds = time.time() - start
-    write_json(marker, {"cmd": cmd[1:], "seconds": seconds})
+    write_json(marker, {"cmd": cmd[1:], "fingerprint": fingerprint, "seconds": seconds})
     log.info("step %s: %s in %.0f s", name, status, seconds)
     return status, seconds
 
@@ -194,7 +253,8 @@ def run(cfg: ReproduceSchema, runlog: RunLog) -> dict:
             statuses[name] = f"skipped: no data at {cfg.data_dir}"
             continue
         cmd = step_command(name, step, cfg.scale, out / "runs" / name, cfg.smoke, cfg.seed)
-        statuses[name], times[name] = run_step(name, cmd, out / "runs" / name, cfg.step_timeout_s)
+        fp = step_fingerprint(step, cmd)
+        statuses[name], times[name] = run_step(name, cmd, out / "runs" / name, cfg.step_timeout_s, fp)
         write_report(cfg, out, statuses, times)  # a partial report is readable while the rest runs
     report = write_report(cfg, out, statuses, times)
     log.info("report: %s", report)

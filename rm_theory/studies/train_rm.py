@@ -12,7 +12,9 @@ per ensemble), `categories.csv` (cost model, per harm category), figures, and th
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import shutil
 
 import jax
 import pandas as pd
@@ -61,7 +63,7 @@ def model_config(cfg: TrainRMSchema, space: ResponseSpace) -> ModelConfig:
 
 
 def run_point(
-    cfg: TrainRMSchema, regime: str, n: int, topology: str, seed: int, export_dir=None, mesh=None
+    cfg: TrainRMSchema, regime: str, n: int, topology: str, seed: int, export_dir=None, mesh=None, checkpoint_dir=None
 ) -> tuple[dict, list[dict]]:
     """Train and evaluate the ensemble(s) of one (regime, n, topology, seed); one row and category rows."""
     space = make_space(dataclasses.replace(cfg.space, regime=regime), seed)  # the seed's own world
@@ -83,9 +85,10 @@ def run_point(
     mc, tc = model_config(cfg, space), make_train(cfg.train)
     key = jax.random.fold_in(jax.random.key(seed), tag(regime, n, topology)[0] % 2**31)
     if cfg.cost:
-        trained = train_reward_and_cost(mc, tc, syn.data, key, progress=False, mesh=mesh)
+        trained = train_reward_and_cost(mc, tc, syn.data, key, progress=False, mesh=mesh, checkpoint_dir=checkpoint_dir)
     else:
-        trained = {"reward": train_ensemble(mc, tc, syn.data, key, progress=False, mesh=mesh)}
+        ens = train_ensemble(mc, tc, syn.data, key, progress=False, mesh=mesh, checkpoint_dir=checkpoint_dir)
+        trained = {"reward": ens}
     reward, history = trained["reward"]
     rm, var_Q = reward_metrics(reward.score(q.x), q)
     lv = make_label_variance(cfg.ibn)
@@ -168,6 +171,28 @@ def headline(df: pd.DataFrame, beta: float) -> dict:
     return out
 
 
+def _done_points(logged: list[dict]) -> tuple[dict[tuple, dict], dict[tuple, list[dict]]]:
+    """Result rows and category rows of the points a killed run finished, by (regime, n, topology, seed).
+
+    Older folders logged category rows as lines of their own before the result row; those count
+    only for a finished point, once.
+    """
+    done, cats = {}, {}
+    for r in logged:
+        if r.get("kind") == "result":
+            key = tuple(r[k] for k in KEYS)
+            done[key] = {k: v for k, v in r.items() if k not in ("kind", "categories")}
+            cats[key] = list(r.get("categories", []))
+    legacy: dict[tuple, dict[str, dict]] = {}
+    for r in logged:
+        if r.get("kind") == "category" and tuple(r[k] for k in KEYS) in done:
+            row = {k: v for k, v in r.items() if k != "kind"}
+            legacy.setdefault(tuple(r[k] for k in KEYS), {})[json.dumps(row, sort_keys=True)] = row
+    for key, rows in legacy.items():
+        cats[key] = cats[key] or list(rows.values())
+    return done, cats
+
+
 def run(cfg: TrainRMSchema, runlog: RunLog) -> dict:
     distributed.maybe_initialize(cfg.distributed)  # multi-host: before any other JAX work
     mesh = distributed.make_mesh(cfg.distributed, cfg.train.ensemble_size)
@@ -178,18 +203,18 @@ def run(cfg: TrainRMSchema, runlog: RunLog) -> dict:
         raise ValueError(f"tree_loss must be 'pairs' or 'plackett_luce', got {cfg.tree_loss!r}")
     seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     jobs = [(r, n, t, s) for n in sorted(cfg.n_values) for r in cfg.regimes for s in seeds for t in cfg.topologies]
-    logged = runlog.rows()
-    done = {tuple(row[k] for k in KEYS): row for row in logged if row.get("kind") == "result"}
+    done, cats_done = _done_points(runlog.rows())
     if done:
         log.info("resuming: %d of %d points already done", len(done), len(jobs))
-    rows = []
-    cats = [{k: v for k, v in r.items() if k != "kind"} for r in logged if r.get("kind") == "category"]
+    rows, cats = [], []
     for job in tqdm(jobs, desc="train_rm", mininterval=5.0):
         if job in done:
             rows.append(done[job])
+            cats += cats_done.get(job, [])
             continue
         export = runlog.dir / "data" if cfg.export_jsonl and job[1] == max(cfg.n_values) else None
-        row, cat_rows = run_point(cfg, *job, export_dir=export, mesh=mesh)
+        ckpt = runlog.dir / "checkpoints" / "_".join(map(str, job)) if cfg.checkpoint else None
+        row, cat_rows = run_point(cfg, *job, export_dir=export, mesh=mesh, checkpoint_dir=ckpt)
         log.info(
             "%s: gold acc %.3f, ens var %.4g, IBN res %.4g",
             dict(zip(KEYS, job, strict=True)),
@@ -197,9 +222,10 @@ def run(cfg: TrainRMSchema, runlog: RunLog) -> dict:
             row["ensemble_variance"],
             row["ibn_resistance"],
         )
-        for c in cat_rows:
-            runlog.metric({"kind": "category", **c})
-        runlog.metric({"kind": "result", **row})  # last: a row marks its point as done
+        # One line per point, its category rows inside: a kill leaves a point wholly done or not at all.
+        runlog.metric({"kind": "result", **row, "categories": cat_rows})
+        if ckpt is not None:
+            shutil.rmtree(ckpt, ignore_errors=True)  # the row is the unit's record now
         rows.append(row)
         cats += cat_rows
     df = pd.DataFrame(rows).sort_values(list(KEYS), kind="stable").reset_index(drop=True)

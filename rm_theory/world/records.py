@@ -35,6 +35,7 @@ import hashlib
 import io
 import json
 import os
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -70,12 +71,20 @@ NodeId = str | int | None
 
 
 class RecordError(ValueError):
-    """A malformed record: names the file, the 1-based line (or row) and the field."""
+    """A malformed record: names the file, the 1-based line (or, in a JSON list file, the
+    1-based element, `unit="element"`) and the field."""
 
-    def __init__(self, path: str | os.PathLike | None, line: int | None, field: str, msg: str):
-        self.path, self.line, self.field = (str(path) if path is not None else None), line, field
-        where = f"{self.path or '<records>'}:{line if line is not None else '?'}"
+    def __init__(self, path: str | os.PathLike | None, line: int | None, field: str, msg: str, unit: str = "line"):
+        self.path, self.line, self.field, self.unit = (str(path) if path is not None else None), line, field, unit
+        if unit == "line":
+            where = f"{self.path or '<records>'}:{line if line is not None else '?'}"
+        else:
+            where = f"{self.path or '<records>'}: JSON {unit} {line if line is not None else '?'} (counting from 1)"
         super().__init__(f"{where}: field '{field}': {msg}")
+
+
+class EmptyDataError(ValueError):
+    """A source that gave no records (an empty file, `[]`, a header-only CSV, a folder of nothing)."""
 
 
 def prompt_hash(prompt: str) -> str:
@@ -241,9 +250,22 @@ class LoadReport:
     # Record indices (into the returned list) of duplicates (2nd and later) and inconsistent rows.
     duplicate_rows: list[int] = dataclasses.field(default_factory=list)
     inconsistent_rows: list[int] = dataclasses.field(default_factory=list)
+    # Records kept but degenerate, by kind: an empty response, two identical responses (no
+    # preference to learn), and source oddities a loader counted (a non-text response turned
+    # into text, extra CSV fields); `degenerate_rows` indexes the returned records.
+    degenerate: dict[str, int] = dataclasses.field(default_factory=dict)
+    degenerate_rows: list[int] = dataclasses.field(default_factory=list)
+    source_oddities: dict[str, int] = dataclasses.field(default_factory=dict)
+    # A folder source: the files read, and the files skipped (not data files by their name).
+    files_read: list[str] = dataclasses.field(default_factory=list)
+    files_skipped: list[str] = dataclasses.field(default_factory=list)
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def odd(self, kind: str, n: int = 1) -> None:
+        """Counts a source oddity that was kept (e.g. a response that was not text)."""
+        self.source_oddities[kind] = self.source_oddities.get(kind, 0) + n
 
     def summary(self) -> str:
         s = (
@@ -256,6 +278,10 @@ class LoadReport:
             s += f" {self.inconsistent}"
         if self.skipped:
             s += f", skipped {self.skipped}"
+        if self.degenerate or self.source_oddities:
+            s += f", degenerate (kept) {self.degenerate | self.source_oddities}"
+        if self.files_read or self.files_skipped:
+            s += f", files read {self.files_read}, skipped {self.files_skipped}"
         return s
 
 
@@ -274,10 +300,23 @@ def inconsistencies(r: PreferenceRecord) -> list[str]:
     return out
 
 
+def degeneracies(r: PreferenceRecord) -> list[str]:
+    """Ways a record is well formed but carries little or nothing to learn from (kinds, empty if none)."""
+    out = []
+    empty = lambda v: (not v.strip()) if isinstance(v, str) else len(v) == 0
+    if empty(r.response_a) or empty(r.response_b):
+        out.append("empty_response")
+    if r.response_a == r.response_b:
+        out.append("identical_responses")
+    return out
+
+
 def audit(records: Sequence[PreferenceRecord], report: LoadReport) -> LoadReport:
-    """Fill the record-level counts of `report` (ties, duplicates, inconsistencies)."""
+    """Fill the record-level counts of `report` (ties, duplicates, inconsistencies, degeneracies)."""
     seen: dict = {}
     kinds: Counter = Counter()
+    degenerate: Counter = Counter()
+    report.degenerate_rows = []
     report.n_records = len(records)
     report.n_ties = sum(r.better is None for r in records)
     report.duplicate_rows, report.inconsistent_rows, report.n_conflicts = [], [], 0
@@ -294,10 +333,27 @@ def audit(records: Sequence[PreferenceRecord], report: LoadReport) -> LoadReport
         if bad:
             report.inconsistent_rows.append(i)
             kinds.update(bad)
+        weak = degeneracies(r)
+        if weak:
+            report.degenerate_rows.append(i)
+            degenerate.update(weak)
     report.n_duplicates = len(report.duplicate_rows)
     report.n_inconsistent = len(report.inconsistent_rows)
     report.inconsistent = dict(kinds)
+    report.degenerate = dict(degenerate)
     return report
+
+
+def require_records(records: Sequence, report: LoadReport, allow_empty: bool = False) -> None:
+    """Loading nothing is an error naming the source (`allow_empty` accepts it)."""
+    if records or allow_empty:
+        return
+    what = f"read {report.n_read} rows"
+    if report.skipped:
+        what += f", skipped all of them {report.skipped}"
+    if report.files_read or report.files_skipped:
+        what += f"; files read {report.files_read}, skipped {report.files_skipped}"
+    raise EmptyDataError(f"{report.path}: no {report.source} records ({what}); allow_empty=True accepts an empty set")
 
 
 # ---------------------------------------------------------------------------- JSONL io
@@ -320,10 +376,36 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[PreferenceRecord]) ->
     return n
 
 
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _open_bytes(path: str | os.PathLike) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+
+
+def _decode(raw: bytes, path, line: int, unit: str = "line") -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(path, line, "<bytes>", f"not UTF-8 text (byte {e.start} of the {unit}: {e.reason})") from None
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
-    """(1-based line, decoded object) for each non-blank line; bad JSON raises `RecordError`."""
-    with open_text(path) as f:
-        for line_no, line in enumerate(f, start=1):
+    """(1-based line, decoded object) for each non-blank line; bad JSON, bytes that are not UTF-8
+    and a corrupt or truncated gzip stream raise `RecordError` naming the line."""
+    line_no = 0
+    with _open_bytes(path) as f:
+        while True:
+            try:
+                raw = f.readline()
+            except _GZIP_ERRORS as e:
+                raise RecordError(
+                    path, line_no + 1, "<gzip>", f"corrupt or truncated gzip ({type(e).__name__}: {e})"
+                ) from None
+            if not raw:
+                return
+            line_no += 1
+            line = _decode(raw, path, line_no)
             if not line.strip():
                 continue
             try:
@@ -332,13 +414,31 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
                 raise RecordError(path, line_no, "<json>", f"invalid JSON: {e.msg}") from None
 
 
-def read_jsonl(path: str | os.PathLike) -> tuple[list[PreferenceRecord], LoadReport]:
-    """Read the project's JSONL format, validating every line (see the module docstring)."""
+def read_text(path: str | os.PathLike) -> str:
+    """A whole text file (gzip when `.gz`); bytes that are not UTF-8 and a corrupt gzip stream
+    raise `RecordError` naming the line."""
+    try:
+        with _open_bytes(path) as f:
+            raw = f.read()
+    except _GZIP_ERRORS as e:
+        raise RecordError(path, None, "<gzip>", f"corrupt or truncated gzip ({type(e).__name__}: {e})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        start = e.start - (raw.rfind(b"\n", 0, e.start) + 1)
+        raise RecordError(path, line, "<bytes>", f"not UTF-8 text (byte {start} of the line: {e.reason})") from None
+
+
+def read_jsonl(path: str | os.PathLike, allow_empty: bool = False) -> tuple[list[PreferenceRecord], LoadReport]:
+    """Read the project's JSONL format, validating every line (see the module docstring); a file
+    of no records is an error unless `allow_empty`."""
     report = LoadReport(source="jsonl", path=str(path))
     records = []
     for line_no, d in iter_jsonl(path):
         report.n_read += 1
         records.append(record_from_dict(d, path, line_no))
+    require_records(records, report, allow_empty)
     return records, audit(records, report)
 
 

@@ -1,0 +1,126 @@
+"""Overrides mean what they say: smoke sets defaults, explicit values win, and every value is
+checked once at config time against what its field allows, naming the key."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from rm_theory.common.validate import ConfigError, problems
+from rm_theory.config import SCHEMAS
+from rm_theory.runs.folder import read_json, run_entry
+from rm_theory.studies import ibn_scaling
+from tests.helpers import CONF, compose_config, run_smoke
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _never(cfg, runlog):
+    raise AssertionError("main ran on an invalid config")
+
+
+def _run(name: str, overrides: list[str], out: Path, main=_never):
+    overrides = ["debug=smoke", *overrides]
+    return run_entry(compose_config(name, overrides), main, out_dir=out, overrides=overrides)
+
+
+CASES = [
+    ("safe_rlhf", "cost_source=foo", "cost_source = 'foo': must be one of 'model', 'gold'"),
+    ("safe_rlhf", "topology=forest", "topology = 'forest': must be one of 'chain', 'tree'"),
+    ("ibn_scaling", "space.regime=bar", "space.regime = 'bar': must be one of 'polynomial'"),
+    ("ibn_scaling", "map.regime=[bar]", "map.regime[0] = 'bar': must be one of"),
+    ("ibn_scaling", "curve.label_variance=[nope]", "curve.label_variance[0] = 'nope': must be one of 'large'"),
+    ("ibn_scaling", "seeds=0", "seeds = 0: must be >= 1"),
+    ("ibn_scaling", "seeds=-2", "seeds = -2: must be >= 1"),
+    ("ibn_scaling", "queries.num_pairs=-5", "queries.num_pairs = -5: must be >= 1"),
+    ("ibn_scaling", "curve.n_values=[64,0]", "curve.n_values[1] = 0: must be >= 1"),
+    ("train_rm", "train.steps=-5", "train.steps = -5: must be >= 1"),
+    ("train_rm", "train.ensemble_size=0", "train.ensemble_size = 0: must be >= 1"),
+    ("train_rm", "n_values=[-5]", "n_values[0] = -5: must be >= 1"),
+    ("train_rm", "n_values=[]", "n_values = []: must not be empty"),
+    ("train_rm", "seeds=0", "seeds = 0: must be >= 1"),
+    ("train_rm", "budget=words", "budget = 'words': must be one of 'comparisons', 'tokens'"),
+    ("best_of_n", "n=-5", "n = -5: must be >= 1"),
+    ("best_of_n", "n=0", "n = 0: must be >= 1"),
+    ("win_rates", "run_tasks=[foo]", "run_tasks[0] = 'foo': must be one of 'hh', 'gsm', 'dialogsum'"),
+    ("win_rates", "ppo.baseline=mean", "ppo.baseline = 'mean': must be one of 'exact', 'learned', 'loo'"),
+    ("reproduce", "scale=huge", "scale = 'huge': must be one of 'quick', 'paper'"),
+    ("reproduce", "only=[nope]", "only[0] = 'nope': must be one of"),
+    ("real_data", "test_frac=0", "test_frac = 0.0: must be > 0"),
+    ("real_data", "parts=[accuracy,fun]", "parts[1] = 'fun': must be one of 'accuracy', 'ibn', 'topology'"),
+    ("real_data", "accuracy.in_domain=[nope]", "accuracy.in_domain[0] = 'nope': must be one of 'hh'"),
+    ("real_data", "datasets.hh.loader=csv", "datasets.hh.loader = 'csv': must be one of 'hh-rlhf'"),
+    ("ibn_scaling", "resume=maybe", "resume = 'maybe': must be one of 'auto', 'force'"),
+]
+
+
+@pytest.mark.parametrize("name,override,message", CASES, ids=[f"{n}:{o}" for n, o, _ in CASES])
+def test_an_invalid_value_fails_at_config_time_naming_key_and_range(name, override, message, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        _run(name, [override], tmp_path)
+    assert message in str(err.value)
+    summary = read_json(tmp_path / "summary.json")  # a new folder says why it stayed empty
+    assert summary["status"] == "failed" and message in summary["error"]
+
+
+def test_an_earlier_runs_summary_is_not_overwritten_by_an_invalid_rerun(tmp_path):
+    (tmp_path / "summary.json").write_text('{"status": "ok"}')
+    with pytest.raises(ConfigError):
+        _run("train_rm", ["train.steps=-5"], tmp_path)
+    assert read_json(tmp_path / "summary.json") == {"status": "ok"}
+
+
+def _presets() -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = [(name, None) for name in SCHEMAS]
+    for path in sorted((CONF / "experiment").glob("*.yaml")):
+        m = re.search(r"python -m experiments\.(\w+)", path.read_text())
+        if m:
+            out.append((m.group(1), path.stem))
+    return out
+
+
+@pytest.mark.parametrize("name,preset", _presets())
+@pytest.mark.parametrize("smoke", [False, True])
+def test_every_shipped_config_is_valid(name, preset, smoke):
+    overrides = ([f"experiment={preset}"] if preset else []) + (["debug=smoke"] if smoke else [])
+    cfg = compose_config(name, overrides)
+    assert problems(OmegaConf.to_object(cfg)) == []
+
+
+def test_explicit_overrides_win_over_smoke(tmp_path):
+    seen = {}
+
+    def main(cfg, runlog):
+        seen.update(n_values=cfg.n_values, seeds=cfg.seeds, steps=cfg.train.steps)
+        return {}
+
+    _run("train_rm", ["n_values=[32]", "seeds=1"], tmp_path, main)
+    assert seen == {"n_values": [32], "seeds": 1, "steps": 20}  # smoke still shrinks the rest
+    written = read_json(tmp_path / "config.json")
+    assert written["n_values"] == [32] and written["seeds"] == 1
+
+
+def test_smoke_no_longer_hides_an_invalid_value_from_the_command_line():
+    """Through Hydra itself: the overrides are read from the Hydra config of the run."""
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.best_of_n", "debug=smoke", "n=-5", "hydra.run.dir=/tmp/never_written"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode != 0
+    assert "n = -5: must be >= 1" in out.stderr
+
+
+def test_ibn_scaling_curve_only_skips_the_heat_map(tmp_path):
+    summary = run_smoke("ibn_scaling", ibn_scaling.run, tmp_path, ["map.n_values=[]"])
+    assert summary["status"] == "ok" and summary["map_n"] is None
+    figs = sorted(p.stem for p in (tmp_path / "figures").glob("*.png"))
+    assert figs == ["distance_vs_n", "ratio_vs_n"]
+    assert (tmp_path / "results.csv").exists()
