@@ -21,6 +21,10 @@ def test_smoke_run_compares_every_recipe_at_every_budget(tmp_path):
         assert (g["mean_resistance"].diff().dropna() <= 1e-12).all()
     assert (df["comparisons"] == df["budget"]).all()
     assert (tmp_path / "figures" / "design_vs_budget.png").exists()
+    # paired differences at the largest budget, each with its interval
+    for other in set(study.RECIPES) - {"designed"}:
+        assert f"bayes_gold_accuracy_designed_minus_{other}" in s
+        assert f"mean_resistance_designed_minus_{other}_ci" in s
 
 
 def test_an_unknown_recipe_is_named(tmp_path):

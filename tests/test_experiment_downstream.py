@@ -20,7 +20,12 @@ ENTRIES = {
 }
 HEADLINES = {
     "best_of_n": ["gold_reward_N1_gold", "gold_reward_N8_tree", "gold_reward_N8_chain"],
-    "win_rates": ["win_rate_tree_vs_chain", "win_rate_tree_vs_ref", "win_rate_chain_vs_ref"],
+    "win_rates": [
+        "win_rate_tree_vs_chain",
+        "win_rate_tree_vs_ref",
+        "win_rate_chain_vs_ref",
+        "win_rate_bayes_tree_vs_chain",
+    ],
     "safe_rlhf": ["final_reward", "final_cost", "threshold", "final_lambda"],
 }
 

@@ -21,7 +21,9 @@ def test_smoke_run_writes_summary_tables_and_figures(smoke):
     for key in [
         "bayes_gold_accuracy_chain",
         "bayes_gold_accuracy_tree",
-        "bayes_gold_accuracy_chain_ci95",
+        "bayes_gold_accuracy_chain_ci",
+        "bayes_gold_accuracy_tree_minus_chain",
+        "bayes_gold_accuracy_tree_minus_chain_ci",
         "bayes_n_pairs",
         "bayes_seeds",
         "posterior_vs_ibn_max_rel_err",

@@ -243,7 +243,7 @@ def test_killing_reproduce_kills_its_step(tmp_path):
             time.sleep(0.5)
             children = [c for c in _children(parent.pid) if _alive(c)]
         assert children, "the step never started"
-        time.sleep(3)  # let the step get under way (past its own start-up)
+        time.sleep(0.5)  # the step is still importing: the signal armed before exec must take it
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         deadline = time.time() + 5  # a parent-death signal is immediate; the step itself runs far longer

@@ -117,6 +117,8 @@ class WinRatesSchema(DownstreamSchema):
     ppo: PPOSchema = dataclasses.field(default_factory=PPOSchema)
     dpo: DPOSchema = dataclasses.field(default_factory=DPOSchema)
     run_dpo: bool = True
+    # the KL-regularised optimum against the exact Bayesian learner's posterior mean (rm.bayes) of each data set
+    exact_rm: bool = True
     judge_samples: int = spec(0, ge=0)  # 0: exact win probabilities; > 0: that many sample pairs per prompt
 
     SMOKE: ClassVar[dict[str, Any]] = {

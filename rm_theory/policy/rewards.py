@@ -11,6 +11,7 @@ import dataclasses
 import jax
 import numpy as np
 
+from rm_theory.rm import bayes
 from rm_theory.rm.models import ModelConfig
 from rm_theory.rm.train import Ensemble, TrainConfig, train_ensemble
 from rm_theory.world import synthetic
@@ -49,3 +50,14 @@ def reward_table(
     """The reward table of an ensemble trained on one data set, and its last training accuracy."""
     ens, hist = train_ensemble(mc, tc, to_pref_data(space, comps, labels), key, progress=False)
     return score_table(ens, space, x_all), float(hist[-1].get("acc", np.nan))
+
+
+def exact_reward_table(space: PrefixTreeSpace, comps: Comparisons, labels: Labels, beta: float) -> np.ndarray:
+    """The exact Bayesian learner's posterior mean of every leaf, `mu_PxY` (`rm.bayes`: the gold
+    prior of THEORY.md §2 with a Laplace fit of the Bradley–Terry labels): the reward model the IBN
+    describes, with no training noise."""
+    leaves = space.enumerate(0).data
+    Y = len(leaves)
+    items = Responses.concat([Responses(np.full(Y, p), leaves) for p in range(space.num_prompts)])
+    fit = bayes.fit(space, comps.a, comps.b, labels.better_P, queries=items, beta=beta)
+    return fit.posterior.item_mean(fit.query_index(np.arange(len(items)))).reshape(space.num_prompts, Y)

@@ -245,19 +245,28 @@ def check_fingerprint(run_dir: Path, fp: dict, resume: str = "auto") -> None:
     )
 
 
-def die_with_parent() -> None:
-    """A run started by `reproduce` dies with it (Linux parent-death signal), never running on as
-    an orphan that a rerun would race. `RM_THEORY_PARENT_PID` names the parent."""
-    parent = os.environ.get("RM_THEORY_PARENT_PID")
-    if not parent:
-        return
+def arm_parent_death_signal() -> bool:
+    """SIGKILL this process when its parent dies (Linux `prctl(PR_SET_PDEATHSIG)`; kept across exec).
+    Returns False where the call is not available."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the parent still kills our process group on exit
+        return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def die_with_parent() -> None:
+    """A run started by `reproduce` dies with it, never running on as an orphan that a rerun would
+    race. `experiments/__init__.py` calls it before the entry point's heavy imports, so a kill of the
+    parent during them counts too; a parent that died before the signal was armed is caught here.
+    `RM_THEORY_PARENT_PID` names the parent."""
+    parent = os.environ.get("RM_THEORY_PARENT_PID")
+    if not parent:
+        return
+    if not arm_parent_death_signal():  # not Linux: the parent still kills our process group on exit
         return
     os.environ.pop("RM_THEORY_PARENT_PID")  # for this process only, not for what it starts
     if os.getppid() != int(parent):  # the parent died before the signal was armed

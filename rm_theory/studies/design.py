@@ -199,8 +199,22 @@ def run(cfg: DesignSchema, runlog: RunLog) -> dict:
     df = pd.DataFrame(rows)
     df.to_csv(runlog.dir / "results.csv", index=False)
     save(design_figs.against_budget(df), runlog.dir / "figures" / "design_vs_budget")
-    out: dict = {"seeds": cfg.seeds, "targets": cfg.targets, "pool": cfg.pool}
+    out: dict = {
+        "seeds": cfg.seeds,
+        "targets": cfg.targets,
+        "pool": cfg.pool,
+        "field_per_seed": cfg.space.field_per_seed,
+    }
     for (recipe, n), g in df.groupby(["recipe", "budget"]):
         for col in ("mean_resistance", "bayes_gold_accuracy", "gold_accuracy", "best_of_n_gold"):
             out[f"{col}_{recipe}_{n}"], out[f"{col}_{recipe}_{n}_ci"] = mean_ci(g[col].to_numpy())
+    # Paired over worlds at the largest budget: every recipe of a seed shares its world, pool and targets.
+    top = df[df["budget"] == max(cfg.budgets)]
+    if "designed" in cfg.recipes:
+        for col in ("mean_resistance", "bayes_gold_accuracy", "gold_accuracy", "best_of_n_gold"):
+            wide = top.pivot_table(index="seed", columns="recipe", values=col)
+            for other in (r for r in cfg.recipes if r != "designed"):
+                key = f"{col}_designed_minus_{other}"
+                out[key], out[f"{key}_ci"] = mean_ci((wide["designed"] - wide[other]).dropna().to_numpy())
+        out["budget_max"] = int(max(cfg.budgets))
     return out

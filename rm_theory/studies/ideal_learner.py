@@ -280,7 +280,7 @@ def best_of_n_point(cfg, space, world: World, topology, seed, keep) -> list[dict
 
 def gp_point(cfg: IdealLearnerSchema, seed: int) -> dict:
     """Metric geometry: per-pair exact GP posterior variance against the IBN's resistance (k-NN prior)."""
-    space = make_space(dataclasses.replace(cfg.space, geometry="metric", num_prompts=4))
+    space = make_space(dataclasses.replace(cfg.space, geometry="metric", num_prompts=4), seed)
     g = rng("gp", seed)
     comps = make_dataset(space, "chain", cfg.gp_n, g)
     qa = space.sample(g, g.integers(0, space.num_prompts, cfg.num_queries))
@@ -305,7 +305,7 @@ def gp_point(cfg: IdealLearnerSchema, seed: int) -> dict:
 
 def _ci_entries(prefix: str, values) -> dict:
     m, h = mean_ci(values)
-    return {prefix: m, f"{prefix}_ci95": h}
+    return {prefix: m, f"{prefix}_ci": h}
 
 
 def headline(cfg, df: pd.DataFrame, neural: pd.DataFrame, conv: pd.DataFrame, bon: pd.DataFrame) -> dict:
@@ -317,6 +317,10 @@ def headline(cfg, df: pd.DataFrame, neural: pd.DataFrame, conv: pd.DataFrame, bo
         out |= _ci_entries(f"bayes_gold_accuracy_{topo}", g["bayes_gold_accuracy"])
         out |= _ci_entries(f"bayes_expected_accuracy_{topo}", g["bayes_expected_accuracy"])
         out[f"posterior_variance_{topo}"] = float(g["posterior_variance"].mean())
+    # Paired over worlds: the same seed draws one world and one set of query pairs for both topologies.
+    by_seed = top.pivot_table(index="seed", columns="topology", values="bayes_gold_accuracy")
+    if {"chain", "tree"} <= set(by_seed.columns):
+        out |= _ci_entries("bayes_gold_accuracy_tree_minus_chain", (by_seed["tree"] - by_seed["chain"]).dropna())
     out["bayes_n"] = int(top["n"].max())
     out["bayes_budget"] = budget
     out["bayes_n_pairs"] = int(top["n_pairs"].min())
@@ -349,9 +353,9 @@ def run(cfg: IdealLearnerSchema, runlog: RunLog) -> dict:
     for t in cfg.topologies:
         if t not in ("chain", "tree"):
             raise ValueError(f"unknown topology {t!r}; expected chain or tree")
-    space = make_space(cfg.space)
     rows, neural, pairs, conv, bon = [], [], [], [], []
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        space = make_space(cfg.space, seed)  # the seed's own world (one gold field when field_per_seed=false)
         world = make_world(cfg, space, seed)
         for n in sorted(cfg.n_values + [m for m in cfg.neural_n if m not in cfg.n_values]):
             for budget in cfg.budgets:
@@ -388,7 +392,7 @@ def run(cfg: IdealLearnerSchema, runlog: RunLog) -> dict:
         save(plots.convergence(conv_df), figs / "anchored_convergence")
     if len(bon_df):
         save(plots.best_of_n(bon_df), figs / "best_of_n")
-    out = headline(cfg, df, neural_df, conv_df, bon_df) | {"rows": len(df)}
+    out = headline(cfg, df, neural_df, conv_df, bon_df) | {"rows": len(df), "field_per_seed": cfg.space.field_per_seed}
     if cfg.gp_n:
         gp_df = pd.DataFrame([gp_point(cfg, s) for s in range(cfg.seed, cfg.seed + cfg.seeds)])
         gp_df.to_csv(runlog.dir / "gp_vs_ibn.csv", index=False)

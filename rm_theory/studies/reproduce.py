@@ -26,7 +26,14 @@ import numpy as np
 from rm_theory.common.stats import verdict
 from rm_theory.config import schema
 from rm_theory.config.reproduce import ReproduceSchema, StepSchema
-from rm_theory.runs.folder import RunFolderError, RunLock, RunLog, override_keys, read_json, write_json
+from rm_theory.runs.folder import (
+    RunFolderError,
+    RunLock,
+    RunLog,
+    override_keys,
+    read_json,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]

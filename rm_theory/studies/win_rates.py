@@ -27,7 +27,7 @@ from rm_theory.config.downstream import (
 from rm_theory.figures import win_rates as win_rates_figs
 from rm_theory.figures.common import save
 from rm_theory.policy import dpo, exact, ppo, tables
-from rm_theory.policy.rewards import leaf_inputs, reward_table
+from rm_theory.policy.rewards import exact_reward_table, leaf_inputs, reward_table
 from rm_theory.runs.folder import RunLog
 from rm_theory.world.labels import labelled_data
 from rm_theory.world.topology import TOPOLOGIES, annotation_tokens
@@ -46,6 +46,9 @@ COMPARISONS = (
     ("ppo_chain", "dpo_chain"),
     ("opt_tree", "opt_chain"),
     ("opt_gold", "ref"),
+    ("opt_bayes_tree", "opt_bayes_chain"),
+    ("opt_bayes_tree", "ref"),
+    ("opt_bayes_chain", "ref"),
 )
 
 
@@ -61,7 +64,7 @@ def _win_point(cfg: WinRatesSchema, name: str, task: SpaceSchema, n: int, frac: 
     spaces = [task_space(task, s) for s in seeds]
     # Seeds draw different worlds (fields and reference policies), so each seed is tabulated apart.
     tts = [tables.tabulate(sp) for sp in spaces]
-    rm_tables, dpo_data, rm_acc, ann = [], [], {}, []
+    rm_tables, dpo_data, rm_acc, ann, bayes_tables = [], [], {}, [], {}
     for s, sp, tt in zip(seeds, spaces, tts, strict=True):
         rng = np.random.default_rng([s, n, int(frac * 1000)])
         x_all = leaf_inputs(sp)
@@ -72,6 +75,8 @@ def _win_point(cfg: WinRatesSchema, name: str, task: SpaceSchema, n: int, frac: 
             )
             rm_tables.append(table)
             rm_acc[(s, topo)] = acc
+            if cfg.exact_rm:  # the same data, learnt exactly: the policy's gap to it is the network's own
+                bayes_tables[(s, topo)] = exact_reward_table(sp, comps, labels, cfg.labels.beta)
             dpo_data.append(dpo.item_arrays(tt, comps, labels.better_P))
             for once in (False, True):
                 ann.append(
@@ -96,6 +101,8 @@ def _win_point(cfg: WinRatesSchema, name: str, task: SpaceSchema, n: int, frac: 
         for i, topo in enumerate(TOPOLOGIES):
             pol[f"ppo_{topo}"] = logp[i]
             pol[f"opt_{topo}"] = exact.optimal_logp(ref, rm_tables[2 * k + i], ppo_cfg.beta)
+            if (s, topo) in bayes_tables:
+                pol[f"opt_bayes_{topo}"] = exact.optimal_logp(ref, bayes_tables[(s, topo)], ppo_cfg.beta)
             for j, step in enumerate(range(0, ppo_cfg.steps + 1, ppo_cfg.log_every)):
                 curves.append(
                     {
@@ -199,6 +206,9 @@ def _win_rates(cfg: WinRatesSchema, runlog: RunLog) -> dict:
         ("dpo_chain", "ref"): "dpo_chain_vs_ref",
         ("ppo_tree", "dpo_tree"): "ppo_tree_vs_dpo_tree",
         ("opt_tree", "opt_chain"): "opt_tree_vs_opt_chain",
+        ("opt_bayes_tree", "opt_bayes_chain"): "bayes_tree_vs_chain",
+        ("opt_bayes_tree", "ref"): "bayes_tree_vs_ref",
+        ("opt_bayes_chain", "ref"): "bayes_chain_vs_ref",
     }.items():
         sel = base[(base["a"] == a) & (base["b"] == b)]
         if len(sel) == 0:
