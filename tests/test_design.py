@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from rm_theory.ibn.design import DesignConfig, _with_edges, design_comparisons, mean_resistance
-from rm_theory.ibn.distance import Network
+from rm_theory.ibn.design import (
+    DesignConfig,
+    _Grounded,
+    _with_edges,
+    design_comparisons,
+    mean_resistance,
+    target_sums,
+)
+from rm_theory.ibn.distance import Network, network_distance
 
 
 def _tree_pool(seed: int, prompts: int = 3, per: int = 7):
@@ -63,3 +70,55 @@ def test_projected_targets_are_close_to_exact_greedy():
     before = exact.mean_resistance_R[0]
     # the projected design buys at least 90% of the exact design's reduction
     assert before - approx.mean_resistance_R[-1] >= 0.9 * (before - exact.mean_resistance_R[-1])
+
+
+def _pinv_sums(net, targets, cand):
+    lap = np.zeros((net.num_nodes, net.num_nodes))
+    for u, v, var in zip(net.u_E, net.v_E, net.var_E, strict=True):
+        lap[[u, v], [u, v]] += 1 / var
+        lap[u, v] -= 1 / var
+        lap[v, u] -= 1 / var
+    lp = np.linalg.pinv(lap)
+    inc = lambda pairs: np.eye(net.num_nodes)[pairs[:, 0]] - np.eye(net.num_nodes)[pairs[:, 1]]
+    return ((inc(cand) @ lp @ inc(targets).T) ** 2).sum(1)
+
+
+def test_target_sums_exact_and_projected():
+    net, cand, targets = _tree_pool(4)
+    want = _pinv_sums(net, targets, cand)
+    assert target_sums(net, targets, cand) == pytest.approx(want, rel=1e-9, abs=1e-12)
+    # E[projected] = exact; the mean over 200 independent projections is within a few percent
+    proj = np.mean([target_sums(net, targets, cand, targets_dim=8, seed=s) for s in range(200)], axis=0)
+    assert np.mean(np.abs(proj - want)) <= 0.05 * np.mean(want)
+
+
+def test_sketched_resistance_and_subsampling_are_flagged_and_close():
+    net, cand, targets = _tree_pool(5, prompts=4, per=9)
+    exact = design_comparisons(net, targets, cand, DesignConfig(budget=12, batch=4))
+    approx = design_comparisons(
+        net, targets, cand, DesignConfig(budget=12, batch=4, resistance_dim=256, candidates=60, seed=1)
+    )
+    assert approx.approximate and not exact.approximate
+    assert len(set(approx.chosen_B.tolist())) == 12
+    before = exact.mean_resistance_R[0]
+    assert before - approx.mean_resistance_R[-1] >= 0.8 * (before - exact.mean_resistance_R[-1])
+
+
+def test_candidates_across_components_are_never_chosen():
+    net, cand, targets = _tree_pool(6)  # one component per prompt
+    across = np.array([[0, 7], [1, 15], [8, 20]])
+    both = np.r_[across, cand]
+    d = design_comparisons(net, targets, both, DesignConfig(budget=5, batch=2))
+    assert np.all(d.chosen_B >= len(across))
+    assert list(d.chosen_B - len(across)) == list(design_comparisons(net, targets, cand, DesignConfig(5, 2)).chosen_B)
+
+
+def test_per_component_resistances_match_the_library():
+    net, cand, targets = _tree_pool(7)  # three components
+    net = _with_edges(net, cand[::5, 0], cand[::5, 1], 0.9)
+    pairs = np.r_[targets, [[0, 8], [3, 3], [14, 20]]]  # one pair across components, one node with itself
+    got = _Grounded(net).resistance(pairs)
+    want = network_distance(net, pairs, "resistance")
+    assert np.isinf(got[-3]) and np.isinf(want[-3]) and got[-2] == 0.0
+    fin = np.isfinite(want)
+    assert got[fin] == pytest.approx(want[fin], rel=1e-9)
