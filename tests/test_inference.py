@@ -364,3 +364,26 @@ def test_star_mesh_keeps_resistances_among_kept_nodes(seed):
             want = nx.resistance_distance(g, nodes[a], nodes[b], weight="variance", invert_weight=True)
             got = nx.resistance_distance(reduced, a, b, weight="weight", invert_weight=True)
             assert got == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_from_networkx_reads_every_edge_once(multi):
+    # Parallel edges, a self-loop and labels whose order differs from insertion.
+    g = nx.MultiGraph() if multi else nx.Graph()
+    g.add_nodes_from(["z", "a", "m"])
+    g.add_edge("a", "z", variance=1.0, kind="ib")
+    g.add_edge("m", "a", variance=2.0, kind="hp")
+    g.add_edge("m", "m", variance=3.0, kind="hp")
+    g.add_edge("z", "m", variance=0.0, kind="ib")
+    if multi:
+        g.add_edge("a", "z", variance=5.0, kind="hp")
+    net, nodes = from_networkx(g)
+    got = sorted(
+        (frozenset((nodes[u], nodes[v])), x, k)
+        for u, v, x, k in zip(net.u_E.tolist(), net.v_E.tolist(), net.var_E.tolist(), net.kind_E.tolist(), strict=True)
+    )
+    want = sorted((frozenset((a, b)), d["variance"], inf.KINDS.index(d["kind"])) for a, b, d in g.edges(data=True))
+    assert nodes == ["z", "a", "m"] and got == want
+    g.add_edge("a", "m", variance="wide")
+    with pytest.raises(ValueError, match="no numeric 'variance'"):
+        from_networkx(g)
