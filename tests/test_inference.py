@@ -260,7 +260,7 @@ def _index_pairs(g, pairs):
 # Forced variants of each path: the terminals-last Schur factor and the plain factor with forward
 # solves (cholmod); star-mesh rounds then dense factors, and dense factors alone (dense).
 SOLVER_PATHS = [
-    ("cholmod", {}),
+    ("cholmod", {"_SCHUR_MIN_RATIO": 0}),
     ("cholmod", {"_SCHUR_MAX_TERMINALS": 0}),
     ("dense", {}),
     ("dense", {"_KRON_MAX_DEGREE": 0}),
