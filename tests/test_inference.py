@@ -1,5 +1,7 @@
 """Inference distance: circuit laws, fast solvers against networkx, exact kernel reduction."""
 
+import itertools
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -387,3 +389,53 @@ def test_from_networkx_reads_every_edge_once(multi):
     g.add_edge("a", "m", variance="wide")
     with pytest.raises(ValueError, match="no numeric 'variance'"):
         from_networkx(g)
+
+
+# ----------------------------------------------------------------------------- mean resistance sketch
+
+
+class _AllSigns:
+    """Stands in for the Generator: its sign vectors are every vector of signs, once each."""
+
+    def choice(self, values, size):
+        num_edges, probes = size
+        signs = np.array(list(itertools.product([-1.0, 1.0], repeat=num_edges))).T
+        assert signs.shape == (num_edges, probes)
+        return signs
+
+
+@pytest.mark.parametrize("solver", ["direct", "cg", "cholmod"])
+def test_mean_resistance_sketch_is_exact_on_average_over_all_sign_vectors(solver):
+    # Unbiasedness, checked exactly: over all 2^E sign vectors the sketch's mean is the exact mean.
+    _cholmod_or_skip(solver)
+    # A 4-cycle with a chord, a pendant chain (contracted to one kernel edge) and a zero-variance
+    # edge: 6 kernel edges, 64 sign vectors.
+    net = Network(7, [0, 1, 2, 3, 0, 3, 4, 5], [1, 2, 3, 0, 2, 4, 5, 6], [1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 0.0])
+    pairs = np.array([[0, 2], [1, 3], [1, 5], [6, 0], [5, 6]])
+    exact = network_distance(net, pairs, "resistance")
+    est, stderr = inf.mean_resistance_sketch(net, pairs, 64, _AllSigns(), resistance_solver=solver)
+    assert est == pytest.approx(exact.mean(), rel=1e-12) and stderr > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mean_resistance_sketch_within_its_stated_error(seed):
+    g, pairs = random_graph(500 + seed, zero_frac=0.05)
+    net, pairs_Px2 = _index_pairs(g, pairs)
+    exact = network_distance(net, pairs_Px2, "resistance")
+    pairs_Px2 = pairs_Px2[np.isfinite(exact)]
+    est, stderr = inf.mean_resistance_sketch(net, pairs_Px2, 400, np.random.default_rng(seed))
+    assert abs(est - exact[np.isfinite(exact)].mean()) < 5 * stderr
+
+
+def test_mean_resistance_sketch_edge_cases():
+    net = Network(5, [0, 1, 3], [1, 2, 4], [1.0, 0.0, 2.0])
+    rng = np.random.default_rng(0)
+    assert inf.mean_resistance_sketch(net, [[0, 3]], 8, rng) == (np.inf, 0.0)
+    assert inf.mean_resistance_sketch(net, [[1, 2], [3, 3]], 8, rng) == (0.0, 0.0)
+    # One edge: every sign gives the exact value, so the error is zero.
+    est, stderr = inf.mean_resistance_sketch(net, [[3, 4]], 8, rng)
+    assert est == pytest.approx(2.0, rel=1e-12) and stderr == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="at least 2"):
+        inf.mean_resistance_sketch(net, [[0, 1]], 1, rng)
+    with pytest.raises(ValueError, match="unknown resistance solver"):
+        inf.mean_resistance_sketch(net, [[0, 1]], 8, rng, resistance_solver="dense")
