@@ -419,6 +419,17 @@ def _spread(values: np.ndarray, same_P: np.ndarray) -> np.ndarray:
     return out
 
 
+def _warm_up(peers: list[str]) -> None:
+    """Load every solver's modules in the parent, so no forked child pays first-call imports."""
+    tiny = Network(4, [0, 1, 2, 3, 0], [1, 2, 3, 0, 2], [1.0, 2.0, 3.0, 4.0, 5.0])
+    for solver in dist.RESISTANCE_SOLVERS:
+        if solver != "cholmod" or dist._cholmod() is not None:
+            network_distance(tiny, [[0, 2], [1, 3]], "resistance", resistance_solver=solver)
+    network_distance(tiny, [[0, 2]], "path")
+    for module in {"cholmod": "sksparse.cholmod", "pyamg": "pyamg"}.values():
+        _installed(module)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 10_000, 100_000])
@@ -439,6 +450,7 @@ def main(argv: list[str] | None = None) -> None:
         f"# {platform.platform()}, {os.cpu_count()} CPUs, load {os.getloadavg()}; "
         f"networkx timed on {args.ref_queries} queries and scaled linearly to {args.queries}"
     )
+    _warm_up(args.peers)
     for n in args.n:
         for topology in args.topologies:
             rng = np.random.default_rng([args.seed, n])
