@@ -23,7 +23,9 @@ several prompts, draws query pairs (two independent responses to one random prom
   their solve time scaled to all pairs (marked ``~``). ``ratio`` is the solver's time over the
   project's; ``agree`` is the largest relative difference from the exact values (networkx on the
   first ``--ref-queries`` pairs where the graph is small, else CHOLMOD's full solves, else splu's);
-  ``load`` is the 1-minute load average when the row finished.
+  ``cpu`` is the child's CPU time over all its threads (on a shared machine, a bound on the wall time
+  it would take idle, where its BLAS threads would overlap); ``load`` is the 1-minute load average
+  when the row finished.
 
 Goals at n = 1e5 with 1000 queries: resistance under 10 s for chain data and faster than CHOLMOD
 in the same run; fast path >= 30x faster than the reference and < 60 s.
@@ -200,9 +202,12 @@ def _in_child(fn, timeout: float) -> dict:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
             base = _status_mib("VmRSS")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), os.times()
             values, note = fn()
+            c1 = os.times()
             payload = {"time": time.perf_counter() - t0, "values": values, "note": note}
+            # CPU seconds (all threads): on a loaded machine, a bound on the idle wall time.
+            payload["cpu"] = (c1.user - c0.user) + (c1.system - c0.system)
             payload["peak_mib"] = _status_mib("VmHWM") - base
         except Exception as e:  # reported in the table, not raised: the other solvers still run
             payload = {"error": f"{type(e).__name__}: {e}"}
@@ -406,7 +411,8 @@ def _resistance_rows(topology, n, net, kernel, pairs_Px2, args) -> None:
             ok = np.isfinite(x) & np.isfinite(exact) & (exact > 0)
             agree = float(np.max(np.abs(x[ok] - exact[ok]) / exact[ok])) if ok.any() else float("nan")
         print(
-            f"    {name:15s} {mark}{t:8.2f} s  ratio {t / base:7.2f}  peak {res['peak_mib']:7.0f} MiB  "
+            f"    {name:15s} {mark}{t:8.2f} s  ratio {t / base:7.2f}  cpu {res['cpu']:8.2f} s  "
+            f"peak {res['peak_mib']:7.0f} MiB  "
             f"agree {agree:.1e} (vs {exact_name})  load {res['load']:.1f}  {note}",
             flush=True,
         )
