@@ -19,6 +19,8 @@ CHOLMOD (scikit-sparse, the ``cholmod`` extra) the queried nodes are ordered las
 Cholesky factorisation leaves their Schur complement's factor in its trailing block and no solve
 touches the rest of the factor; without it, low-degree nodes are eliminated in vectorised rounds
 (star-mesh transform) and what remains is factored densely, component by component.
+``mean_resistance_sketch`` is the one approximate tool: an unbiased estimate of a MEAN resistance
+over many pairs, with its standard error, for when exact values are out of reach.
 
 Legend: N nodes, E edges, P query pairs, T terminals, S sources, C components, K columns.
 """
