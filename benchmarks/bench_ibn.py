@@ -404,7 +404,8 @@ def _resistance_rows(topology, n, net, kernel, pairs_Px2, args) -> None:
             continue
         t, mark, note = res["time"], " ", ""
         if isinstance(res["note"], dict):
-            t, mark, note = res["note"]["scaled"], "~", f"(factor/setup + {res['note']['sub']} solves, scaled)"
+            t, mark = res["note"]["scaled"], "~"
+            note = f"(factor/setup + {res['note']['sub']} solves, scaled; cpu of the part run)"
         agree = float("nan")
         if exact is not None:
             x = full[name]
