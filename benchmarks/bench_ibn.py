@@ -1,36 +1,60 @@
-"""Benchmark of the inference-distance solvers (issue "Foundation and the IBN engine").
+"""Benchmark of the inference-distance solvers against networkx and the direct and multigrid peers.
 
-Run by hand, not a test:
+Run by hand, not a test (the ``bench`` extra installs the peers; a peer that is not installed is
+skipped with a note):
 
-    PYTHONPATH=. python benchmarks/bench_ibn.py --n 1000 10000 100000 --queries 1000 \
-        --methods path resistance
+    PYTHONPATH=. python benchmarks/bench_ibn.py --n 1000 10000 100000 --queries 1000
 
 For each n and topology (chain, tree) it builds an IBN (THEORY.md §2) with L = 10, V = 4 and
-several prompts, draws query pairs (two independent responses to one random prompt), and times
-the fast solvers of ``rm_theory.ibn.distance`` against the networkx reference. The reference is
-timed on a subsample of the queries (``--ref-queries``) and scaled linearly to all queries; the
-printout says so. Goals at n = 1e5 with 1000 queries: fast path >= 30x faster than the
-reference and < 60 s; fast resistance < 60 s.
+several prompts, draws query pairs (two independent responses to one random prompt), and prints
+
+* path: the fast solver against the networkx reference (timed on ``--ref-queries`` queries and
+  scaled linearly to all of them; the printout says so);
+* resistance: one row per solver, each run in a forked child (so its peak memory, C allocations
+  included, is its own and a stuck peer is killed after ``--timeout`` seconds):
+  - ``project``: ``network_distance`` as a user calls it (zero-variance merge, kernel reduction
+    and solve all timed), with the solver ``auto`` picks, and ``project/dense``, the path taken
+    where scikit-sparse is absent;
+  - peers, given the project's reduced grounded Laplacian for free (its build is not timed):
+    ``cholmod`` (scikit-sparse: one factorisation with CHOLMOD's default ordering, then solves of
+    all pairs), ``splu`` (scipy SuperLU, one factorisation then solves), ``pyamg`` (Ruge–Stüben
+    V-cycle preconditioning scipy's CG to rtol 1e-10, one pair at a time).
+  Peers that solve one pair at a time (splu, pyamg) are timed on ``--peer-queries`` pairs and
+  their solve time scaled to all pairs (marked ``~``). ``ratio`` is the solver's time over the
+  project's; ``agree`` is the largest relative difference from the exact values (networkx on the
+  first ``--ref-queries`` pairs where the graph is small, else CHOLMOD's full solves, else splu's);
+  ``cpu`` is the child's CPU time over all its threads (on a shared machine, a bound on the wall time
+  it would take idle, where its BLAS threads would overlap); ``load`` is the 1-minute load average
+  when the row finished.
+
+Goals at n = 1e5 with 1000 queries: resistance under 10 s for chain data and faster than CHOLMOD
+in the same run; fast path >= 30x faster than the reference and < 60 s.
 
 Graphs come from ``rm_theory.ibn.network.ibn_network`` and ``rm_theory.world.topology`` when those modules
 provide them (``--source lead``), else from the self-contained generator below
 (``--source own``: a random V-ary trie, IB parent-child edges of variance s_j^2, one HP edge of
 variance xi^2 per comparison).
 
-Legend: n comparisons, L depth, V branching, N nodes, P query pairs.
+Legend: n comparisons, L depth, V branching, N nodes, M unknowns, P query pairs, K columns.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import resource
-import sys
+import os
+import pickle
+import platform
+import select
+import signal
 import time
-import tracemalloc
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.csgraph as csg
+import scipy.sparse.linalg as spla
 
+from rm_theory.ibn import distance as dist
 from rm_theory.ibn.distance import (
     Network,
     network_distance,
@@ -155,21 +179,262 @@ def lead_ibn(n: int, topology: str, queries: int, seed: int) -> tuple[Network, n
     return ibn.network, np.stack([ibn.node_q[:queries], ibn.node_q[queries:]], axis=1)
 
 
-def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
 
 
-def _timed(fn, trace: bool):
-    if trace:
-        tracemalloc.start()
+def _in_child(fn, timeout: float) -> dict:
+    """Run ``fn() -> (values, note)`` in a forked child: its time, its peak RSS above its start, result.
+
+    Forking gives each solver its own peak RSS (CHOLMOD allocates outside Python, where tracemalloc
+    cannot see) and lets a peer that runs past ``timeout`` be killed.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        try:
+            # Reset the high-water mark to the current RSS (Linux >= 4.0), so the peak is this solver's.
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            base = _status_mib("VmRSS")
+            t0, c0 = time.perf_counter(), os.times()
+            values, note = fn()
+            c1 = os.times()
+            payload = {"time": time.perf_counter() - t0, "values": values, "note": note}
+            # CPU seconds (all threads): on a loaded machine, a bound on the idle wall time.
+            payload["cpu"] = (c1.user - c0.user) + (c1.system - c0.system)
+            payload["peak_mib"] = _status_mib("VmHWM") - base
+        except Exception as e:  # reported in the table, not raised: the other solvers still run
+            payload = {"error": f"{type(e).__name__}: {e}"}
+        with os.fdopen(w, "wb") as f:
+            f.write(pickle.dumps(payload))
+        os._exit(0)
+    os.close(w)
+    data, deadline, killed = b"", time.monotonic() + timeout, False
+    with os.fdopen(r, "rb") as f:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([f], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+                break
+            chunk = f.read1(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    os.waitpid(pid, 0)
+    out = {"error": f"killed after {timeout:.0f} s"} if killed else pickle.loads(data)
+    out.setdefault("peak_mib", float("nan"))
+    return out
+
+
+# ----------------------------------------------------------------------------- peers
+
+
+def grounded_system(net: Network, pairs_Px2: np.ndarray):
+    """The reduced grounded Laplacian the project solves (CSC), and each pair's row pair (-1: ground).
+
+    Pairs whose endpoints merge or lie in different components are left to the project's answer
+    (0 or inf); ``same_P`` marks the others.
+    """
+    merged, map_N = dist._merge_zero_edges(net)
+    a_P, b_P = map_N[pairs_Px2[:, 0]], map_N[pairs_Px2[:, 1]]
+    term_T, inv = np.unique(np.r_[a_P, b_P], return_inverse=True)
+    kernel, kt_T = reduce_network(merged, term_T)
+    p = a_P.size
+    ka_P, kb_P = kt_T[inv[:p]], kt_T[inv[p:]]
+    n = kernel.num_nodes
+    u_U, v_U, g_U = dist._collapse_parallel(n, kernel.u_E, kernel.v_E, 1.0 / kernel.var_E, np.add)
+    adj = dist._symmetric(n, u_U, v_U, g_U)
+    num, comp_N = csg.connected_components(adj, directed=False)
+    ground_C = np.full(num, n)
+    np.minimum.at(ground_C, comp_N, np.arange(n))
+    keep_N = np.ones(n, dtype=bool)
+    keep_N[ground_C] = False
+    row_N = np.full(n, -1)
+    row_N[keep_N] = np.arange(int(keep_N.sum()))
+    lap = (sp.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj).tocsr()
+    a_sys = lap[keep_N][:, keep_N].tocsc()
+    same_P = (comp_N[ka_P] == comp_N[kb_P]) & (ka_P != kb_P)
+    return a_sys, row_N[ka_P], row_N[kb_P], same_P
+
+
+def _rhs(m: int, ra_K: np.ndarray, rb_K: np.ndarray) -> np.ndarray:
+    rhs_MxK = np.zeros((m, ra_K.size))
+    k = np.arange(ra_K.size)
+    rhs_MxK[ra_K[ra_K >= 0], k[ra_K >= 0]] += 1.0
+    rhs_MxK[rb_K[rb_K >= 0], k[rb_K >= 0]] -= 1.0
+    return rhs_MxK
+
+
+def _pair_values(x_MxK: np.ndarray, ra_K: np.ndarray, rb_K: np.ndarray) -> np.ndarray:
+    k = np.arange(ra_K.size)
+    xa = np.where(ra_K >= 0, x_MxK[np.maximum(ra_K, 0), k], 0.0)
+    xb = np.where(rb_K >= 0, x_MxK[np.maximum(rb_K, 0), k], 0.0)
+    return xa - xb
+
+
+def peer_cholmod(a_sys, ra_P, rb_P, block: int = 250):
+    from sksparse.cholmod import cholesky
+
+    factor = cholesky(a_sys)
+    out_P = np.empty(ra_P.size)
+    for lo in range(0, ra_P.size, block):
+        ra, rb = ra_P[lo : lo + block], rb_P[lo : lo + block]
+        out_P[lo : lo + block] = _pair_values(factor(_rhs(a_sys.shape[0], ra, rb)), ra, rb)
+    return out_P, "all pairs"
+
+
+def peer_splu(a_sys, ra_P, rb_P, sub: int):
     t0 = time.perf_counter()
-    out = fn()
-    dt = time.perf_counter() - t0
-    peak = 0.0
-    if trace:
-        peak = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.stop()
-    return out, dt, peak
+    lu = spla.splu(a_sys, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+    t_factor = time.perf_counter() - t0
+    ra, rb = ra_P[:sub], rb_P[:sub]
+    t0 = time.perf_counter()
+    out = _pair_values(lu.solve(_rhs(a_sys.shape[0], ra, rb)), ra, rb)
+    return out, {"scaled": t_factor + (time.perf_counter() - t0) * ra_P.size / max(ra.size, 1), "sub": ra.size}
+
+
+def peer_pyamg(a_sys, ra_P, rb_P, sub: int):
+    import pyamg
+
+    t0 = time.perf_counter()
+    ml = pyamg.ruge_stuben_solver(a_sys.tocsr())
+    precond = ml.aspreconditioner(cycle="V")
+    t_setup = time.perf_counter() - t0
+    ra, rb = ra_P[:sub], rb_P[:sub]
+    t0 = time.perf_counter()
+    out = np.empty(ra.size)
+    for k in range(ra.size):
+        rhs = _rhs(a_sys.shape[0], ra[k : k + 1], rb[k : k + 1])[:, 0]
+        x, info = spla.cg(a_sys, rhs, rtol=1e-10, maxiter=5000, M=precond)
+        if info != 0:
+            raise RuntimeError(f"CG did not converge for pair {k} (info {info})")
+        out[k] = _pair_values(x[:, None], ra[k : k + 1], rb[k : k + 1])[0]
+    return out, {"scaled": t_setup + (time.perf_counter() - t0) * ra_P.size / max(ra.size, 1), "sub": ra.size}
+
+
+def _installed(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def _path_row(topology, n, net, kernel, pairs_Px2, args) -> None:
+    t0 = time.perf_counter()
+    d_P = network_distance(net, pairs_Px2, "path")
+    t_fast = time.perf_counter() - t0
+    sub = pairs_Px2[: args.ref_queries]
+    t0 = time.perf_counter()
+    d_ref = reference_distance(to_networkx(net), [tuple(p) for p in sub.tolist()], "path")
+    ref_s = (time.perf_counter() - t0) * args.queries / max(len(sub), 1)
+    err = np.max(np.abs(d_ref - d_P[: len(sub)]) / np.abs(d_ref)) if len(sub) else float("nan")
+    print(
+        f"{topology:6s} {n:7d}  path        {net.num_nodes:7d} {kernel.num_nodes:7d}  fast {t_fast:7.2f} s  "
+        f"networkx ~{ref_s:8.1f} s (scaled from {len(sub)} pairs)  ratio {ref_s / t_fast:6.1f}  "
+        f"agree {err:.1e}  load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+
+
+def _resistance_rows(topology, n, net, kernel, pairs_Px2, args) -> None:
+    a_sys, ra_P, rb_P, same_P = grounded_system(net, pairs_Px2)
+    rq, sq = ra_P[same_P], rb_P[same_P]
+    q = pairs_Px2.shape[0]
+    print(
+        f"{topology:6s} {n:7d}  resistance  N={net.num_nodes} kernel={kernel.num_nodes} "
+        f"M={a_sys.shape[0]} nnz={a_sys.nnz} pairs={q} (in one component: {int(same_P.sum())})",
+        flush=True,
+    )
+    rows = []
+    auto = "cholmod" if dist._cholmod() is not None else "auto"
+    rows.append((f"project/{auto}", lambda: (network_distance(net, pairs_Px2, "resistance"), "all pairs")))
+    if auto == "cholmod":
+        rows.append(
+            (
+                "project/dense",
+                lambda: (network_distance(net, pairs_Px2, "resistance", resistance_solver="dense"), "all pairs"),
+            )
+        )
+    peers = {
+        "cholmod": ("sksparse.cholmod", lambda: peer_cholmod(a_sys, rq, sq)),
+        "splu": ("scipy", lambda: peer_splu(a_sys, rq, sq, args.peer_queries)),
+        "pyamg": ("pyamg", lambda: peer_pyamg(a_sys, rq, sq, args.peer_queries)),
+    }
+    for name in args.peers:
+        module, fn = peers[name]
+        if not _installed(module):
+            print(f"    {name:15s} skipped: {module} is not installed (pip install -e '.[bench]')")
+            continue
+        rows.append((name, fn))
+    rows_out = []
+    full = {}  # each solver's values over all pairs (nan where it answered none)
+    for name, fn in rows:
+        res = _in_child(fn, args.timeout)
+        if "values" in res:
+            full[name] = res["values"] if name.startswith("project") else _spread(res["values"], same_P)
+        res["load"] = os.getloadavg()[0]
+        rows_out.append((name, res))
+    # Exact values: networkx on a few pairs where that is feasible, else direct solves.
+    exact, exact_name = None, "-"
+    if net.num_nodes <= 20_000 and args.ref_queries > 0:
+        sub = pairs_Px2[: args.ref_queries]
+        exact = np.full(q, np.nan)
+        exact[: len(sub)] = reference_distance(to_networkx(net), [tuple(p) for p in sub.tolist()], "resistance")
+        exact_name = f"networkx, {len(sub)} pairs"
+    else:
+        for name in ("cholmod", "splu"):
+            if name in full:
+                exact, exact_name = full[name], f"{name} solves"
+                break
+    base = rows_out[0][1].get("time")
+    for name, res in rows_out:
+        if "error" in res:
+            print(f"    {name:15s} {res['error']}  peak {res['peak_mib']:7.0f} MiB  load {res['load']:.1f}")
+            continue
+        t, mark, note = res["time"], " ", ""
+        if isinstance(res["note"], dict):
+            t, mark = res["note"]["scaled"], "~"
+            note = f"(factor/setup + {res['note']['sub']} solves, scaled; cpu of the part run)"
+        agree = float("nan")
+        if exact is not None:
+            x = full[name]
+            ok = np.isfinite(x) & np.isfinite(exact) & (exact > 0)
+            agree = float(np.max(np.abs(x[ok] - exact[ok]) / exact[ok])) if ok.any() else float("nan")
+        print(
+            f"    {name:15s} {mark}{t:8.2f} s  ratio {t / base:7.2f}  cpu {res['cpu']:8.2f} s  "
+            f"peak {res['peak_mib']:7.0f} MiB  "
+            f"agree {agree:.1e} (vs {exact_name})  load {res['load']:.1f}  {note}",
+            flush=True,
+        )
+
+
+def _spread(values: np.ndarray, same_P: np.ndarray) -> np.ndarray:
+    """A peer's answers (the first pairs in one component) over all pairs, nan elsewhere."""
+    out = np.full(same_P.size, np.nan)
+    out[np.flatnonzero(same_P)[: values.size]] = values
+    return out
+
+
+def _warm_up(peers: list[str]) -> None:
+    """Load every solver's modules in the parent, so no forked child pays first-call imports."""
+    tiny = Network(4, [0, 1, 2, 3, 0], [1, 2, 3, 0, 2], [1.0, 2.0, 3.0, 4.0, 5.0])
+    for solver in dist.RESISTANCE_SOLVERS:
+        if solver != "cholmod" or dist._cholmod() is not None:
+            network_distance(tiny, [[0, 2], [1, 3]], "resistance", resistance_solver=solver)
+    network_distance(tiny, [[0, 2]], "path")
+    for module in {"cholmod": "sksparse.cholmod", "pyamg": "pyamg"}.values():
+        _installed(module)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,22 +444,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--ref-queries", type=int, default=20, help="queries timed with networkx; its time is scaled to --queries"
     )
+    ap.add_argument("--peer-queries", type=int, default=20, help="pairs timed with one-pair-at-a-time peers")
     ap.add_argument("--methods", nargs="+", default=["path", "resistance"])
     ap.add_argument("--topologies", nargs="+", default=["chain", "tree"])
+    ap.add_argument("--peers", nargs="*", default=["cholmod", "splu", "pyamg"], choices=["cholmod", "splu", "pyamg"])
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds before a solver's child is killed")
     ap.add_argument("--source", choices=["auto", "own", "lead"], default="auto")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--trace-memory", action="store_true", help="tracemalloc peak of the fast solve (slows it a little)"
-    )
     args = ap.parse_args(argv)
     cfg = SynthConfig()
     print(
-        f"# machine: {sys.platform}; reference timed on {args.ref_queries} queries, scaled linearly to {args.queries}"
+        f"# {platform.platform()}, {os.cpu_count()} CPUs, load {os.getloadavg()}; "
+        f"networkx timed on {args.ref_queries} queries and scaled linearly to {args.queries}"
     )
-    print(
-        "topology       n  method      nodes     edges  kernel  fast_s    ref_s(scaled)  ratio"
-        "   mean_d     peak_MiB  maxrss_MiB"
-    )
+    _warm_up(args.peers)
     for n in args.n:
         for topology in args.topologies:
             rng = np.random.default_rng([args.seed, n])
@@ -208,35 +471,11 @@ def main(argv: list[str] | None = None) -> None:
             if built is None:
                 built = synthetic_ibn(n, topology, args.queries, cfg, rng)
             net, pairs_Px2 = built
-            graph = None
             kernel, _ = reduce_network(net, np.unique(pairs_Px2))
-            for method in args.methods:
-                d_P, t_fast, peak = _timed(
-                    lambda net=net, pairs=pairs_Px2, method=method: network_distance(net, pairs, method),
-                    args.trace_memory,
-                )
-                ref_s = float("nan")
-                if args.ref_queries > 0:
-                    if graph is None:
-                        graph = to_networkx(net)
-                    sub = pairs_Px2[: args.ref_queries]
-                    t0 = time.perf_counter()
-                    if method == "resistance" and net.num_nodes > 20_000:
-                        # Dense pseudo-inverse of a 1e5-node component is out of reach.
-                        ref_s = float("nan")
-                    else:
-                        d_ref = reference_distance(graph, [tuple(p) for p in sub.tolist()], method)
-                        ref_s = (time.perf_counter() - t0) * args.queries / len(sub)
-                        err = np.max(np.abs(d_ref - d_P[: len(sub)]) / np.abs(d_ref))
-                        if err > 1e-6:
-                            print(f"  !! fast and reference disagree: max rel err {err:.2e}")
-                print(
-                    f"{topology:8s} {n:7d}  {method:10s} {net.num_nodes:8d} {net.num_edges:8d} "
-                    f"{kernel.num_nodes:7d} "
-                    f"{t_fast:7.2f}  {ref_s:13.1f}  {ref_s / t_fast:6.1f}  "
-                    f"{np.mean(d_P):9.5f}  {peak:9.1f}  {_maxrss_mib():9.0f}",
-                    flush=True,
-                )
+            if "path" in args.methods:
+                _path_row(topology, n, net, kernel, pairs_Px2, args)
+            if "resistance" in args.methods:
+                _resistance_rows(topology, n, net, kernel, pairs_Px2, args)
 
 
 if __name__ == "__main__":

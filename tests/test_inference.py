@@ -1,8 +1,11 @@
 """Inference distance: circuit laws, fast solvers against networkx, exact kernel reduction."""
 
+import itertools
+
 import networkx as nx
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -240,3 +243,199 @@ def test_simple_graph_input_and_large_kernel_direct_matches_cg():
     _close(cg, direct, rtol=1e-8)
     few = [tuple(nodes[i] for i in p) for p in pairs[:4].tolist()]  # nx is O(N^3) per pair
     _close(direct[:4], reference_distance(g, few, "resistance"), rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------- resistance solvers
+
+
+def _cholmod_or_skip(solver):
+    if solver == "cholmod":
+        pytest.importorskip("sksparse.cholmod", reason="the cholmod extra (scikit-sparse) is not installed")
+
+
+def _index_pairs(g, pairs):
+    net, nodes = from_networkx(g)
+    index = {x: i for i, x in enumerate(nodes)}
+    return net, np.array([[index[a], index[b]] for a, b in pairs], dtype=np.int64).reshape(-1, 2)
+
+
+# Forced variants of each path: the terminals-last Schur factor and the plain factor with forward
+# solves (cholmod); star-mesh rounds then dense factors, and dense factors alone (dense).
+SOLVER_PATHS = [
+    ("cholmod", {"_SCHUR_MIN_RATIO": 0}),
+    ("cholmod", {"_SCHUR_MAX_TERMINALS": 0}),
+    ("dense", {}),
+    ("dense", {"_KRON_MAX_DEGREE": 0}),
+    ("direct", {}),
+    ("cg", {}),
+]
+
+
+@pytest.mark.parametrize("solver, patch", SOLVER_PATHS)
+@pytest.mark.parametrize("seed", range(10))
+def test_resistance_solvers_agree_with_reference(solver, patch, seed, monkeypatch):
+    _cholmod_or_skip(solver)
+    for name, value in patch.items():
+        monkeypatch.setattr(inf, name, value)
+    g, pairs = random_graph(200 + seed)
+    net, pairs_Px2 = _index_pairs(g, pairs)
+    _close(
+        network_distance(net, pairs_Px2, "resistance", resistance_solver=solver),
+        reference_distance(g, pairs, "resistance"),
+        rtol=1e-9,
+    )
+
+
+@pytest.mark.parametrize("solver, patch", SOLVER_PATHS)
+def test_resistance_solvers_edge_cases(solver, patch, monkeypatch):
+    _cholmod_or_skip(solver)
+    for name, value in patch.items():
+        monkeypatch.setattr(inf, name, value)
+    # Component {0..3}: a 4-cycle with a zero-variance chord 1=3 (merged), so R(0, 2) is two
+    # parallel pairs of resistors; component {4, 5, 6}: a triangle whose every node is queried (the
+    # ground is then a terminal); node 7 alone; component {8, 9} never queried.
+    g = _graph(
+        [(0, 1, 1.0), (1, 2, 2.0), (2, 3, 3.0), (3, 0, 4.0), (1, 3, 0.0), (4, 5, 1.0), (5, 6, 1.0), (6, 4, 1.0)]
+        + [(8, 9, 1.0)],
+        nodes=[7],
+    )
+    pairs = [(0, 2), (1, 3), (0, 4), (4, 5), (5, 6), (6, 4), (7, 7), (7, 0), (2, 0), (0, 2)]
+    want = reference_distance(g, pairs, "resistance")
+    _close(want[:2], [1 / (1 / 1.0 + 1 / 4.0) + 1 / (1 / 2.0 + 1 / 3.0), 0.0])
+    _close(want[3:6], [2 / 3] * 3)
+    net, pairs_Px2 = _index_pairs(g, pairs)
+    got = network_distance(net, pairs_Px2, "resistance", resistance_solver=solver)
+    _close(got, want, rtol=1e-12)
+    assert got[1] == got[6] == 0.0 and np.isinf(got[2]) and np.isinf(got[7])
+    # No pair in a shared component: nothing is factored.
+    _close(network_distance(net, pairs_Px2[[2, 7]], "resistance", resistance_solver=solver), [np.inf, np.inf])
+
+
+def test_unknown_resistance_solver_raises():
+    with pytest.raises(ValueError, match="unknown resistance solver 'lu'"):
+        network_distance(Network(2, [0], [1], [1.0]), [[0, 1]], "resistance", resistance_solver="lu")
+
+
+def test_cholmod_solver_without_scikit_sparse_names_the_extra(monkeypatch):
+    monkeypatch.setattr(inf, "_cholmod", lambda: None)
+    with pytest.raises(ImportError, match=r"\[cholmod\]"):
+        network_distance(Network(2, [0], [1], [1.0]), [[0, 1]], "resistance", resistance_solver="cholmod")
+
+
+def test_auto_falls_back_to_cg_when_dense_blocks_are_too_large(monkeypatch):
+    # No CHOLMOD, a kernel above the sparse-LU size and components above the dense limit.
+    monkeypatch.setattr(inf, "_cholmod", lambda: None)
+    monkeypatch.setattr(inf, "_DIRECT_MAX_NODES", 0)
+    monkeypatch.setattr(inf, "_DENSE_MAX_NODES", 1)
+    calls = []
+    grounded = inf._resistance_grounded
+    monkeypatch.setattr(inf, "_resistance_grounded", lambda *a: calls.append(a[-1]) or grounded(*a))
+    g, pairs = random_graph(300, zero_frac=0.0)
+    net, pairs_Px2 = _index_pairs(g, pairs)
+    _close(network_distance(net, pairs_Px2, "resistance"), reference_distance(g, pairs, "resistance"), rtol=1e-9)
+    assert calls == ["cg"]
+    with pytest.raises(ValueError, match="dense limit"):
+        network_distance(net, pairs_Px2, "resistance", resistance_solver="dense")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_star_mesh_keeps_resistances_among_kept_nodes(seed):
+    # Kron reduction is exact: resistances among the kept nodes equal those of the full graph.
+    g, _ = random_graph(400 + seed, zero_frac=0.0)
+    g = nx.Graph(inf._resistance_graph(g)[0])
+    big = max(nx.connected_components(g), key=len)
+    g = g.subgraph(big).copy()
+    nodes = list(g.nodes)
+    rng = np.random.default_rng(seed)
+    keep = rng.choice(len(nodes), size=min(4, len(nodes)), replace=False)
+    net, _ = from_networkx(g)
+    adj = inf._symmetric(net.num_nodes, net.u_E, net.v_E, 1.0 / net.var_E)
+    keep_N = np.zeros(net.num_nodes, dtype=bool)
+    keep_N[keep] = True
+    w, node_R = inf._star_mesh(adj, keep_N, max_degree=10**9)
+    assert set(node_R.tolist()) == set(keep.tolist())
+    reduced = nx.Graph()
+    reduced.add_nodes_from(node_R.tolist())
+    coo = sp.triu(w).tocoo()
+    reduced.add_weighted_edges_from(
+        zip(node_R[coo.row].tolist(), node_R[coo.col].tolist(), (1 / coo.data).tolist(), strict=True)
+    )
+    for i in range(keep.size):
+        for j in range(i + 1, keep.size):
+            a, b = int(keep[i]), int(keep[j])
+            want = nx.resistance_distance(g, nodes[a], nodes[b], weight="variance", invert_weight=True)
+            got = nx.resistance_distance(reduced, a, b, weight="weight", invert_weight=True)
+            assert got == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_from_networkx_reads_every_edge_once(multi):
+    # Parallel edges, a self-loop and labels whose order differs from insertion.
+    g = nx.MultiGraph() if multi else nx.Graph()
+    g.add_nodes_from(["z", "a", "m"])
+    g.add_edge("a", "z", variance=1.0, kind="ib")
+    g.add_edge("m", "a", variance=2.0, kind="hp")
+    g.add_edge("m", "m", variance=3.0, kind="hp")
+    g.add_edge("z", "m", variance=0.0, kind="ib")
+    if multi:
+        g.add_edge("a", "z", variance=5.0, kind="hp")
+    net, nodes = from_networkx(g)
+    got = sorted(
+        (frozenset((nodes[u], nodes[v])), x, k)
+        for u, v, x, k in zip(net.u_E.tolist(), net.v_E.tolist(), net.var_E.tolist(), net.kind_E.tolist(), strict=True)
+    )
+    want = sorted((frozenset((a, b)), d["variance"], inf.KINDS.index(d["kind"])) for a, b, d in g.edges(data=True))
+    assert nodes == ["z", "a", "m"] and got == want
+    g.add_edge("a", "m", variance="wide")
+    with pytest.raises(ValueError, match="no numeric 'variance'"):
+        from_networkx(g)
+
+
+# ----------------------------------------------------------------------------- mean resistance sketch
+
+
+class _AllSigns:
+    """Stands in for the Generator: its sign vectors are every vector of signs, once each."""
+
+    def choice(self, values, size):
+        num_edges, probes = size
+        signs = np.array(list(itertools.product([-1.0, 1.0], repeat=num_edges))).T
+        assert signs.shape == (num_edges, probes)
+        return signs
+
+
+@pytest.mark.parametrize("solver", ["direct", "cg", "cholmod"])
+def test_mean_resistance_sketch_is_exact_on_average_over_all_sign_vectors(solver):
+    # Unbiasedness, checked exactly: over all 2^E sign vectors the sketch's mean is the exact mean.
+    _cholmod_or_skip(solver)
+    # A 4-cycle with a chord, a pendant chain (contracted to one kernel edge) and a zero-variance
+    # edge: 6 kernel edges, 64 sign vectors.
+    net = Network(7, [0, 1, 2, 3, 0, 3, 4, 5], [1, 2, 3, 0, 2, 4, 5, 6], [1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 0.0])
+    pairs = np.array([[0, 2], [1, 3], [1, 5], [6, 0], [5, 6]])
+    exact = network_distance(net, pairs, "resistance")
+    est, stderr = inf.mean_resistance_sketch(net, pairs, 64, _AllSigns(), resistance_solver=solver)
+    assert est == pytest.approx(exact.mean(), rel=1e-12) and stderr > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mean_resistance_sketch_within_its_stated_error(seed):
+    g, pairs = random_graph(500 + seed, zero_frac=0.05)
+    net, pairs_Px2 = _index_pairs(g, pairs)
+    exact = network_distance(net, pairs_Px2, "resistance")
+    pairs_Px2 = pairs_Px2[np.isfinite(exact)]
+    est, stderr = inf.mean_resistance_sketch(net, pairs_Px2, 400, np.random.default_rng(seed))
+    assert abs(est - exact[np.isfinite(exact)].mean()) < 5 * stderr
+
+
+def test_mean_resistance_sketch_edge_cases():
+    net = Network(5, [0, 1, 3], [1, 2, 4], [1.0, 0.0, 2.0])
+    rng = np.random.default_rng(0)
+    assert inf.mean_resistance_sketch(net, [[0, 3]], 8, rng) == (np.inf, 0.0)
+    assert inf.mean_resistance_sketch(net, [[1, 2], [3, 3]], 8, rng) == (0.0, 0.0)
+    # One edge: every sign gives the exact value, so the error is zero.
+    est, stderr = inf.mean_resistance_sketch(net, [[3, 4]], 8, rng)
+    assert est == pytest.approx(2.0, rel=1e-12) and stderr == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="at least 2"):
+        inf.mean_resistance_sketch(net, [[0, 1]], 1, rng)
+    with pytest.raises(ValueError, match="unknown resistance solver"):
+        inf.mean_resistance_sketch(net, [[0, 1]], 8, rng, resistance_solver="dense")

@@ -13,17 +13,28 @@ perfect information (their endpoints are merged before solving).
 Two solvers: ``reference_distance`` (networkx, slow, obviously right) and ``network_distance``
 (arrays; exact kernel reduction, then batched Dijkstra or a grounded-Laplacian solve).
 
+Resistance between query nodes only needs the Schur complement of the Laplacian onto those nodes
+(Kron reduction: resistances among the kept nodes are unchanged). The solvers exploit that: with
+CHOLMOD (scikit-sparse, the ``cholmod`` extra) the queried nodes are ordered last, so one sparse
+Cholesky factorisation leaves their Schur complement's factor in its trailing block and no solve
+touches the rest of the factor; without it, low-degree nodes are eliminated in vectorised rounds
+(star-mesh transform) and what remains is factored densely, component by component.
+``mean_resistance_sketch`` is the one approximate tool: an unbiased estimate of a MEAN resistance
+over many pairs, with its standard error, for when exact values are out of reach.
+
 Legend: N nodes, E edges, P query pairs, T terminals, S sources, C components, K columns.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Literal
 
 import networkx as nx
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
 import scipy.sparse.linalg as spla
@@ -41,6 +52,20 @@ _DIRECT_MAX_NODES = 20_000
 _CG_RTOL = 1e-10  # relative residual; fast vs reference agree to ~1e-11 on test graphs
 # Forests deeper than this are solved by sparse LU rather than level by level.
 _MAX_LEVELS = 64
+# Terminals-last CHOLMOD pays one dense triangle of the queried nodes (~130 MB at 4096) and |T|^2
+# per pair; with more terminals than this, or more than a 1/_SCHUR_MIN_RATIO share of the unknowns
+# (small graphs, where the queried nodes are most of the kernel: n = 1e3 chain, 0.21 s against
+# 0.30-0.54 s), a plain fill-reducing factorisation and forward solves per pair.
+_SCHUR_MAX_TERMINALS = 4096
+_SCHUR_MIN_RATIO = 4
+# CHOLMOD ordering of the non-queried nodes: on IBN kernels METIS factors faster than AMD despite
+# ~10% more fill (n = 1e5 chain: 5.2 s vs 6.3 s).
+_CHOLMOD_ORDERING = "metis"
+# Star-mesh elimination stops once the least degree left exceeds this (fill beyond it grows faster
+# than the dense phase shrinks); then each component is factored densely if it has at most
+# _DENSE_MAX_NODES nodes (1.2 GB at 12,000), else the kernel goes to block CG.
+_KRON_MAX_DEGREE = 32
+_DENSE_MAX_NODES = 12_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,27 +126,62 @@ def _check_variance(u: Hashable, v: Hashable, var: object) -> float:
     return x
 
 
+def _edge_arrays(graph: nx.Graph, with_kinds: bool) -> tuple[Network, list, dict]:
+    """Edges of a networkx graph as arrays, without per-edge Python calls beyond the iteration.
+
+    Reads the adjacency dicts directly (``graph.edges`` costs several times more per edge at 10^5
+    nodes): an undirected edge is seen from both ends and kept from its lower-indexed one. Validation
+    is vectorised; only a bad edge is looked up again, to name it.
+    """
+    nodes = list(graph)
+    index = dict(zip(nodes, range(len(nodes)), strict=True))
+    nbrs_N = [nbrs for _, nbrs in graph.adjacency()]
+    if graph.is_multigraph():
+        # nbrs[v] is {key: data}: one half-edge per key.
+        deg_N = np.fromiter((sum(map(len, nbrs.values())) for nbrs in nbrs_N), dtype=np.int64, count=len(nodes))
+        mult_H = np.fromiter((len(keys) for nbrs in nbrs_N for keys in nbrs.values()), dtype=np.int64)
+        data_H = [d for nbrs in nbrs_N for keys in nbrs.values() for d in keys.values()]
+        nbr_count = int(mult_H.size)
+    else:
+        deg_N = np.fromiter(map(len, nbrs_N), dtype=np.int64, count=len(nodes))
+        mult_H = None
+        data_H = [d for nbrs in nbrs_N for d in nbrs.values()]
+        nbr_count = int(deg_N.sum())
+    u_H = np.repeat(np.arange(len(nodes), dtype=np.int64), deg_N)
+    v_H = np.fromiter(map(index.__getitem__, itertools.chain.from_iterable(nbrs_N)), dtype=np.int64, count=nbr_count)
+    if mult_H is not None:
+        v_H = np.repeat(v_H, mult_H)
+    # Undirected: each edge twice (a self-loop once); directed: once, from its tail.
+    keep_H = np.ones(u_H.size, dtype=bool) if graph.is_directed() else u_H <= v_H
+    half_E = np.flatnonzero(keep_H)
+    var_E = [data_H[h].get("variance") for h in half_E.tolist()]
+    u_E, v_E = u_H[half_E], v_H[half_E]
+    try:
+        x_E = np.array(var_E, dtype=np.float64).reshape(u_E.size)
+    except (TypeError, ValueError):  # something not numeric: find and name it
+        x_E = np.array([_check_variance(nodes[a], nodes[b], x) for a, b, x in zip(u_E, v_E, var_E, strict=True)])
+    bad_E = ~np.isfinite(x_E) | (x_E < 0)
+    if bad_E.any():
+        e = int(np.flatnonzero(bad_E)[0])
+        _check_variance(nodes[u_E[e]], nodes[v_E[e]], var_E[e])
+    kind_E = None
+    if with_kinds and u_E.size:
+        kinds = [data_H[h].get("kind") for h in half_E.tolist()]
+        if all(k is not None for k in kinds):
+            bad = [k for k in kinds if k not in KINDS]
+            if bad:
+                raise ValueError(f"edge kind {bad[0]!r} is not one of {KINDS}")
+            kind_E = (np.array(kinds, dtype=object) == KINDS[1]).astype(np.int8)
+    return Network(len(nodes), u_E, v_E, x_E, kind_E), nodes, index
+
+
 def from_networkx(graph: nx.Graph) -> tuple[Network, list]:
     """Graph or MultiGraph with edge attribute ``variance`` (and optional ``kind``) -> arrays.
 
     Returns the network and the node list (index -> label). ``kind_E`` is None unless every edge
     carries a ``kind`` in {"ib", "hp"}.
     """
-    nodes = list(graph.nodes)
-    index = {x: i for i, x in enumerate(nodes)}
-    u, v, var, kind = [], [], [], []
-    for a, b, data in graph.edges(data=True):
-        u.append(index[a])
-        v.append(index[b])
-        var.append(_check_variance(a, b, data.get("variance")))
-        kind.append(data.get("kind"))
-    kind_E = None
-    if kind and all(k is not None for k in kind):
-        bad = [k for k in kind if k not in KINDS]
-        if bad:
-            raise ValueError(f"edge kind {bad[0]!r} is not one of {KINDS}")
-        kind_E = np.array([KINDS.index(k) for k in kind], dtype=np.int8)
-    net = Network(len(nodes), np.array(u, np.int64), np.array(v, np.int64), np.array(var), kind_E)
+    net, nodes, _ = _edge_arrays(graph, with_kinds=True)
     return net, nodes
 
 
@@ -396,44 +456,259 @@ def _block_pcg(
     raise RuntimeError(f"CG did not reach rtol={rtol} in {max_iter} iterations")
 
 
-def _resistance_kernel(kernel: Network, a_P: np.ndarray, b_P: np.ndarray, solver: str) -> np.ndarray:
-    n = kernel.num_nodes
-    u_U, v_U, g_U = _collapse_parallel(n, kernel.u_E, kernel.v_E, 1.0 / kernel.var_E, np.add)
-    adj = _symmetric(n, u_U, v_U, g_U)
-    num, comp_N = csg.connected_components(adj, directed=False)
-    out_P = np.full(a_P.shape[0], np.inf)
-    same_P = comp_N[a_P] == comp_N[b_P]
-    if not same_P.any():
-        return out_P
-    # Ground the first node of each component: the grounded Laplacian is then nonsingular.
+def _cholmod():
+    """scikit-sparse's CHOLMOD module, or None where the optional ``cholmod`` extra is absent."""
+    try:
+        from sksparse import cholmod
+    except ImportError:
+        return None
+    return cholmod
+
+
+def _pair_rhs(row_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray, size: int) -> np.ndarray:
+    """Columns e_a - e_b over ``size`` unknowns; a node with row -1 is grounded (potential 0)."""
+    rhs_MxK = np.zeros((size, a_Q.size))
+    ra, rb, q = row_N[a_Q], row_N[b_Q], np.arange(a_Q.size)
+    rhs_MxK[ra[ra >= 0], q[ra >= 0]] += 1.0
+    rhs_MxK[rb[rb >= 0], q[rb >= 0]] -= 1.0
+    return rhs_MxK
+
+
+def _forward_norms(lower_TxT: np.ndarray, row_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray) -> np.ndarray:
+    """||C^-1 (e_a - e_b)||^2 per pair for a dense lower-triangular C (C C^T = grounded Laplacian).
+
+    Only the forward half of a solve: x^T (C C^T)^-1 x = ||C^-1 x||^2.
+    """
+    t = lower_TxT.shape[0]
+    out_Q = np.empty(a_Q.size)
+    chunk = max(1, _BLOCK_BYTES // (8 * max(t, 1)))
+    for lo in range(0, a_Q.size, chunk):
+        y_TxK = sla.solve_triangular(
+            lower_TxT, _pair_rhs(row_N, a_Q[lo : lo + chunk], b_Q[lo : lo + chunk], t), lower=True, check_finite=False
+        )
+        out_Q[lo : lo + chunk] = np.einsum("tk,tk->k", y_TxK, y_TxK)
+    return out_Q
+
+
+def _live_nodes(comp_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes of components holding a pair (the rest is never factored) and the terminal mask."""
+    live_C = np.zeros(comp_N.max() + 1, dtype=bool)
+    live_C[comp_N[a_Q]] = True
+    is_term_N = np.zeros(comp_N.size, dtype=bool)
+    is_term_N[a_Q] = True
+    is_term_N[b_Q] = True
+    return live_C[comp_N], is_term_N
+
+
+def _ground_nodes(comp_N: np.ndarray, live_N: np.ndarray, is_term_N: np.ndarray) -> np.ndarray:
+    """One node per live component, a non-terminal where there is one (every terminal then stays an
+    unknown, and the terminal block of the factor holds the whole Schur complement)."""
+    n = comp_N.size
+    key_N = np.where(is_term_N, n, 0) + np.arange(n)
+    best_C = np.full(comp_N.max() + 1, 2 * n)
+    np.minimum.at(best_C, comp_N[live_N], key_N[live_N])
+    best_C = best_C[best_C < 2 * n]
+    return np.where(best_C >= n, best_C - n, best_C)
+
+
+def _resistance_cholmod(lap: sp.csr_matrix, comp_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray) -> np.ndarray:
+    """Resistances from one CHOLMOD factorisation of the grounded Laplacian.
+
+    The queried nodes T are ordered after the others (a fill-reducing ordering of the rest), so the
+    trailing T x T block of L is the Cholesky factor of the Schur complement onto T (THEORY.md §2:
+    Kron reduction keeps resistances among the kept nodes) and R(a, b) = ||L_TT^-1 (e_a - e_b)||^2
+    costs |T|^2 per pair instead of a solve through the whole factor. With too many queried nodes,
+    a plain fill-reducing factorisation and the forward half of a solve per pair.
+    """
+    cholmod = _cholmod()
+    if cholmod is None:
+        raise ImportError(
+            "resistance_solver='cholmod' needs scikit-sparse: pip install -e '.[cholmod]' "
+            "(it builds against SuiteSparse, e.g. apt-get install libsuitesparse-dev)"
+        )
+    n = lap.shape[0]
+    live_N, is_term_N = _live_nodes(comp_N, a_Q, b_Q)
+    unknown_N = live_N.copy()
+    unknown_N[_ground_nodes(comp_N, live_N, is_term_N)] = False
+    inner_I = np.flatnonzero(unknown_N & ~is_term_N)
+    term_T = np.flatnonzero(unknown_N & is_term_N)
+    if inner_I.size + term_T.size == 0:
+        return np.zeros(a_Q.size)
+    row_N = np.full(n, -1)
+    if term_T.size <= _SCHUR_MAX_TERMINALS and _SCHUR_MIN_RATIO * term_T.size <= inner_I.size + term_T.size:
+        perm_I = np.arange(0)
+        if inner_I.size:
+            lap_II = lap[inner_I][:, inner_I].tocsc()
+            perm_I = cholmod.analyze(lap_II, ordering_method=_CHOLMOD_ORDERING, mode="supernodal").P()
+        order_M = np.r_[inner_I[perm_I], term_T]
+        factor = cholmod.cholesky(lap[order_M][:, order_M].tocsc(), ordering_method="natural", mode="supernodal")
+        # CHOLMOD still postorders the elimination tree; that keeps every terminal's ancestors among
+        # the terminals, so the columns of T hold rows of T only.
+        pos_M = np.empty(order_M.size, dtype=np.int64)
+        pos_M[factor.P()] = np.arange(order_M.size)
+        pos_T = np.sort(pos_M[inner_I.size :])
+        row_N[order_M[np.argsort(pos_M)][pos_T]] = np.arange(term_T.size)
+        lower = factor.L()
+        del factor
+        lower_TxT = lower[:, pos_T][pos_T, :].toarray()
+        del lower
+        return _forward_norms(lower_TxT, row_N, a_Q, b_Q)
+    unknown_M = np.flatnonzero(unknown_N)
+    row_N[unknown_M] = np.arange(unknown_M.size)
+    factor = cholmod.cholesky(lap[unknown_M][:, unknown_M].tocsc(), ordering_method=_CHOLMOD_ORDERING)
+    out_Q = np.empty(a_Q.size)
+    chunk = max(1, min(_MAX_COLUMNS, _BLOCK_BYTES // (8 * unknown_M.size)))
+    for lo in range(0, a_Q.size, chunk):
+        rhs_MxK = _pair_rhs(row_N, a_Q[lo : lo + chunk], b_Q[lo : lo + chunk], unknown_M.size)
+        # L L^T = P A P^T, so x^T A^-1 x = ||L^-1 P x||^2.
+        y_MxK = np.asarray(factor.solve_L(factor.apply_P(rhs_MxK), use_LDLt_decomposition=False))
+        out_Q[lo : lo + chunk] = np.einsum("mk,mk->k", y_MxK, y_MxK)
+    return out_Q
+
+
+def _star_mesh(adj: sp.csr_matrix, keep_N: np.ndarray, max_degree: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Eliminate low-degree nodes outside ``keep_N`` (Kron reduction, THEORY.md §2).
+
+    Eliminating node i with conductances g_ij joins each pair of its neighbours j, k by g_ij g_ik / d_i
+    (d_i = sum_j g_ij): the star-mesh transform, i.e. the Schur complement of the Laplacian, which
+    keeps all resistances among the remaining nodes. Each round eliminates an independent set of
+    near-minimum-degree nodes at once (a vectorised multiple-minimum-degree ordering), until the
+    least degree left exceeds ``max_degree``. Only positive terms are added, so no cancellation.
+    Returns the reduced conductance matrix and the original index of each remaining node.
+    """
+    w = adj.tocsr()
+    node_R = np.arange(w.shape[0])
+    while True:
+        m = w.shape[0]
+        deg_R = np.diff(w.indptr)
+        cand_R = ~keep_N
+        if not cand_R.any():
+            break
+        least = deg_R[cand_R].min()
+        if least > max_degree:
+            break
+        cand_R &= deg_R <= max(least + 2, (3 * least) // 2)
+        # Ties broken by index: a strict order, so the local minima form an independent set.
+        key_R = deg_R * float(m) + np.arange(m)
+        key_cand_R = np.where(cand_R, key_R, np.inf)
+        near_R = np.full(m, np.inf)
+        has_R = deg_R > 0
+        near_R[has_R] = np.minimum.reduceat(key_cand_R[w.indices], w.indptr[:-1][has_R])
+        elim_R = cand_R & (key_R < near_R)
+        out_I, rest_R = np.flatnonzero(elim_R), np.flatnonzero(~elim_R)
+        d_I = np.asarray(w[out_I].sum(axis=1)).ravel()
+        w_RxI = w[rest_R][:, out_I]
+        mesh = (w_RxI @ sp.diags(1.0 / np.where(d_I > 0, d_I, 1.0)) @ w_RxI.T).tocsr()
+        mesh.setdiag(0.0)
+        mesh.eliminate_zeros()
+        w = (w[rest_R][:, rest_R] + mesh).tocsr()
+        keep_N, node_R = keep_N[rest_R], node_R[rest_R]
+    return w, node_R
+
+
+def _resistance_dense(
+    adj: sp.csr_matrix, comp_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray, strict: bool
+) -> np.ndarray | None:
+    """Star-mesh elimination, then a dense Cholesky per component with the terminals last.
+
+    Returns None (or raises, if ``strict``) when a component left has over ``_DENSE_MAX_NODES`` nodes.
+    """
+    live_N, is_term_N = _live_nodes(comp_N, a_Q, b_Q)
+    live = np.flatnonzero(live_N)
+    w, node_R = _star_mesh(adj[live][:, live], is_term_N[live], _KRON_MAX_DEGREE)
+    node_R = live[node_R]
+    comp_R = comp_N[node_R]
+    size_C = np.bincount(comp_R)
+    if size_C.max() > _DENSE_MAX_NODES:
+        if strict:
+            raise ValueError(
+                f"a component keeps {size_C.max()} nodes after elimination, more than the dense limit "
+                f"{_DENSE_MAX_NODES}; use resistance_solver='cholmod' or 'cg'"
+            )
+        return None
+    d_R = np.asarray(w.sum(axis=1)).ravel()
+    out_Q = np.empty(a_Q.size)
+    term_R = is_term_N[node_R]
+    row_N = np.full(comp_N.size, -1)
+    for c in np.unique(comp_N[a_Q]):
+        # Non-terminals first: the first is grounded, and the pairs' right-hand sides vanish above
+        # the terminal block, so only its trailing triangle is solved with.
+        mine_R = np.flatnonzero(comp_R == c)
+        mine_R = mine_R[np.argsort(term_R[mine_R], kind="stable")]
+        unk_R = mine_R[1:]
+        inner = int((~term_R[unk_R]).sum())
+        g_MxM = -w[unk_R][:, unk_R].toarray()
+        g_MxM[np.diag_indices_from(g_MxM)] += d_R[unk_R]
+        q_Q = np.flatnonzero(comp_N[a_Q] == c)
+        if unk_R.size == 0:
+            out_Q[q_Q] = 0.0
+            continue
+        lower_MxM = sla.cholesky(g_MxM, lower=True, overwrite_a=True, check_finite=False)
+        row_N[node_R[unk_R[inner:]]] = np.arange(unk_R.size - inner)
+        out_Q[q_Q] = _forward_norms(lower_MxM[inner:, inner:], row_N, a_Q[q_Q], b_Q[q_Q])
+        row_N[node_R[mine_R]] = -1
+    return out_Q
+
+
+def _grounded_solver(
+    adj: sp.csr_matrix,
+    comp_N: np.ndarray,
+    num: int,
+    u_U: np.ndarray,
+    v_U: np.ndarray,
+    g_U: np.ndarray,
+    solver: str,
+) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, int]:
+    """A solve with the Laplacian grounded at the first node of each component (then nonsingular).
+
+    solver: "cholmod" (fill-reducing factorisation), "direct" (sparse LU) or "cg" (forest-
+    preconditioned block CG). Returns the solve (M x K -> M x K), each node's row (-1: grounded) and M.
+    """
+    n = adj.shape[0]
     ground_C = np.full(num, n)
     np.minimum.at(ground_C, comp_N, np.arange(n))
     m = n - num
-    if solver == "auto":
-        solver = "direct" if m <= _DIRECT_MAX_NODES else "cg"
     lap_NxN = (sp.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj).tocsr()
-    if solver == "direct":
+    solve = None
+    if solver in ("direct", "cholmod"):
         keep_N = np.ones(n, dtype=bool)
         keep_N[ground_C] = False
         node_M = np.flatnonzero(keep_N)
-        lap = lap_NxN[node_M][:, node_M]
-        if m:
-            lu = spla.splu(lap.tocsc(), permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
-            solve = lu.solve
-    elif solver == "cg":
+        lap = lap_NxN[node_M][:, node_M].tocsc()
+        if m and solver == "cholmod":
+            cholmod = _cholmod()
+            if cholmod is None:
+                raise ImportError("resistance_solver='cholmod' needs scikit-sparse: pip install -e '.[cholmod]'")
+            solve = cholmod.cholesky(lap, ordering_method=_CHOLMOD_ORDERING)
+        elif m:
+            solve = spla.splu(lap, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}).solve
+    else:
         forest = _ForestSolver(n, u_U, v_U, 1.0 / g_U, ground_C)
         node_M = forest.perm_M  # BFS order of the forest, so its solve is level-vectorised
         lap = lap_NxN[node_M][:, node_M].tocsr()
         solve = lambda rhs: _block_pcg(lap, rhs, forest.solve_into, _CG_RTOL, max_iter=10 * m + 100)
-    else:
-        raise ValueError(f"unknown resistance solver {solver!r} (auto, direct, cg)")
-    new_N = np.full(n, -1)
-    new_N[node_M] = np.arange(m)
-    a_Q, b_Q = new_N[a_P[same_P]], new_N[b_P[same_P]]
+    row_N = np.full(n, -1)
+    row_N[node_M] = np.arange(m)
+    return solve, row_N, m
+
+
+def _resistance_grounded(
+    adj: sp.csr_matrix,
+    comp_N: np.ndarray,
+    num: int,
+    u_U: np.ndarray,
+    v_U: np.ndarray,
+    g_U: np.ndarray,
+    a_Q: np.ndarray,
+    b_Q: np.ndarray,
+    solver: str,
+) -> np.ndarray:
+    """Sparse LU ("direct") or forest-preconditioned block CG ("cg") on the grounded Laplacian."""
+    solve, row_N, m = _grounded_solver(adj, comp_N, num, u_U, v_U, g_U, solver)
+    a_Q, b_Q = row_N[a_Q], row_N[b_Q]
     res_Q = np.zeros(a_Q.size)
     if m == 0:
-        out_P[same_P] = res_Q
-        return out_P
+        return res_Q
     chunk = max(1, min(_MAX_COLUMNS, _BLOCK_BYTES // (8 * m)))
     q_all = np.arange(a_Q.size)
     for lo in range(0, a_Q.size, chunk):
@@ -447,6 +722,41 @@ def _resistance_kernel(kernel: Network, a_P: np.ndarray, b_P: np.ndarray, solver
         xa = np.where(ha, x_MxK[np.maximum(a_Q[q], 0), q - lo], 0.0)
         xb = np.where(hb, x_MxK[np.maximum(b_Q[q], 0), q - lo], 0.0)
         res_Q[q] = xa - xb
+    return res_Q
+
+
+RESISTANCE_SOLVERS = ("auto", "cholmod", "dense", "direct", "cg")
+
+
+def _resistance_kernel(kernel: Network, a_P: np.ndarray, b_P: np.ndarray, solver: str) -> np.ndarray:
+    if solver not in RESISTANCE_SOLVERS:
+        raise ValueError(f"unknown resistance solver {solver!r} ({', '.join(RESISTANCE_SOLVERS)})")
+    n = kernel.num_nodes
+    u_U, v_U, g_U = _collapse_parallel(n, kernel.u_E, kernel.v_E, 1.0 / kernel.var_E, np.add)
+    adj = _symmetric(n, u_U, v_U, g_U)
+    num, comp_N = csg.connected_components(adj, directed=False)
+    out_P = np.full(a_P.shape[0], np.inf)
+    same_P = comp_N[a_P] == comp_N[b_P]
+    if not same_P.any():
+        return out_P
+    a_Q, b_Q = a_P[same_P], b_P[same_P]
+    requested = solver
+    if solver == "auto":
+        if _cholmod() is not None:
+            solver = "cholmod"
+        elif n - num <= _DIRECT_MAX_NODES:
+            solver = "direct"
+        else:
+            solver = "dense"
+    res_Q = None
+    if solver == "cholmod":
+        lap = (sp.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj).tocsr()
+        res_Q = _resistance_cholmod(lap, comp_N, a_Q, b_Q)
+    elif solver == "dense":
+        res_Q = _resistance_dense(adj, comp_N, a_Q, b_Q, strict=requested == "dense")
+        solver = "cg"  # used only where the components left are too large for dense factors
+    if res_Q is None:
+        res_Q = _resistance_grounded(adj, comp_N, num, u_U, v_U, g_U, a_Q, b_Q, solver)
     out_P[same_P] = np.maximum(res_Q, 0.0)
     return out_P
 
@@ -456,8 +766,12 @@ def network_distance(
 ) -> np.ndarray:
     """Fast inference distance for node-index pairs; one value per pair (inf if disconnected).
 
-    resistance_solver: "auto" (sparse LU for kernels up to ``_DIRECT_MAX_NODES`` nodes, else
-    block CG preconditioned by the exact spanning-forest solve), "direct" or "cg".
+    resistance_solver:
+      "auto": "cholmod" where scikit-sparse is installed; else "direct" for kernels up to
+        ``_DIRECT_MAX_NODES`` unknowns, else "dense", falling back to "cg" when too large;
+      "cholmod": one CHOLMOD factorisation with the queried nodes last (see ``_resistance_cholmod``);
+      "dense": star-mesh elimination, then dense Cholesky per component (see ``_resistance_dense``);
+      "direct": scipy sparse LU; "cg": block CG preconditioned by the exact spanning-forest solve.
     """
     validate_network(net)
     pairs_Px2 = np.asarray(pairs_Px2, dtype=np.int64).reshape(-1, 2)
@@ -482,6 +796,80 @@ def network_distance(
     else:
         out_P[todo_P] = _resistance_kernel(kernel, ka_P, kb_P, resistance_solver)
     return out_P
+
+
+def mean_resistance_sketch(
+    net: Network,
+    pairs_Px2: np.ndarray,
+    probes: int,
+    rng: np.random.Generator,
+    resistance_solver: str = "auto",
+) -> tuple[float, float]:
+    """Unbiased estimate of the MEAN resistance over pairs, and its standard error (an option, never a default).
+
+    R(a, b) = ||W^1/2 B L^+ (e_a - e_b)||^2 (B the edge-node incidence, W the conductances). For a
+    vector q of independent random signs over the edges, E[(q^T W^1/2 B L^+ (e_a - e_b))^2] = R(a, b)
+    (the Johnson–Lindenstrauss sketch of Spielman & Srivastava, "Graph sparsification by effective
+    resistances", 2008), so each probe costs one Laplacian solve, whatever the number of pairs, and
+    its mean over the pairs is an unbiased estimate of the mean resistance. The probes are
+    independent: the result is their average, and the standard error is their sample standard
+    deviation over sqrt(probes) (the error to state beside the estimate; a single pair's relative
+    variance is at most 2 / probes). Worth it only where exact resistances are out of reach (many
+    thousands of queried nodes); ``network_distance`` gives exact values otherwise.
+
+    resistance_solver: "auto" (CHOLMOD where installed, else sparse LU for small kernels, else
+    block CG), "cholmod", "direct" or "cg". Returns (inf, 0) if a pair is disconnected.
+    """
+    if probes < 2:
+        raise ValueError(f"probes must be at least 2 for a standard error (got {probes})")
+    if resistance_solver not in ("auto", "cholmod", "direct", "cg"):
+        raise ValueError(f"unknown resistance solver {resistance_solver!r} (auto, cholmod, direct, cg)")
+    validate_network(net)
+    pairs_Px2 = np.asarray(pairs_Px2, dtype=np.int64).reshape(-1, 2)
+    if pairs_Px2.size and ((pairs_Px2 < 0) | (pairs_Px2 >= net.num_nodes)).any():
+        raise ValueError(f"a pair names a node outside [0, {net.num_nodes})")
+    if pairs_Px2.shape[0] == 0:
+        raise ValueError("no pairs to average over")
+    merged, map_N = _merge_zero_edges(net)
+    a_P, b_P = map_N[pairs_Px2[:, 0]], map_N[pairs_Px2[:, 1]]
+    todo_P = a_P != b_P  # merged pairs are at resistance 0 exactly
+    if not todo_P.any():
+        return 0.0, 0.0
+    term_T, inv = np.unique(np.r_[a_P[todo_P], b_P[todo_P]], return_inverse=True)
+    kernel, kt_T = reduce_network(merged, term_T)
+    q = int(todo_P.sum())
+    ka_Q, kb_Q = kt_T[inv[:q]], kt_T[inv[q:]]
+    n = kernel.num_nodes
+    u_U, v_U, g_U = _collapse_parallel(n, kernel.u_E, kernel.v_E, 1.0 / kernel.var_E, np.add)
+    adj = _symmetric(n, u_U, v_U, g_U)
+    num, comp_N = csg.connected_components(adj, directed=False)
+    if (comp_N[ka_Q] != comp_N[kb_Q]).any():
+        return float("inf"), 0.0
+    solver = resistance_solver
+    if solver == "auto":
+        solver = "cholmod" if _cholmod() is not None else ("direct" if n - num <= _DIRECT_MAX_NODES else "cg")
+    solve, row_N, m = _grounded_solver(adj, comp_N, num, u_U, v_U, g_U, solver)
+    sqrt_g_U = np.sqrt(g_U)
+    mean_K = np.empty(probes)
+    chunk = max(1, min(_MAX_COLUMNS, _BLOCK_BYTES // (8 * max(m, 1))))
+    held_N = row_N >= 0
+    for lo in range(0, probes, chunk):
+        k = min(chunk, probes - lo)
+        flow_UxK = rng.choice([-1.0, 1.0], size=(u_U.size, k)) * sqrt_g_U[:, None]
+        # B^T W^1/2 q: each edge injects its signed flow at one end and removes it at the other.
+        inj_NxK = np.zeros((n, k))
+        np.add.at(inj_NxK, u_U, flow_UxK)
+        np.subtract.at(inj_NxK, v_U, flow_UxK)
+        # Each component's injections sum to zero, so the grounded potentials differ from L^+ b by
+        # a constant per component, which the differences below cancel.
+        rhs_MxK = np.zeros((m, k))
+        rhs_MxK[row_N[held_N]] = inj_NxK[held_N]
+        x_NxK = np.zeros((n, k))
+        if m:
+            x_NxK[held_N] = solve(rhs_MxK)[row_N[held_N]]
+        z_QxK = x_NxK[ka_Q] - x_NxK[kb_Q]
+        mean_K[lo : lo + k] = (z_QxK**2).sum(axis=0) / pairs_Px2.shape[0]
+    return float(mean_K.mean()), float(mean_K.std(ddof=1) / np.sqrt(probes))
 
 
 # ----------------------------------------------------------------------------- networkx side
@@ -560,15 +948,21 @@ def reference_distance(graph: nx.Graph, pairs: Iterable[tuple], method: Method =
 
 
 def inference_distance(
-    graph: nx.Graph, pairs: Iterable[tuple], method: Method = "path", solver: Literal["fast", "reference"] = "fast"
+    graph: nx.Graph,
+    pairs: Iterable[tuple],
+    method: Method = "path",
+    solver: Literal["fast", "reference"] = "fast",
+    resistance_solver: str = "auto",
 ) -> np.ndarray:
-    """Inference distance between labelled nodes of any Graph/MultiGraph with edge ``variance``."""
+    """Inference distance between labelled nodes of any Graph/MultiGraph with edge ``variance``.
+
+    ``resistance_solver`` is passed to ``network_distance`` (fast solver only).
+    """
     if solver == "reference":
         return reference_distance(graph, pairs, method)
     if solver != "fast":
         raise ValueError(f"unknown solver {solver!r} (fast, reference)")
     pairs = _check_pairs(graph, pairs)
-    net, nodes = from_networkx(graph)
-    index = {x: i for i, x in enumerate(nodes)}
+    net, _, index = _edge_arrays(graph, with_kinds=False)
     pairs_Px2 = np.array([[index[a], index[b]] for a, b in pairs], dtype=np.int64).reshape(-1, 2)
-    return network_distance(net, pairs_Px2, method)
+    return network_distance(net, pairs_Px2, method, resistance_solver)
