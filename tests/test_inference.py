@@ -439,3 +439,48 @@ def test_mean_resistance_sketch_edge_cases():
         inf.mean_resistance_sketch(net, [[0, 1]], 1, rng)
     with pytest.raises(ValueError, match="unknown resistance solver"):
         inf.mean_resistance_sketch(net, [[0, 1]], 8, rng, resistance_solver="dense")
+
+
+# --- graph input the solvers refuse, alike -------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("cls", [nx.DiGraph, nx.MultiDiGraph])
+def test_a_directed_graph_is_refused_by_both_solvers(solver, cls):
+    g = cls()
+    g.add_edge("a", "b", variance=1.0)
+    g.add_edge("b", "c", variance=1.0)
+    with pytest.raises(ValueError, match=r"directed.*to_undirected"):
+        inference_distance(g, [("a", "c")], "resistance", solver)
+    # what the message suggests works, and both agree on it
+    assert inference_distance(g.to_undirected(), [("a", "c")], "resistance", solver)[0] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("bad", ["2", b"2", True, np.bool_(False), [1.0]])
+def test_a_non_numeric_variance_is_refused_naming_the_edge(solver, bad):
+    g = nx.Graph()
+    g.add_edge("a", "b", variance=1.0)
+    g.add_edge("b", "c", variance=bad)
+    with pytest.raises(ValueError, match=r"\('b', 'c'\) has no numeric 'variance'"):
+        inference_distance(g, [("a", "c")], "resistance", solver)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("method", ["path", "resistance"])
+@pytest.mark.parametrize("extreme", [1e308, 1e200, 1e-200, 1e-320])
+def test_variances_outside_the_supported_range_are_refused_stating_it(solver, method, extreme):
+    g = _graph([("a", "b", extreme), ("b", "c", extreme), ("a", "c", extreme)])
+    with pytest.raises(ValueError, match=r"must lie in \[1e-150, 1e\+150\].*rescale"):
+        inference_distance(g, [("a", "c")], method, solver)
+    with pytest.raises(ValueError, match=r"edge 0 .*must lie in"):
+        network_distance(Network(3, [0, 1, 0], [1, 2, 2], [extreme] * 3), [[0, 2]], method)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("scale", [1e-150, 1e-100, 1e100, 1e150])
+def test_variances_at_the_ends_of_the_range_give_the_scaled_distance(solver, scale):
+    # a triangle of equal variances s: resistance 2s/3 between any two corners, path s
+    g = _graph([("a", "b", scale), ("b", "c", scale), ("a", "c", scale)])
+    assert inference_distance(g, [("a", "c")], "resistance", solver)[0] == pytest.approx(2 * scale / 3, rel=1e-9)
+    assert inference_distance(g, [("a", "c")], "path", solver)[0] == pytest.approx(scale, rel=1e-12)

@@ -68,6 +68,26 @@ _KRON_MAX_DEGREE = 32
 _DENSE_MAX_NODES = 12_000
 
 
+# Positive variances the solvers accept. Conductances (1/variance), their sums and the products
+# that elimination forms must stay finite and normal in float64 (max 1.8e308, smallest normal
+# 2.2e-308); 1e±150 leaves that room. Distances scale with the variances, so a graph outside the
+# range can be rescaled by a common factor. A variance of 0 is perfect information (merged).
+VARIANCE_RANGE = (1e-150, 1e150)
+
+
+def _variance_problem(x: float) -> str | None:
+    """Why a variance is refused, or None."""
+    if not np.isfinite(x) or x < 0:
+        return "variances must be finite and >= 0"
+    if x != 0 and not VARIANCE_RANGE[0] <= x <= VARIANCE_RANGE[1]:
+        lo, hi = VARIANCE_RANGE
+        return (
+            f"positive variances must lie in [{lo:g}, {hi:g}] (0 merges the endpoints); "
+            "rescale every variance by one factor: distances scale with it"
+        )
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Network:
     """Array form of an IBN: edge e joins u_E[e] and v_E[e] with variance var_E[e]."""
@@ -105,25 +125,52 @@ def validate_network(net: Network) -> None:
     if bad_E.any():
         e = int(np.flatnonzero(bad_E)[0])
         raise ValueError(f"edge {e} ({net.u_E[e]}, {net.v_E[e]}) has an endpoint outside [0, {n})")
-    bad_E = ~np.isfinite(net.var_E) | (net.var_E < 0)
+    bad_E = _bad_variances(net.var_E)
     if bad_E.any():
         e = int(np.flatnonzero(bad_E)[0])
         raise ValueError(
             f"edge {e} ({net.u_E[e]}, {net.v_E[e]}) has invalid variance {net.var_E[e]!r}; "
-            "variances must be finite and >= 0"
+            f"{_variance_problem(float(net.var_E[e]))}"
         )
     if net.kind_E is not None and ((net.kind_E < 0) | (net.kind_E > 1)).any():
         raise ValueError("kind_E entries must be 0 (ib) or 1 (hp)")
 
 
+def _bad_variances(var_E: np.ndarray) -> np.ndarray:
+    """Mask of the variances `_variance_problem` refuses (vectorised)."""
+    positive_E = var_E > 0
+    return (
+        ~np.isfinite(var_E) | (var_E < 0) | (positive_E & ((var_E < VARIANCE_RANGE[0]) | (var_E > VARIANCE_RANGE[1])))
+    )
+
+
+def _is_number_type(t: type) -> bool:
+    """A real number type: not a string that float() would parse, not a bool, not None."""
+    return issubclass(t, int | float | np.integer | np.floating) and not issubclass(t, bool | np.bool_)
+
+
+def _is_number(var: object) -> bool:
+    return _is_number_type(type(var))
+
+
 def _check_variance(u: Hashable, v: Hashable, var: object) -> float:
-    try:
-        x = float(var)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"edge ({u!r}, {v!r}) has no numeric 'variance' (got {var!r})") from None
-    if not np.isfinite(x) or x < 0:
-        raise ValueError(f"edge ({u!r}, {v!r}) has invalid variance {x!r}; variances must be finite and >= 0")
+    if not _is_number(var):
+        raise ValueError(f"edge ({u!r}, {v!r}) has no numeric 'variance' (got {var!r})")
+    x = float(var)  # type: ignore[arg-type]
+    problem = _variance_problem(x)
+    if problem:
+        raise ValueError(f"edge ({u!r}, {v!r}) has invalid variance {x!r}; {problem}")
     return x
+
+
+def _check_undirected(graph: nx.Graph) -> None:
+    # A variance is symmetric (Var[r(a) - r(b)] = Var[r(b) - r(a)]): an IBN has no edge direction,
+    # and treating a DiGraph's arcs as edges silently would merge a->b and b->a into parallel edges.
+    if graph.is_directed():
+        raise ValueError(
+            f"{type(graph).__name__} is directed; an IBN's edges are undirected: pass graph.to_undirected() "
+            "(nx.MultiGraph(graph) keeps arcs a->b and b->a as two parallel edges)"
+        )
 
 
 def _edge_arrays(graph: nx.Graph, with_kinds: bool) -> tuple[Network, list, dict]:
@@ -133,6 +180,7 @@ def _edge_arrays(graph: nx.Graph, with_kinds: bool) -> tuple[Network, list, dict
     nodes): an undirected edge is seen from both ends and kept from its lower-indexed one. Validation
     is vectorised; only a bad edge is looked up again, to name it.
     """
+    _check_undirected(graph)
     nodes = list(graph)
     index = dict(zip(nodes, range(len(nodes)), strict=True))
     nbrs_N = [nbrs for _, nbrs in graph.adjacency()]
@@ -151,16 +199,18 @@ def _edge_arrays(graph: nx.Graph, with_kinds: bool) -> tuple[Network, list, dict
     v_H = np.fromiter(map(index.__getitem__, itertools.chain.from_iterable(nbrs_N)), dtype=np.int64, count=nbr_count)
     if mult_H is not None:
         v_H = np.repeat(v_H, mult_H)
-    # Undirected: each edge twice (a self-loop once); directed: once, from its tail.
-    keep_H = np.ones(u_H.size, dtype=bool) if graph.is_directed() else u_H <= v_H
+    # Each undirected edge is seen twice (a self-loop once).
+    keep_H = u_H <= v_H
     half_E = np.flatnonzero(keep_H)
     var_E = [data_H[h].get("variance") for h in half_E.tolist()]
     u_E, v_E = u_H[half_E], v_H[half_E]
-    try:
+    # Every variance must be a real number: "2" or True would convert to float silently. The set of
+    # their types is small and cheap to check; an edge of another type is looked up and named.
+    if all(_is_number_type(t) for t in set(map(type, var_E))):
         x_E = np.array(var_E, dtype=np.float64).reshape(u_E.size)
-    except (TypeError, ValueError):  # something not numeric: find and name it
+    else:
         x_E = np.array([_check_variance(nodes[a], nodes[b], x) for a, b, x in zip(u_E, v_E, var_E, strict=True)])
-    bad_E = ~np.isfinite(x_E) | (x_E < 0)
+    bad_E = _bad_variances(x_E)
     if bad_E.any():
         e = int(np.flatnonzero(bad_E)[0])
         _check_variance(nodes[u_E[e]], nodes[v_E[e]], var_E[e])
@@ -876,6 +926,7 @@ def mean_resistance_sketch(
 
 
 def _validate_graph(graph: nx.Graph) -> None:
+    _check_undirected(graph)
     for a, b, data in graph.edges(data=True):
         _check_variance(a, b, data.get("variance"))
 
