@@ -55,3 +55,20 @@ def test_the_project_jsonl_format_is_read(tmp_path):
     write_jsonl(tmp_path / "mine.jsonl.gz", records)
     s = run_smoke("analyse_data", study.run, tmp_path / "run", [f"data.path={tmp_path / 'mine.jsonl.gz'}"])
     assert s["status"] == "ok" and s["pairs"] == len(records)
+
+
+def test_a_malformed_record_in_the_users_file_names_file_line_and_field(tmp_path):
+    from rm_theory.world.records import RecordError
+
+    path = tmp_path / "mine.jsonl"
+    good = {
+        "prompt": "Is it safe?",
+        "prompt_id": "p0",
+        "response_a": "Yes, with care.",
+        "response_b": "No.",
+        "better": 0,
+    }
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "response_a": 3.5}) + "\n")
+    with pytest.raises(RecordError, match=r"mine\.jsonl:2.*response_a"):
+        run_smoke("analyse_data", study.run, tmp_path / "run", [f"data.path={path}", "data.format=jsonl"])
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
