@@ -1,6 +1,7 @@
 """Win rates of KL-regularised policies (paper §5, Table of PPO win rates; GSM-8K accuracy; the
 incomplete-response ablation and the data-size scaling figure): PPO against chain and tree reward
-models, DPO on the same data, and the exact KL-regularised optima, judged by the gold reward.
+models, DPO on the same data, and the exact KL-regularised optima against those reward models and
+against the exact Bayesian learner's posterior mean (`rm.bayes`), judged by the gold reward.
 
 Legend: P prompts, Y leaves per prompt, K runs (seeds x reward models), S steps.
 """
@@ -75,7 +76,7 @@ def _win_point(cfg: WinRatesSchema, name: str, task: SpaceSchema, n: int, frac: 
             )
             rm_tables.append(table)
             rm_acc[(s, topo)] = acc
-            if cfg.exact_rm:  # the same data, learnt exactly: the policy's gap to it is the network's own
+            if cfg.exact_rm:  # the same data learnt without training noise: the RM the IBN describes
                 bayes_tables[(s, topo)] = exact_reward_table(sp, comps, labels, cfg.labels.beta)
             dpo_data.append(dpo.item_arrays(tt, comps, labels.better_P))
             for once in (False, True):
