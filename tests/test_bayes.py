@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import optimize, special
 
+from rm_theory.ibn import distance
 from rm_theory.ibn.distance import Network, network_distance
 from rm_theory.ibn.network import HP, LabelVariance, ibn_network
 from rm_theory.rm import bayes
@@ -211,3 +212,33 @@ def test_anchored_bt_members_are_distinct_posterior_like_draws():
     )
     assert v.shape == (3, fit.posterior.nodes.F)
     assert np.all(bayes.ensemble_pair_variance(v, fit.posterior.nodes, fit.query_index(pairs)) >= 0)
+
+
+@pytest.mark.parametrize("topology", ["chain", "tree"])
+def test_the_grounded_network_reproduces_the_posterior_precision(topology):
+    comps, queries, _, y_P = bt_world(topology)
+    fit = bayes.fit(SPACE, comps.a, comps.b, y_P, queries=queries, beta=1.5)
+    net = bayes.grounded_network(fit.posterior.prec)
+    F = fit.posterior.nodes.F
+    lap = np.zeros((F + 1, F + 1))
+    np.add.at(lap, (net.u_E, net.v_E), -1.0 / net.var_E)
+    np.add.at(lap, (net.v_E, net.u_E), -1.0 / net.var_E)
+    lap[np.arange(F + 1), np.arange(F + 1)] = -lap.sum(axis=1)
+    np.testing.assert_allclose(lap[:F, :F], fit.posterior.prec.toarray(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("topology", ["chain", "tree"])
+def test_pair_variance_through_the_ibn_solver_equals_the_direct_solve(topology, monkeypatch):
+    """Large systems take their pair variances from `network_distance` (CHOLMOD) on the network whose
+    grounded Laplacian the posterior precision is; forced here on a small one, both ways must agree."""
+    if not distance.has_cholmod():
+        pytest.skip("the cholmod extra (scikit-sparse) is not installed")
+    beta = 1.5
+    comps, queries, pairs, y_P = bt_world(topology, beta=beta)
+    fit = bayes.fit(SPACE, comps.a, comps.b, y_P, queries=queries, beta=beta)
+    q = fit.query_index(np.r_[pairs, pairs[:1, ::-1], [[0, 0]]])  # a reversed pair and an item with itself
+    direct = fit.posterior.pair_variance(q)
+    monkeypatch.setattr(bayes, "NETWORK_MIN_UNKNOWNS", 0)
+    through_ibn = fit.posterior.pair_variance(q)
+    assert direct[-1] == through_ibn[-1] == 0.0
+    assert rel_err(through_ibn[:-1], direct[:-1]) < 1e-9

@@ -515,6 +515,11 @@ def _cholmod():
     return cholmod
 
 
+def has_cholmod() -> bool:
+    """Whether the optional ``cholmod`` extra is installed (the fastest resistance path)."""
+    return _cholmod() is not None
+
+
 def _pair_rhs(row_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray, size: int) -> np.ndarray:
     """Columns e_a - e_b over ``size`` unknowns; a node with row -1 is grounded (potential 0)."""
     rhs_MxK = np.zeros((size, a_Q.size))

@@ -49,6 +49,12 @@ from rm_theory.world.spaces import PrefixTreeSpace, Responses
 DIRECT_MAX_UNKNOWNS = 400_000
 _CG_RTOL = 1e-10
 _MAX_COLUMNS = 128
+# Where CHOLMOD is installed, pair variances of systems above this size go through the IBN's
+# resistance solver on the network whose grounded Laplacian the precision is (the identity THEORY.md
+# §2 states): it orders the queried nodes last and solves on their Schur complement, where LU solves
+# through the whole system per pair (2^16 chain comparisons: 2.5 s against 37 s). Without CHOLMOD the
+# LU path stays: the IBN's dense fallback is slower on this network, whose ground node joins every prompt.
+NETWORK_MIN_UNKNOWNS = 20_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,6 +171,26 @@ def difference_matrix(nodes: PrefixNodes, a_P: np.ndarray, b_P: np.ndarray) -> s
 # --------------------------------------------------------------------------------------------
 
 
+def grounded_network(prec_FxF: sp.spmatrix):
+    """The network (`ibn.distance.Network`, F + 1 nodes) whose Laplacian grounded at node F is
+    `prec_FxF`: each off-diagonal −g_ij is an edge of variance 1/g_ij, each row's surplus g_i an
+    edge of variance 1/g_i to node F, the merged prompt roots where r = 0. A row's surplus is a sum
+    that should cancel for nodes away from the roots; what is left of it below 1e-12 of the row's
+    diagonal is rounding, not an edge."""
+    from rm_theory.ibn.distance import Network
+
+    prec = sp.csr_matrix(prec_FxF)
+    F = prec.shape[0]
+    g_ground_F = np.asarray(prec.sum(axis=1)).ravel()
+    off = sp.triu(-prec, k=1).tocoo()
+    edge = off.data > 0  # sparse products can store cancelled entries as explicit zeros
+    to_root = np.flatnonzero(g_ground_F > 1e-12 * prec.diagonal())
+    u = np.r_[off.row[edge], to_root]
+    v = np.r_[off.col[edge], np.full(len(to_root), F)]
+    g = np.r_[off.data[edge], g_ground_F[to_root]]
+    return Network(F + 1, u, v, 1.0 / g)
+
+
 class SPDSolver:
     """Λ⁻¹ b for one sparse SPD grounded Laplacian, factorised (or preconditioned) once."""
 
@@ -185,13 +211,8 @@ class SPDSolver:
         from rm_theory.ibn.distance import _block_pcg, _ForestSolver
 
         F = prec.shape[0]
-        g_ground_F = np.asarray(prec.sum(axis=1)).ravel()  # conductance to the (merged) roots
-        off = sp.triu(-prec, k=1).tocoo()
-        to_root = np.flatnonzero(g_ground_F > 1e-300)
-        u = np.r_[off.row, to_root]
-        v = np.r_[off.col, np.full(len(to_root), F)]
-        g = np.r_[off.data, g_ground_F[to_root]]
-        self._forest = _ForestSolver(F + 1, u, v, 1.0 / g, np.array([F]))
+        net = grounded_network(prec)
+        self._forest = _ForestSolver(F + 1, net.u_E, net.v_E, net.var_E, np.array([F]))
         self._perm = self._forest.perm_M
         self._lap = prec[self._perm][:, self._perm].tocsr()
         self._pcg = _block_pcg
@@ -243,6 +264,10 @@ class Posterior:
         """Var[r(a) − r(b) | data] per pair of item indices: (e_a − e_b)ᵀ Λ⁻¹ (e_a − e_b)."""
         pairs_Qx2 = np.asarray(pairs_Qx2).reshape(-1, 2)
         fa, fb = self.nodes.item_N[pairs_Qx2[:, 0]], self.nodes.item_N[pairs_Qx2[:, 1]]
+        from rm_theory.ibn.distance import has_cholmod, network_distance
+
+        if self.nodes.F > NETWORK_MIN_UNKNOWNS and has_cholmod():
+            return network_distance(grounded_network(self.prec), np.stack([fa, fb], 1), "resistance", "cholmod")
         out = np.zeros(len(pairs_Qx2))
         todo = np.flatnonzero(fa != fb)
         block = 2 * _MAX_COLUMNS
