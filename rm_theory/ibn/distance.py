@@ -149,12 +149,8 @@ def _is_number_type(t: type) -> bool:
     return issubclass(t, int | float | np.integer | np.floating) and not issubclass(t, bool | np.bool_)
 
 
-def _is_number(var: object) -> bool:
-    return _is_number_type(type(var))
-
-
 def _check_variance(u: Hashable, v: Hashable, var: object) -> float:
-    if not _is_number(var):
+    if not _is_number_type(type(var)):
         raise ValueError(f"edge ({u!r}, {v!r}) has no numeric 'variance' (got {var!r})")
     x = float(var)  # type: ignore[arg-type]
     problem = _variance_problem(x)

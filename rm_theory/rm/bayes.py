@@ -41,6 +41,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy import special, stats
 
+from rm_theory.ibn.distance import Network, _block_pcg, _ForestSolver, has_cholmod, network_distance
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
 
 # Grounded systems up to this size are factorised once by sparse LU; larger ones are solved by block
@@ -177,8 +178,6 @@ def grounded_network(prec_FxF: sp.spmatrix):
     edge of variance 1/g_i to node F, the merged prompt roots where r = 0. A row's surplus is a sum
     that should cancel for nodes away from the roots; what is left of it below 1e-12 of the row's
     diagonal is rounding, not an edge."""
-    from rm_theory.ibn.distance import Network
-
     prec = sp.csr_matrix(prec_FxF)
     F = prec.shape[0]
     g_ground_F = np.asarray(prec.sum(axis=1)).ravel()
@@ -208,8 +207,6 @@ class SPDSolver:
     def _init_cg(self, prec: sp.csr_matrix) -> None:
         # The IBN's own preconditioner: the exact solve on the maximum-conductance spanning forest,
         # grounded through a virtual node that stands for the prompt roots.
-        from rm_theory.ibn.distance import _block_pcg, _ForestSolver
-
         F = prec.shape[0]
         net = grounded_network(prec)
         self._forest = _ForestSolver(F + 1, net.u_E, net.v_E, net.var_E, np.array([F]))
@@ -264,8 +261,6 @@ class Posterior:
         """Var[r(a) − r(b) | data] per pair of item indices: (e_a − e_b)ᵀ Λ⁻¹ (e_a − e_b)."""
         pairs_Qx2 = np.asarray(pairs_Qx2).reshape(-1, 2)
         fa, fb = self.nodes.item_N[pairs_Qx2[:, 0]], self.nodes.item_N[pairs_Qx2[:, 1]]
-        from rm_theory.ibn.distance import has_cholmod, network_distance
-
         if self.nodes.F > NETWORK_MIN_UNKNOWNS and has_cholmod():
             return network_distance(grounded_network(self.prec), np.stack([fa, fb], 1), "resistance", "cholmod")
         out = np.zeros(len(pairs_Qx2))
