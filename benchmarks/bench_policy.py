@@ -62,13 +62,13 @@ def main() -> None:
     )
     with jax.threefry_partitionable(False):
         graphdef, state = ppo.init_policy(tt, cfg.lr)
-        run = ppo.make_ppo_run(graphdef, jt, cfg)
+        run = ppo.make_ppo_run(graphdef, cfg)
         fused = jax.jit(run)
-        dt = _timed(fused, state, r, jax.random.key(0))
+        dt = _timed(fused, state, jt, r, jax.random.key(0))
         print(f"fused (scan in jit), 1 seed:   {a.steps / dt:9.1f} steps/s")
-        vm = jax.jit(jax.vmap(run, in_axes=(None, 0, 0)))
+        vm = jax.jit(jax.vmap(run, in_axes=(None, None, 0, 0)))
         rK = jnp.stack([r] * a.seeds)
-        dt = _timed(vm, state, rK, jax.random.split(jax.random.key(0), a.seeds))
+        dt = _timed(vm, state, jt, rK, jax.random.split(jax.random.key(0), a.seeds))
         print(f"fused + vmap over {a.seeds} seeds:   {a.steps * a.seeds / dt:9.1f} seed-steps/s")
 
         model, opt = nnx.merge(graphdef, state)

@@ -141,3 +141,13 @@ def test_the_exact_reward_table_learns_the_gold_reward_and_its_optimum_nears_the
     assert min(rho) > 0.9, rho
     # and the policy optimised against it loses less gold reward than with 16 labels
     assert 0 <= gaps[1] < gaps[0]
+
+
+def test_one_compiled_ppo_program_serves_every_world_of_one_shape():
+    # The tables are arguments of the program, not constants: a new world must not compile again.
+    cfg = ppo.PPOConfig(beta=0.3, steps=10, batch=8, lr=0.1, baseline="loo", log_every=5)
+    worlds = [tables.tabulate(PrefixTreeSpace(V=3, L=3, num_prompts=2, seed=s)) for s in (11, 12)]
+    with jax.threefry_partitionable(False):
+        out = [ppo.optimise(tt, tt.gold_PxY[None], cfg, jax.random.key(0)) for tt in worlds]
+    assert ppo._program(cfg, worlds[0].ref_logits_PxNxV.shape)._cache_size() == 1
+    assert not np.array_equal(out[0][0], out[1][0])

@@ -1,9 +1,11 @@
 """The reproduction: steps run, a report is written, and a second invocation skips finished steps."""
 
+import threading
+import time
 from pathlib import Path
 
 from rm_theory.studies import reproduce
-from tests.helpers import run_smoke
+from tests.helpers import compose_config, run_smoke
 
 
 def test_reproduce_smoke_runs_and_resumes(tmp_path, monkeypatch):
@@ -35,6 +37,30 @@ def test_a_failed_step_is_listed_not_fatal(tmp_path):
     assert summary["failed"] == ["ibn_scaling"]
     assert "Failed or skipped steps: `ibn_scaling`" in (out / "report.md").read_text()
     assert Path(out / "runs" / "ibn_scaling" / "stdout.log").read_text()
+
+
+def test_steps_run_two_at_a_time_and_the_real_data_steps_one_after_another(tmp_path, monkeypatch):
+    lock, running, peak, started = threading.Lock(), set(), [0], []
+
+    def fake_step(name, cmd, run_dir, timeout_s, fingerprint=""):
+        with lock:
+            running.add(name)
+            started.append(name)
+            peak[0] = max(peak[0], len(running))
+            real = [n for n in running if n.startswith("real_")]
+        assert len(real) <= 1, f"real-data steps overlap: {real}"
+        time.sleep(0.2)
+        with lock:
+            running.discard(name)
+        return "ok", 0.2
+
+    monkeypatch.setattr(reproduce, "run_step", fake_step)
+    out = tmp_path / "rep"
+    summary = run_smoke("reproduce", reproduce.run, out, ["jobs=2"])
+    assert summary["steps_ok"] == summary["steps"] == len(started) and peak[0] == 2
+    assert [n for n in started if n.startswith("real_")] == ["real_accuracy", "real_ibn", "real_topology"]
+    table = [line.split("]")[0][3:] for line in (out / "report.md").read_text().splitlines() if line.startswith("| [")]
+    assert table == list(compose_config("reproduce", ["debug=smoke"]).steps)  # the config's order
 
 
 def test_verdicts_read_the_interval_against_the_claimed_line():

@@ -12,7 +12,7 @@ from rm_theory.rm import metrics
 from rm_theory.rm.models import ModelConfig
 from rm_theory.rm.program import ensemble_scores, make_chunk_fn, setup_ensemble
 from rm_theory.rm.step import TrainConfig
-from rm_theory.rm.train import train_ensemble, train_reward_and_cost
+from rm_theory.rm.train import program_length, train_ensemble, train_reward_and_cost
 from rm_theory.world.inputs import PrefData
 
 L, V = 6, 6  # tokens 1..5 at 6 positions
@@ -104,6 +104,20 @@ def test_same_seed_same_result_other_seed_other_result(toy, trained):
     chex.assert_trees_all_equal(ens0.state_K, ens1.state_K)
     ens2, _ = train_ensemble(MC, TC, toy.train, jax.random.key(1), progress=False)
     assert not np.allclose(ens0.score(toy.tok[:50]), ens2.score(toy.tok[:50]))
+
+
+def test_a_ragged_tail_reuses_the_one_compiled_chunk_and_changes_nothing(toy, trained, monkeypatch):
+    from rm_theory.rm import train
+
+    assert [program_length(250, 600), program_length(100, 300), program_length(250, 100)] == [50, 100, 100]
+    assert program_length(250, 601) == 250  # a common divisor of 1 step: the tail compiles its own
+    lengths = []
+    real = train.run_chunk
+    monkeypatch.setattr(train, "run_chunk", lambda mc, tc, n, *a: lengths.append(n) or real(mc, tc, n, *a))
+    tc = dataclasses.replace(TC, log_every=120)  # 300 steps: rows at 120, 240, 300
+    ens, hist = train_ensemble(MC, tc, toy.train, jax.random.key(0), progress=False)
+    assert set(lengths) == {60} and [r["step"] for r in hist] == [120, 240, 300]
+    chex.assert_trees_all_equal(ens.state_K, trained[0].state_K)  # the same steps as 100-step chunks
 
 
 class Killed(Exception):

@@ -42,9 +42,13 @@ class ReproduceSchema(RunSchema):
     only: list[str] = spec(default_factory=list, keys_of="steps")  # run a subset of the steps
     data_dir: str = "../shared/data"
     step_timeout_s: int = spec(3600, ge=1)
+    # Steps run at once, each in its own process. Much of a quick step is single-threaded (XLA
+    # compiles, Python, plotting), so two at a time on two cores nearly halves the wall time; the
+    # numbers do not depend on it (each step is its own process with its own seeds).
+    jobs: int = spec(2, ge=1)
     steps: dict[str, StepSchema] = dataclasses.field(default_factory=dict)
 
     # Each step is fingerprinted on its own (its command and config files; a changed one is rerun):
     # which steps run now and their definitions do not make the reproduction folder another run's.
-    NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("step_timeout_s", "only", "steps")
+    NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("step_timeout_s", "only", "steps", "jobs")
     SMOKE: ClassVar[dict[str, Any]] = {"step_timeout_s": 600}

@@ -12,13 +12,15 @@ Legend: P prompts, N internal nodes, V branching, L depth, Q comparisons, K data
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
+from rm_theory.policy.ppo import init_policy, policy_graphdef
 from rm_theory.policy.tables import Arrays, TabularPolicy, TreeTables, item_nodes, leaf_logp_np
 from rm_theory.rm import losses
 from rm_theory.world.topology import Comparisons
@@ -68,10 +70,10 @@ def dpo_loss(model: TabularPolicy, d: Arrays, beta: float) -> jax.Array:
     return jnp.mean(losses.bt_loss(beta * la, beta * lb, d["pref"]))
 
 
-def train_dpo(tt: TreeTables, data_K: list[dict[str, np.ndarray]], cfg: DPOConfig) -> tuple[np.ndarray, np.ndarray]:
-    """DPO on K data sets of equal size at once; returns `logp_KxPxY` (float64) and `loss_KxS`."""
-    model = TabularPolicy(tt.ref_logits_PxNxV)
-    graphdef, state = nnx.split((model, nnx.Optimizer(model, optax.adam(cfg.lr), wrt=nnx.Param)))
+@functools.lru_cache(maxsize=16)
+def _program(cfg: DPOConfig, shape_PxNxV: tuple[int, ...]) -> Callable:
+    """`cfg.steps` DPO steps on K data sets at once: one compile per config and table shape."""
+    graphdef = policy_graphdef(shape_PxNxV, cfg.lr)
 
     def run(state: nnx.State, d: Arrays):
         def step(state, _):
@@ -83,6 +85,12 @@ def train_dpo(tt: TreeTables, data_K: list[dict[str, np.ndarray]], cfg: DPOConfi
         state, loss_S = jax.lax.scan(step, state, None, length=cfg.steps)
         return nnx.merge(graphdef, state)[0].logits[...], loss_S
 
+    return jax.jit(jax.vmap(run, in_axes=(None, 0)))
+
+
+def train_dpo(tt: TreeTables, data_K: list[dict[str, np.ndarray]], cfg: DPOConfig) -> tuple[np.ndarray, np.ndarray]:
+    """DPO on K data sets of equal size at once; returns `logp_KxPxY` (float64) and `loss_KxS`."""
+    _, state = init_policy(tt, cfg.lr)
     stacked = {k: jnp.asarray(np.stack([d[k] for d in data_K])) for k in data_K[0]}
-    logits_K, loss_KxS = jax.jit(jax.vmap(run, in_axes=(None, 0)))(state, stacked)
+    logits_K, loss_KxS = _program(cfg, tt.ref_logits_PxNxV.shape)(state, stacked)
     return np.stack([leaf_logp_np(np.asarray(lg), tt) for lg in logits_K]), np.asarray(loss_KxS)

@@ -14,6 +14,7 @@ B samples per prompt, S steps, K seeds or reward tables.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -124,17 +125,19 @@ def ppo_step(
     return base_P + cfg.baseline_lr * (R_PxB.mean(1) - base_P)
 
 
-def make_ppo_run(graphdef: nnx.GraphDef, jt: JaxTables, cfg: PPOConfig) -> Callable:
-    """run(state, r_PxY, key) -> (state, metrics): `cfg.steps` fused PPO steps against r_PxY.
+def make_ppo_run(graphdef: nnx.GraphDef, cfg: PPOConfig) -> Callable:
+    """run(state, jt, r_PxY, key) -> (state, metrics): `cfg.steps` fused PPO steps against r_PxY.
 
     Steps run in chunks of `log_every` (an inner `lax.scan`); the exact metrics are taken at
     step 0 and after every chunk, so `metrics[k]` has S/log_every + 1 entries. Not jitted, so
-    callers can `jax.jit(jax.vmap(run, in_axes=(None, 0, 0)))` over seeds or reward tables.
+    callers can `jax.jit(jax.vmap(run, in_axes=(None, None, 0, 0)))` over seeds or reward tables.
+    The tables are an argument, not constants of the program: one compile serves every world of
+    the same shape.
     """
     if cfg.steps % cfg.log_every:
         raise ValueError(f"steps ({cfg.steps}) must be a multiple of log_every ({cfg.log_every})")
 
-    def run(state: nnx.State, r_PxY: jax.Array, key: jax.Array):
+    def run(state: nnx.State, jt: JaxTables, r_PxY: jax.Array, key: jax.Array):
         def step(carry, t):
             state, base_P = carry
             model, opt = nnx.merge(graphdef, state)
@@ -155,7 +158,11 @@ def make_ppo_run(graphdef: nnx.GraphDef, jt: JaxTables, cfg: PPOConfig) -> Calla
 
 def init_policy(tt: TreeTables, lr: float) -> tuple[nnx.GraphDef, nnx.State]:
     """(graphdef, state) of a tabular policy at π_ref and its Adam optimiser."""
-    model = TabularPolicy(tt.ref_logits_PxNxV)
+    return _split_policy(tt.ref_logits_PxNxV, lr)
+
+
+def _split_policy(ref_logits_PxNxV: np.ndarray, lr: float) -> tuple[nnx.GraphDef, nnx.State]:
+    model = TabularPolicy(ref_logits_PxNxV)
     opt = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
     return nnx.split((model, opt))
 
@@ -163,6 +170,20 @@ def init_policy(tt: TreeTables, lr: float) -> tuple[nnx.GraphDef, nnx.State]:
 def policy_logits(graphdef: nnx.GraphDef, state: nnx.State) -> jax.Array:
     model, _ = nnx.merge(graphdef, state)
     return model.logits[...]
+
+
+@functools.lru_cache(maxsize=16)
+def policy_graphdef(shape_PxNxV: tuple[int, ...], lr: float) -> nnx.GraphDef:
+    """The graphdef of (policy, Adam) for one table shape and learning rate, built once. Compiled
+    programs are keyed on it: each `init_policy` puts a fresh optax object into its own graphdef,
+    which would make every call a new program (the states of all of them share one structure)."""
+    return _split_policy(np.zeros(shape_PxNxV, np.float32), lr)[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _program(cfg: PPOConfig, shape_PxNxV: tuple[int, ...]) -> Callable:
+    run = make_ppo_run(policy_graphdef(shape_PxNxV, cfg.lr), cfg)
+    return jax.jit(jax.vmap(run, in_axes=(None, None, 0, 0)))
 
 
 def optimise(tt: TreeTables, r_KxPxY: np.ndarray, cfg: PPOConfig, key: jax.Array) -> tuple[np.ndarray, dict]:
@@ -173,10 +194,8 @@ def optimise(tt: TreeTables, r_KxPxY: np.ndarray, cfg: PPOConfig, key: jax.Array
     """
     jt = to_jax(tt)
     graphdef, state = init_policy(tt, cfg.lr)
-    run = make_ppo_run(graphdef, jt, cfg)
-    K = len(r_KxPxY)
-    fn = jax.jit(jax.vmap(run, in_axes=(None, 0, 0)))
-    state_K, metrics = fn(state, jnp.asarray(r_KxPxY, jnp.float32), jax.random.split(key, K))
+    fn = _program(cfg, tt.ref_logits_PxNxV.shape)
+    state_K, metrics = fn(state, jt, jnp.asarray(r_KxPxY, jnp.float32), jax.random.split(key, len(r_KxPxY)))
     logits_K = jax.vmap(lambda s: policy_logits(graphdef, s))(state_K)
     logp = np.stack([leaf_logp_np(np.asarray(lg), tt) for lg in logits_K])
     return logp, {k: np.asarray(v) for k, v in metrics.items()}

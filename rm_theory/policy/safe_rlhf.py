@@ -21,14 +21,24 @@ Legend: P prompts, Y leaves per prompt, B samples per prompt, S steps, K runs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rm_theory.policy.ppo import PPOConfig, advantage, init_policy, policy_logits, ppo_loss, rollout
+from rm_theory.policy.ppo import (
+    PPOConfig,
+    advantage,
+    init_policy,
+    policy_graphdef,
+    policy_logits,
+    ppo_loss,
+    rollout,
+)
 from rm_theory.policy.tables import JaxTables, TreeTables, leaf_logp, leaf_logp_np, to_jax
 
 Arrays = dict[str, jax.Array]
@@ -62,8 +72,8 @@ def safe_metrics(logits: jax.Array, jt: JaxTables, r_PxY, c_PxY, gold_cost_PxY) 
     }
 
 
-def make_safe_run(graphdef: nnx.GraphDef, jt: JaxTables, cfg: PPOConfig, lag: LagrangeConfig):
-    """run(state, r_PxY, c_PxY, gold_cost_PxY, log_lam0, lam_lr, key) -> (state, metrics).
+def make_safe_run(graphdef: nnx.GraphDef, cfg: PPOConfig, lag: LagrangeConfig):
+    """run(state, jt, r_PxY, c_PxY, gold_cost_PxY, log_lam0, lam_lr, key) -> (state, metrics).
 
     Metrics (exact, at step 0 and every `log_every` steps) include `lambda` and the batch cost.
     """
@@ -72,7 +82,7 @@ def make_safe_run(graphdef: nnx.GraphDef, jt: JaxTables, cfg: PPOConfig, lag: La
     log_max = math.inf if lag.lambda_max is None else math.log(lag.lambda_max)
     log_min = -math.inf if lag.lambda_min is None else math.log(lag.lambda_min)
 
-    def run(state, r_PxY, c_PxY, gold_cost_PxY, log_lam0, lam_lr, key):
+    def run(state, jt: JaxTables, r_PxY, c_PxY, gold_cost_PxY, log_lam0, lam_lr, key):
         def step(carry, t):
             state, log_lam, base_r, base_c, _ = carry
             model, opt = nnx.merge(graphdef, state)
@@ -123,6 +133,12 @@ def make_safe_run(graphdef: nnx.GraphDef, jt: JaxTables, cfg: PPOConfig, lag: La
     return run
 
 
+@functools.lru_cache(maxsize=16)
+def _program(cfg: PPOConfig, lag: LagrangeConfig, shape_PxNxV: tuple[int, ...]) -> Callable:
+    run = make_safe_run(policy_graphdef(shape_PxNxV, cfg.lr), cfg, lag)
+    return jax.jit(jax.vmap(run, in_axes=(None, None, 0, 0, None, 0, 0, 0)))
+
+
 def optimise_safe(
     tt: TreeTables,
     r_KxPxY: np.ndarray,
@@ -140,12 +156,11 @@ def optimise_safe(
     """
     jt = to_jax(tt)
     graphdef, state = init_policy(tt, cfg.lr)
-    run = make_safe_run(graphdef, jt, cfg, lag)
     K = len(r_KxPxY)
     f32 = lambda a: jnp.asarray(a, jnp.float32)
-    fn = jax.jit(jax.vmap(run, in_axes=(None, 0, 0, None, 0, 0, 0)))
-    state_K, metrics = fn(
+    state_K, metrics = _program(cfg, lag, tt.ref_logits_PxNxV.shape)(
         state,
+        jt,
         f32(r_KxPxY),
         f32(c_KxPxY),
         f32(gold_cost_PxY),

@@ -40,13 +40,24 @@ def _init_states(mc: ModelConfig, tc: TrainConfig, key: jax.Array) -> nnx.State:
     return jax.vmap(lambda k: nnx.state(_build(mc, tc, k)))(keys_K)
 
 
-# across calls with the same configs and sizes (seeds, resumes, data sets of equal size).
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+# Two programs, so that data sets of another size reuse the initialisation's compile (XLA:CPU
+# takes seconds over the random-number code of a model's init); jit's own cache keys them on the
+# static configs and sizes.
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init(mc: ModelConfig, tc: TrainConfig, key: jax.Array):
+    k_init, _, k_batch = jax.random.split(key, 3)
+    return _init_states(mc, tc, k_init), jax.random.split(k_batch, tc.ensemble_size)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _bootstrap(tc: TrainConfig, sizes: tuple[tuple[str, int], ...], key: jax.Array):
+    k_boot = jax.random.split(key, 3)[1]
+    return {name: bootstrap_indices(tc, n, jax.random.fold_in(k_boot, i)) for i, (name, n) in enumerate(sizes)}
+
+
 def _setup(mc: ModelConfig, tc: TrainConfig, sizes: tuple[tuple[str, int], ...], key: jax.Array):
-    k_init, k_boot, k_batch = jax.random.split(key, 3)
-    state_K = _init_states(mc, tc, k_init)
-    boot = {name: bootstrap_indices(tc, n, jax.random.fold_in(k_boot, i)) for i, (name, n) in enumerate(sizes)}
-    return state_K, boot, jax.random.split(k_batch, tc.ensemble_size)
+    state_K, keys_K = _init(mc, tc, key)
+    return state_K, _bootstrap(tc, sizes, key), keys_K
 
 
 def _place(mesh: Mesh, state_K: nnx.State, d: Arrays, boot: Arrays, keys_K: jax.Array):

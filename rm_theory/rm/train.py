@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -51,6 +52,17 @@ def _metrics_row(aux: Arrays) -> dict:
     row["lr"] = float(aux["lr"][0, -1])  # at the chunk's last step
     row["loss_member_std"] = float(np.std(np.mean(aux["loss"], axis=1)))
     return row
+
+
+def program_length(log_every: int, steps: int) -> int:
+    """Steps per compiled chunk. A run of 600 steps logged every 250 would compile a 250-step
+    program and a 100-step one for the tail (each compile costs seconds); a common divisor of both
+    (here 50) is one program for every chunk, run several times per log row. Below a tenth of the
+    log interval the extra dispatches outweigh the compile, and the tail compiles its own."""
+    if steps <= log_every or steps % log_every == 0:
+        return min(log_every, steps)
+    common = math.gcd(log_every, steps)
+    return common if 10 * common >= log_every else log_every
 
 
 def train_ensemble(
@@ -93,13 +105,18 @@ def train_ensemble(
             log.info("resuming training from step %d of %d (%s)", start, tc.steps, checkpoint_dir)
 
     bar = tqdm(total=tc.steps, initial=start, disable=not progress, desc=tc.objective, leave=False)
+    length = program_length(S, tc.steps)
     try:
         t_last = time.perf_counter()
         for step0 in range(start, tc.steps, S):
             n = min(S, tc.steps - step0)
-            state_K, aux = run_chunk(mc, tc_step, n, mesh, state_K, jnp.int32(step0), d, boot, keys_K)
+            c = min(length, n)  # divides n: see program_length
+            auxes = []
+            for s0 in range(step0, step0 + n, c):
+                state_K, aux = run_chunk(mc, tc_step, c, mesh, state_K, jnp.int32(s0), d, boot, keys_K)
+                auxes.append(dist.to_host(aux))
             step = step0 + n
-            row = _metrics_row(aux)
+            row = _metrics_row(jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *auxes))
             now = time.perf_counter()  # the first chunk's rate includes compilation
             row["comparisons_per_s"] = n * tc.ensemble_size * tc.batch_size / (now - t_last)
             t_last = now

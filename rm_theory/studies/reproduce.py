@@ -9,6 +9,7 @@ report instead of stopping the others.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import hashlib
 import json
@@ -18,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +39,8 @@ from rm_theory.runs.folder import (
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
+# Steps running now (several with jobs > 1): an interrupt of the main thread ends them all.
+_RUNNING: set[subprocess.Popen] = set()
 
 
 def step_command(name: str, step: StepSchema, scale: str, run_dir: Path, smoke: bool, seed: int) -> list[str]:
@@ -129,12 +133,14 @@ def run_step(name: str, cmd: list[str], run_dir: Path, timeout_s: int, fingerpri
             env={**os.environ, "PYTHONUNBUFFERED": "1", "RM_THEORY_PARENT_PID": str(os.getpid())},
             start_new_session=True,
         )
+        _RUNNING.add(proc)
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             code = "timeout"
         finally:
             _kill_group(proc)  # a timeout, Ctrl-C or an error here: the step must not outlive us
+            _RUNNING.discard(proc)
     status = _status(run_dir) if code == 0 else "failed"
     if status != "ok":
         error = read_json(run_dir / "summary.json").get("error") if _status(run_dir) == "failed" else None
@@ -253,16 +259,42 @@ def run(cfg: ReproduceSchema, runlog: RunLog) -> dict:
     statuses, times = {}, {}
     data_ok = (ROOT / cfg.data_dir).exists() or Path(cfg.data_dir).exists()
     names = [n for n in cfg.steps if not cfg.only or n in cfg.only]
-    for i, name in enumerate(names, 1):
+    lanes = []
+    for name in names:
         step = cfg.steps[name]
-        log.info("[%d/%d] %s", i, len(names), name)
         if step.needs_data and not data_ok and not cfg.smoke:
             statuses[name] = f"skipped: no data at {cfg.data_dir}"
-            continue
-        cmd = step_command(name, step, cfg.scale, out / "runs" / name, cfg.smoke, cfg.seed)
-        fp = step_fingerprint(step, cmd)
-        statuses[name], times[name] = run_step(name, cmd, out / "runs" / name, cfg.step_timeout_s, fp)
-        write_report(cfg, out, statuses, times)  # a partial report is readable while the rest runs
+            log.info("step %s: %s", name, statuses[name])
+        else:
+            lanes.append([name])
+    # Steps on real data share the feature cache: one lane runs them in order, so the first encodes
+    # and the others read. It starts first, being the longest chain of dependent steps.
+    data_lane = [n for lane in lanes for n in lane if cfg.steps[n].needs_data]
+    lanes = ([data_lane] if data_lane else []) + [lane for lane in lanes if lane[0] not in data_lane]
+    report_lock = threading.Lock()
+
+    def run_lane(lane: list[str]) -> None:
+        for name in lane:
+            step = cfg.steps[name]
+            cmd = step_command(name, step, cfg.scale, out / "runs" / name, cfg.smoke, cfg.seed)
+            log.info("[%d/%d] %s", names.index(name) + 1, len(names), name)
+            result = run_step(name, cmd, out / "runs" / name, cfg.step_timeout_s, step_fingerprint(step, cmd))
+            with report_lock:
+                statuses[name], times[name] = result
+                write_report(cfg, out, statuses, times)  # a partial report is readable while the rest runs
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=cfg.jobs)
+    try:
+        for future in [pool.submit(run_lane, lane) for lane in lanes]:
+            future.result()
+    except BaseException:
+        # Ctrl-C reaches the main thread only: end the running steps, drop the queued ones.
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in list(_RUNNING):
+            _kill_group(proc)
+        raise
+    pool.shutdown()
+    statuses = {n: statuses[n] for n in names if n in statuses}  # the report keeps the config's order
     report = write_report(cfg, out, statuses, times)
     log.info("report: %s", report)
     return {
