@@ -13,7 +13,8 @@ several prompts, draws query pairs (two independent responses to one random prom
 * resistance: one row per solver, each run in a forked child (so its peak memory, C allocations
   included, is its own and a stuck peer is killed after ``--timeout`` seconds):
   - ``project``: ``network_distance`` as a user calls it (zero-variance merge, kernel reduction
-    and solve all timed), with the solver ``auto`` picks, and ``project/dense``, the path taken
+    and solve all timed), with the solver ``auto`` picks, and ``project/dense`` and
+    ``project/direct`` (CHOLMOD from cholespy's wheels, a full solve per pair), the paths open
     where scikit-sparse is absent;
   - peers, given the project's reduced grounded Laplacian for free (its build is not timed):
     ``cholmod`` (scikit-sparse: one factorisation with CHOLMOD's default ordering, then solves of
@@ -359,11 +360,16 @@ def _resistance_rows(topology, n, net, kernel, pairs_Px2, args) -> None:
     rows = []
     auto = "cholmod" if dist._cholmod() is not None else "auto"
     rows.append((f"project/{auto}", lambda: (network_distance(net, pairs_Px2, "resistance"), "all pairs")))
-    if auto == "cholmod":
+    # The paths taken without scikit-sparse: star-mesh then dense factors, and CHOLMOD from cholespy's
+    # wheels (a full solve per pair: no Schur complement, which needs the factor scikit-sparse exposes).
+    for other in ("dense", "direct"):
         rows.append(
             (
-                "project/dense",
-                lambda: (network_distance(net, pairs_Px2, "resistance", resistance_solver="dense"), "all pairs"),
+                f"project/{other}",
+                lambda other=other: (
+                    network_distance(net, pairs_Px2, "resistance", resistance_solver=other),
+                    "all pairs",
+                ),
             )
         )
     peers = {

@@ -39,6 +39,8 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
 import scipy.sparse.linalg as spla
 
+from rm_theory.common.linalg import SPDFactor
+
 Method = Literal["path", "resistance"]
 KINDS = ("ib", "hp")
 
@@ -46,8 +48,9 @@ KINDS = ("ib", "hp")
 _BLOCK_BYTES = 1 << 27
 # Right-hand sides solved together (CG keeps six such blocks).
 _MAX_COLUMNS = 128
-# Grounded kernels up to this size are solved by sparse LU; larger ones by tree-preconditioned CG
-# (IBNs are a shallow trie plus random HP edges, i.e. expander-like: LU fill explodes).
+# Grounded kernels up to this size are solved by a sparse Cholesky factor; larger ones by star-mesh
+# elimination and dense factors, or tree-preconditioned CG (IBNs are a shallow trie plus random HP
+# edges, i.e. expander-like: fill explodes).
 _DIRECT_MAX_NODES = 20_000
 _CG_RTOL = 1e-10  # relative residual; fast vs reference agree to ~1e-11 on test graphs
 # Forests deeper than this are solved by sparse LU rather than level by level.
@@ -712,7 +715,7 @@ def _grounded_solver(
 ) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, int]:
     """A solve with the Laplacian grounded at the first node of each component (then nonsingular).
 
-    solver: "cholmod" (fill-reducing factorisation), "direct" (sparse LU) or "cg" (forest-
+    solver: "cholmod" (scikit-sparse's CHOLMOD), "direct" (`common.linalg.SPDFactor`) or "cg" (forest-
     preconditioned block CG). Returns the solve (M x K -> M x K), each node's row (-1: grounded) and M.
     """
     n = adj.shape[0]
@@ -732,7 +735,7 @@ def _grounded_solver(
                 raise ImportError("resistance_solver='cholmod' needs scikit-sparse: pip install -e '.[cholmod]'")
             solve = cholmod.cholesky(lap, ordering_method=_CHOLMOD_ORDERING)
         elif m:
-            solve = spla.splu(lap, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}).solve
+            solve = SPDFactor(lap).solve
     else:
         forest = _ForestSolver(n, u_U, v_U, 1.0 / g_U, ground_C)
         node_M = forest.perm_M  # BFS order of the forest, so its solve is level-vectorised
@@ -754,7 +757,8 @@ def _resistance_grounded(
     b_Q: np.ndarray,
     solver: str,
 ) -> np.ndarray:
-    """Sparse LU ("direct") or forest-preconditioned block CG ("cg") on the grounded Laplacian."""
+    """A sparse Cholesky factor ("direct", "cholmod") or forest-preconditioned block CG ("cg") on the
+    grounded Laplacian, one solve per pair."""
     solve, row_N, m = _grounded_solver(adj, comp_N, num, u_U, v_U, g_U, solver)
     a_Q, b_Q = row_N[a_Q], row_N[b_Q]
     res_Q = np.zeros(a_Q.size)
@@ -822,7 +826,8 @@ def network_distance(
         ``_DIRECT_MAX_NODES`` unknowns, else "dense", falling back to "cg" when too large;
       "cholmod": one CHOLMOD factorisation with the queried nodes last (see ``_resistance_cholmod``);
       "dense": star-mesh elimination, then dense Cholesky per component (see ``_resistance_dense``);
-      "direct": scipy sparse LU; "cg": block CG preconditioned by the exact spanning-forest solve.
+      "direct": a sparse Cholesky factor (CHOLMOD through cholespy's wheels, `common.linalg`) and a
+        full solve per pair; "cg": block CG preconditioned by the exact spanning-forest solve.
     """
     validate_network(net)
     pairs_Px2 = np.asarray(pairs_Px2, dtype=np.int64).reshape(-1, 2)

@@ -38,23 +38,24 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from scipy import special, stats
 
+from rm_theory.common.linalg import SPDFactor
 from rm_theory.ibn.distance import Network, _block_pcg, _ForestSolver, has_cholmod, network_distance
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
 
-# Grounded systems up to this size are factorised once by sparse LU; larger ones are solved by block
-# CG preconditioned with the exact spanning-forest solve the IBN uses (an IBN is a shallow trie plus
-# random preference edges, expander-like: LU fill grows fast with size).
+# Grounded systems up to this size are factorised once by a sparse Cholesky (`common.linalg`); larger
+# ones are solved by block CG preconditioned with the exact spanning-forest solve the IBN uses (an IBN
+# is a shallow trie plus random preference edges, expander-like: fill grows fast with size).
 DIRECT_MAX_UNKNOWNS = 400_000
 _CG_RTOL = 1e-10
 _MAX_COLUMNS = 128
 # Where CHOLMOD is installed, pair variances of systems above this size go through the IBN's
 # resistance solver on the network whose grounded Laplacian the precision is (the identity THEORY.md
-# §2 states): it orders the queried nodes last and solves on their Schur complement, where LU solves
-# through the whole system per pair (2^16 chain comparisons: 2.5 s against 37 s). Without CHOLMOD the
-# LU path stays: the IBN's dense fallback is slower on this network, whose ground node joins every prompt.
+# §2 states): it orders the queried nodes last and solves on their Schur complement, where the plain
+# factor solves through the whole system per pair (2^16 chain comparisons: 2.5 s against 37 s with
+# SuperLU). Without scikit-sparse the plain factor stays: the IBN's dense fallback is slower on this
+# network, whose ground node joins every prompt.
 NETWORK_MIN_UNKNOWNS = 20_000
 
 
@@ -198,7 +199,7 @@ class SPDSolver:
         F = prec.shape[0]
         self.method = ("direct" if F <= DIRECT_MAX_UNKNOWNS else "cg") if method == "auto" else method
         if self.method == "direct":
-            self._lu = spla.splu(prec.tocsc(), permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+            self._factor = SPDFactor(prec)
         elif self.method == "cg":
             self._init_cg(prec)
         else:
@@ -220,7 +221,7 @@ class SPDSolver:
         vec = b.ndim == 1
         b = b[:, None] if vec else b
         if self.method == "direct":
-            x = self._lu.solve(np.asfortranarray(b))  # SuperLU works column by column: ~3x faster
+            x = self._factor.solve(b)
         else:
             x = np.empty_like(b)
             for lo in range(0, b.shape[1], _MAX_COLUMNS):
