@@ -39,3 +39,15 @@ def test_a_singular_or_indefinite_matrix_is_refused_and_shapes_are_checked():
     with pytest.raises(ValueError, match="rows"):
         SPDFactor(_grounded_laplacian(10, 3)).solve(np.ones(11))
     assert SPDFactor(sp.csr_matrix((0, 0))).solve(np.zeros((0, 2))).shape == (0, 2)
+
+
+def test_both_backends_give_the_same_solves(monkeypatch):
+    from rm_theory.common import linalg
+
+    a = _grounded_laplacian(200, 4)
+    b = np.random.default_rng(5).normal(size=(200, 3))
+    small = SPDFactor(a).solve(b)
+    monkeypatch.setattr(linalg, "CHOLESPY_MAX_UNKNOWNS", 10)  # the large-system backend
+    np.testing.assert_allclose(SPDFactor(a).solve(b), small, rtol=1e-10)
+    with pytest.raises(ValueError, match="positive definite"):
+        SPDFactor(a - 2 * sp.diags(a.diagonal()))
