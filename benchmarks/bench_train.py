@@ -17,7 +17,12 @@ of one run):
 - the ratio project / best PyTorch variant (goal >= 1.5x);
 - the secondary figure: fused against members one after another with one `nnx.jit` call per step
   (compilation excluded: each is warmed up first), and ms per member-step of both.
---no-torch and --no-loop skip those parts.
+--no-torch and --no-loop skip those parts. The peer's OpenMP threads wait passively (see below).
+
+Measured (2 cores shared, load 5.9-6.9, --steps 40 --rounds 1): project 2351 comparisons/s (6.6 GFLOP/s),
+torch eager 1583, sdpa 1598, torch.compile 3741 (10.5 GFLOP/s); matmul peak 47 (jax) / 64 (torch)
+GFLOP/s: the project runs at 0.63x of the best peer, short of the 1.5x goal. Thunk profile of the
+fused step: matmuls 34% of the time, layout copies/transposes 26%, reductions 21%, elementwise 19%.
 
 With --mesh [N]: the fused loop on one device against the same loop sharded over a
 ("member", "data") mesh of N devices (`rm_theory.rm.sharding`; default all). On a CPU, force N
@@ -39,6 +44,12 @@ if "--mesh" in sys.argv and "xla_force_host_platform_device_count" not in os.env
     i = sys.argv.index("--mesh")
     n = sys.argv[i + 1] if i + 1 < len(sys.argv) and sys.argv[i + 1].isdigit() else "8"
     os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"
+
+# PyTorch's OpenMP threads spin while they wait; on a shared (oversubscribed) machine they then lose
+# their time slices and the peer runs 3-4x slower than it can (torch eager at load 6: 429 against
+# 1583 comparisons/s with PASSIVE). Passive waiting is what a fair user sets there; override with
+# OMP_WAIT_POLICY=ACTIVE. It must precede torch's import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import jax
 import jax.numpy as jnp
@@ -280,7 +291,8 @@ def bench_torch(mc, tc, data, key, rounds: int, t_fused: float, n_comp: int, flo
     y_KxB = np.asarray(data.pref_P)[i_KxB]
     l_jax = jax_fixed_loss(mc, tc, data, key, tok_KxMxT, y_KxB)
     n_jax = sum(v.size for v in jax.tree.leaves(nnx.state(make_model(mc, nnx.Rngs(0)), nnx.Param)))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; parameters per member: "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY')}; parameters per member: "
           f"jax {n_jax}, torch (below)")  # fmt: skip
     best = {"project": t_fused}
     for variant in ("eager", "sdpa", "compile"):
