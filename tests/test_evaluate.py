@@ -161,3 +161,12 @@ def test_queries_share_the_training_label_law(q):
     agree = np.mean((lab.better_P > 0.5) == (d > 0))
     assert agree == pytest.approx(expected, abs=0.06)
     assert dataclasses.is_dataclass(q)
+
+
+def test_the_pair_rank_correlation_reads_rounding_apart_resistances_as_ties():
+    var_Q = np.array([0.3, 0.1, 0.2, 0.4, 0.5])
+    tied = np.array([1.0, 2.0, 2.0, 2.0, 3.0])
+    # What two solvers give for three equal resistances: equal to 1e-13 relative, in either order.
+    for noise in ([0, 1e-13, -1e-13, 2e-13, 0], [0, -2e-13, 1e-13, 0, 0]):
+        jittered = tied * (1 + np.array(noise))
+        assert theory_practice(var_Q, jittered)["pair_spearman"] == theory_practice(var_Q, tied)["pair_spearman"]

@@ -34,3 +34,12 @@ def verdict(lo: float, hi: float, null: float, direction: str) -> str:
     if direction == "less":
         above, below = below, above
     return "agrees" if above else "contradicts" if below else "inconclusive"
+
+
+def round_significant(x: np.ndarray, digits: int = 9) -> np.ndarray:
+    """x rounded to `digits` significant digits: values a solver gives equal only to rounding become
+    equal, so ranks and argmaxes over them do not depend on which solver computed them."""
+    x = np.asarray(x, dtype=np.float64)
+    exponent = np.floor(np.log10(np.abs(np.where((x == 0) | ~np.isfinite(x), 1.0, x))))
+    scale = 10.0 ** (digits - 1 - exponent)
+    return np.where(np.isfinite(x), np.round(x * scale) / scale, x)

@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from rm_theory.common.rng import rng, tag
-from rm_theory.common.stats import mean_ci
+from rm_theory.common.stats import mean_ci, round_significant
 from rm_theory.config.common import make_labels, make_model, make_space, make_train, make_tree_sampling
 from rm_theory.config.ideal_learner import IdealLearnerSchema
 from rm_theory.figures import ideal_learner as plots
@@ -263,7 +263,9 @@ def best_of_n_point(cfg, space, world: World, topology, seed, keep) -> list[dict
     N = 1
     while N <= M:
         for kappa in cfg.kappas:
-            pick_T = np.argmax(mu_TxM[:, :N] - kappa * sd_TxM[:, :N], axis=1)
+            # Candidates the data cannot tell apart have equal scores up to the solver's rounding:
+            # rounded, the tie goes to the first drawn, whichever solver computed the posterior.
+            pick_T = np.argmax(round_significant(mu_TxM[:, :N] - kappa * sd_TxM[:, :N]), axis=1)
             rows.append(
                 {
                     "topology": topology,
