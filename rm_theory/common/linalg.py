@@ -26,7 +26,8 @@ CHOLESPY_MAX_UNKNOWNS = 100_000
 class SPDFactor:
     """A^-1 b for one sparse SPD matrix A, factorised once (fill-reducing order chosen by CHOLMOD).
 
-    Raises ValueError when A is not positive definite (an ungrounded Laplacian, say).
+    Raises ValueError when A is not positive definite (an ungrounded Laplacian, say) up to
+    `CHOLESPY_MAX_UNKNOWNS`; above it SuperLU does not check (it may still fail on a singular A).
     """
 
     def __init__(self, matrix: sp.spmatrix):
@@ -43,8 +44,6 @@ class SPDFactor:
         elif self.n:
             # SymmetricMode keeps the diagonal pivots of the symmetric fill-reducing order.
             self._lu = spla.splu(a.tocsc(), permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
-            if np.any(self._lu.U.diagonal() <= 0):  # LU of an SPD matrix in symmetric mode: positive pivots
-                raise ValueError("Matrix is not positive definite")
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         """x with A x = b, for b of shape [n] or [n, K] (all K columns in one blocked solve)."""
