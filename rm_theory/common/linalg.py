@@ -24,7 +24,8 @@ CHOLESPY_MAX_UNKNOWNS = 100_000
 
 
 class SPDFactor:
-    """A^-1 b for one sparse SPD matrix A, factorised once (fill-reducing order chosen by CHOLMOD).
+    """A^-1 b for one sparse SPD matrix A, factorised once in a fill-reducing order (CHOLMOD's, or
+    SuperLU's minimum degree above `CHOLESPY_MAX_UNKNOWNS`).
 
     Raises ValueError when A is not positive definite (an ungrounded Laplacian, say) up to
     `CHOLESPY_MAX_UNKNOWNS`; above it SuperLU does not check (it may still fail on a singular A).
