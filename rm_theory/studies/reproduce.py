@@ -259,18 +259,14 @@ def run(cfg: ReproduceSchema, runlog: RunLog) -> dict:
     statuses, times = {}, {}
     data_ok = (ROOT / cfg.data_dir).exists() or Path(cfg.data_dir).exists()
     names = [n for n in cfg.steps if not cfg.only or n in cfg.only]
-    lanes = []
-    for name in names:
-        step = cfg.steps[name]
-        if step.needs_data and not data_ok and not cfg.smoke:
+    if not data_ok and not cfg.smoke:
+        for name in [n for n in names if cfg.steps[n].needs_data]:
             statuses[name] = f"skipped: no data at {cfg.data_dir}"
             log.info("step %s: %s", name, statuses[name])
-        else:
-            lanes.append([name])
     # Steps on real data share the feature cache: one lane runs them in order, so the first encodes
     # and the others read. It starts first, being the longest chain of dependent steps.
-    data_lane = [n for lane in lanes for n in lane if cfg.steps[n].needs_data]
-    lanes = ([data_lane] if data_lane else []) + [lane for lane in lanes if lane[0] not in data_lane]
+    data_lane = [n for n in names if cfg.steps[n].needs_data and n not in statuses]
+    lanes = ([data_lane] if data_lane else []) + [[n] for n in names if not cfg.steps[n].needs_data]
     report_lock = threading.Lock()
 
     def run_lane(lane: list[str]) -> None:
