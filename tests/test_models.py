@@ -3,6 +3,7 @@
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -81,6 +82,29 @@ def test_token_scores_ignore_padding_and_batch_size(family):
     np.testing.assert_allclose(s_sub, s_right[2:5], atol=1e-5)
     # Not a constant function: different sequences score differently.
     assert np.std(s_right) > 1e-4
+
+
+def test_mlp_slots_equal_the_one_hot_placement_in_value_and_gradient():
+    """The token MLP's input, slot k = embedding of the k-th real token, is built on integer tokens;
+    its definition is the float contraction of one-hot placements with the embeddings. Both agree
+    exactly, gradients included, with pads inside a row and rows longer than max_len."""
+    cfg = ModelConfig(family="mlp", vocab=V, max_len=4, embed_dim=3, hidden=(5,))
+    model = make_model(cfg, nnx.Rngs(0))
+    tok = np.array([[0, 5, 0, 6, 7, 0], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 9], [0, 0, 0, 0, 0, 0]], np.int32)
+
+    def reference(emb_VxE):
+        mask, pos = real_positions(tok)
+        place_BxTxL = jax.nn.one_hot(pos, cfg.max_len) * mask[..., None]
+        return jnp.einsum("btl,bte->ble", place_BxTxL, emb_VxE[tok]).reshape(len(tok), -1)
+
+    emb = model.tok.embedding[...]
+    slots = model._slots(jnp.asarray(tok))
+    np.testing.assert_array_equal(slots, reference(emb))
+    np.testing.assert_array_equal(slots[1], np.asarray(emb)[[1, 2, 3, 4]].ravel())  # 5th and 6th dropped
+    w = jax.random.normal(jax.random.key(1), slots.shape)
+    g_ref = jax.grad(lambda e: jnp.sum(w * reference(e)))(emb)
+    g_new = nnx.grad(lambda m: jnp.sum(w * m._slots(jnp.asarray(tok))))(model)
+    np.testing.assert_array_equal(g_new["tok"]["embedding"][...], g_ref)
 
 
 @pytest.mark.parametrize("family", ["transformer", "mlp"])

@@ -54,6 +54,26 @@ def test_best_of_n_exact_agrees_with_sampling(tt):
     np.testing.assert_allclose(want, mc, atol=0.03)
 
 
+def test_best_of_n_with_tied_scores_agrees_with_sampling_and_ignores_rounding(tt):
+    """Leaves the selector cannot tell apart (the exact learner's equal posterior means) tie: the kept
+    one is a random draw among them, as in sampling, and rounding-level noise must not choose."""
+    ref, rng = tt.ref_logp(), np.random.default_rng(2)
+    coarse = np.round(tt.gold_PxY + rng.normal(size=tt.gold_PxY.shape), 0)  # few distinct values per prompt
+    assert any(len(np.unique(row)) < len(row) / 2 for row in coarse)
+    want = exact.best_of_n(ref, coarse, tt.gold_PxY, 8)
+    mc = exact.best_of_n_sampled(rng, ref, coarse, tt.gold_PxY, 8, trials=20000)
+    np.testing.assert_allclose(want, mc, atol=0.03)
+    jitter = coarse * (1 + 1e-13 * rng.normal(size=coarse.shape))
+    np.testing.assert_allclose(exact.best_of_n(ref, jitter, tt.gold_PxY, 8), want, rtol=1e-12)
+    # Without ties the groups are single leaves: the plain order-statistic formula.
+    score = tt.gold_PxY + rng.normal(size=tt.gold_PxY.shape)
+    order = np.argsort(score, axis=1)
+    F = np.cumsum(np.take_along_axis(np.exp(ref), order, axis=1), axis=1)
+    w = F**8 - np.concatenate([np.zeros((len(F), 1)), F[:, :-1]], axis=1) ** 8
+    plain = np.sum(w * np.take_along_axis(tt.gold_PxY, order, axis=1), axis=1) / w.sum(1)
+    np.testing.assert_allclose(exact.best_of_n(ref, score, tt.gold_PxY, 8), plain, rtol=1e-12)
+
+
 def test_win_rates_exact_agree_with_sampling_and_are_antisymmetric(tt):
     ref = tt.ref_logp()
     opt = exact.optimal_logp(ref, tt.gold_PxY, 0.5)

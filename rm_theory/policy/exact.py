@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from rm_theory.common.stats import round_significant
 from rm_theory.policy.tables import TreeTables
 
 # --------------------------------------------------------------------------------------------
@@ -47,15 +48,29 @@ def kl(logp_PxY: np.ndarray, logq_PxY: np.ndarray) -> np.ndarray:
 def best_of_n(ref_logp_PxY: np.ndarray, score_PxY: np.ndarray, gold_PxY: np.ndarray, n: int) -> np.ndarray:
     """Exact E[r*(argmax of the score among n draws from π_ref)] per prompt.
 
-    With leaves in ascending score order and F the CDF of π_ref, the kept leaf is i with
-    probability F_i^n − F_{i−1}^n (score ties have probability 0 for continuous scores).
+    With leaves in ascending score order and F the CDF of π_ref, the kept leaf's score is that of
+    group g (the leaves of one score) with probability F(g)^n − F(before g)^n, and ties among the
+    draws break at random, so a group gives its π_ref-weighted mean gold reward. Scores equal up to
+    a solver's rounding are one group (`round_significant`): the exact learner scores leaves its
+    data cannot tell apart exactly alike, and the rounding must not pick among them.
     """
-    order = np.argsort(score_PxY, axis=1, kind="stable")
+    score = round_significant(score_PxY)
+    order = np.argsort(score, axis=1, kind="stable")
+    s = np.take_along_axis(score, order, axis=1)
     p = np.take_along_axis(np.exp(ref_logp_PxY), order, axis=1)
+    g = np.take_along_axis(np.asarray(gold_PxY, np.float64), order, axis=1)
     F = np.minimum(np.cumsum(p, axis=1), 1.0)
-    F_prev = np.concatenate([np.zeros((len(F), 1)), F[:, :-1]], axis=1)
-    w = F**n - F_prev**n
-    return np.sum(w * np.take_along_axis(gold_PxY, order, axis=1), axis=1) / np.sum(w, axis=1)
+    first = np.ones(s.shape, bool)
+    first[:, 1:] = s[:, 1:] != s[:, :-1]
+    last = np.ones(s.shape, bool)
+    last[:, :-1] = first[:, 1:]
+    group = np.cumsum(first.ravel()) - 1  # groups numbered across rows, in row-major order
+    F_before = np.concatenate([np.zeros((len(F), 1)), F[:, :-1]], axis=1)
+    w_G = F[last] ** n - F_before[first] ** n
+    p_G = np.bincount(group, p.ravel())
+    mean_gold_G = np.bincount(group, (p * g).ravel()) / np.where(p_G > 0, p_G, 1.0)
+    row_G = np.repeat(np.arange(len(s)), first.sum(axis=1))
+    return np.bincount(row_G, w_G * mean_gold_G, len(s)) / np.bincount(row_G, w_G, len(s))
 
 
 def best_of_n_sampled(

@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import special, stats
 
-from rm_theory.common.linalg import SPDFactor
+from rm_theory.common.linalg import LDLFactor, SPDFactor
 from rm_theory.ibn.distance import Network, _block_pcg, _ForestSolver, has_cholmod, network_distance
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
 
@@ -196,14 +196,18 @@ class SPDSolver:
 
     def __init__(self, prec_FxF: sp.spmatrix, method: Literal["auto", "direct", "cg"] = "auto"):
         prec = sp.csr_matrix(prec_FxF)
-        F = prec.shape[0]
-        self.method = ("direct" if F <= DIRECT_MAX_UNKNOWNS else "cg") if method == "auto" else method
+        self.method = self.resolve(method, prec.shape[0])
         if self.method == "direct":
             self._factor = SPDFactor(prec)
         elif self.method == "cg":
             self._init_cg(prec)
         else:
             raise ValueError(f"unknown solver {method!r} (auto, direct, cg)")
+
+    @staticmethod
+    def resolve(method: str, F: int) -> str:
+        """The method "auto" stands for at F unknowns."""
+        return ("direct" if F <= DIRECT_MAX_UNKNOWNS else "cg") if method == "auto" else method
 
     def _init_cg(self, prec: sp.csr_matrix) -> None:
         # The IBN's own preconditioner: the exact solve on the maximum-conductance spanning forest,
@@ -241,15 +245,24 @@ class Posterior:
     """Gaussian posterior (exact, or Laplace) of the node values v of `nodes`.
 
     `mean_F` is the posterior mean (the MAP for Laplace), `prec` the posterior precision, `w_P` the
-    precision each comparison contributed (the IBN edge variance is 1 / w_P), `solver` Λ⁻¹.
+    precision each comparison contributed (the IBN edge variance is 1 / w_P), `solver` Λ⁻¹ (an
+    `SPDSolver` of `method`, built when a variance first needs it: a fit that only reads means never
+    factorises Λ for many solves).
     """
 
     nodes: PrefixNodes
     mean_F: np.ndarray
     prec: sp.csc_matrix
     w_P: np.ndarray
-    solver: SPDSolver
     newton_steps: int = 0
+    method: str = "auto"
+    _solver: SPDSolver | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def solver(self) -> SPDSolver:
+        if self._solver is None:
+            self._solver = SPDSolver(self.prec, self.method)
+        return self._solver
 
     def item_mean(self, idx_N: np.ndarray) -> np.ndarray:
         return self.mean_F[self.nodes.item_N[np.asarray(idx_N)]]
@@ -311,7 +324,7 @@ def gaussian_posterior(
     prec = (prior_precision(nodes) + B.T @ sp.diags(w_P) @ B).tocsc()
     s = SPDSolver(prec, solver)
     mean = s.solve(B.T @ (w_P * np.asarray(d_P, dtype=np.float64)))
-    return Posterior(nodes, mean, prec, w_P, s)
+    return Posterior(nodes, mean, prec, w_P, method=solver, _solver=s)
 
 
 def bt_objective(
@@ -335,7 +348,13 @@ def bt_objective(
 
 
 def _newton_bt(prior, B, y_P, beta, solver, tol, max_steps, anchor_F=None, c_P=None):
-    """Damped Newton on the convex `bt_objective`; returns (v, H, w_P, solver of H, steps) at the MAP."""
+    """Damped Newton on the convex `bt_objective`; returns (v, H, w_P, steps, the cg solver of H or
+    None) at the MAP.
+
+    A direct step factorises each Hessian for one solve: `LDLFactor`, whose later factorisations
+    reuse the first one's analysis (every Hessian has the pattern of prior + BᵀB).
+    """
+    ldl = LDLFactor() if SPDSolver.resolve(solver, B.shape[1]) == "direct" else None
     c = np.ones(B.shape[0]) if c_P is None else np.asarray(c_P, dtype=np.float64)
     v = np.zeros(B.shape[1]) if anchor_F is None else anchor_F.copy()
     f = bt_objective(v, prior, B, y_P, beta, anchor_F, c_P)
@@ -349,12 +368,17 @@ def _newton_bt(prior, B, y_P, beta, solver, tol, max_steps, anchor_F=None, c_P=N
         grad = prior @ dv - beta * (B.T @ (c * (y_P - p_P)))
         w_P = beta**2 * p_P * (1 - p_P)
         H = (prior + B.T @ sp.diags(c * w_P) @ B).tocsc()
-        lin = SPDSolver(H, solver)
-        step = lin.solve(grad)
+        lin = None
+        if ldl is not None:
+            ldl.factor(H)
+            step = ldl.solve(grad)
+        else:
+            lin = SPDSolver(H, solver)
+            step = lin.solve(grad)
         decrement = float(grad @ step) / 2
         if decrement < tol:
-            # The loop stops at the MAP right after building H there: its factorisation is the posterior's.
-            return v, H, w_P, lin, steps
+            # The loop stops at the MAP right after building H there: H is the posterior's precision.
+            return v, H, w_P, steps, lin
         t = 1.0
         while True:
             f_new = bt_objective(v - t * step, prior, B, y_P, beta, anchor_F, c_P)
@@ -383,8 +407,8 @@ def laplace_posterior(
     prior = prior_precision(nodes)
     B = difference_matrix(nodes, a_P, b_P)
     y = np.asarray(y_P, dtype=np.float64)
-    v, H, w_P, lin, steps = _newton_bt(prior, B, y, beta, solver, tol, max_steps)
-    return Posterior(nodes, v, H, w_P, lin, steps)
+    v, H, w_P, steps, lin = _newton_bt(prior, B, y, beta, solver, tol, max_steps)
+    return Posterior(nodes, v, H, w_P, newton_steps=steps, method=solver, _solver=lin)
 
 
 def prior_draws(nodes: PrefixNodes, K: int, rng: np.random.Generator) -> np.ndarray:
