@@ -158,6 +158,20 @@ def test_cg_solver_agrees_with_direct():
     np.testing.assert_allclose(cg.pair_variance(q), direct.pair_variance(q), rtol=1e-7)
 
 
+def test_newton_steps_land_on_the_same_map_through_either_direct_factorisation(monkeypatch):
+    """Newton's steps factorise with QDLDL (reusing its analysis across steps) up to
+    CHOLESPY_MAX_UNKNOWNS and with SuperLU above; the MAP and its posterior do not depend on which."""
+    beta = 1.0
+    comps, queries, pairs, y_P = bt_world("tree", n=200, beta=beta, seed=6)
+    ldl = bayes.fit(SPACE, comps.a, comps.b, y_P, queries=queries, beta=beta, solver="direct").posterior
+    assert ldl.newton_steps > 1  # the analysis was reused at least once
+    monkeypatch.setattr(bayes, "CHOLESPY_MAX_UNKNOWNS", 10)
+    lu = bayes.fit(SPACE, comps.a, comps.b, y_P, queries=queries, beta=beta, solver="direct").posterior
+    np.testing.assert_allclose(lu.mean_F, ldl.mean_F, rtol=1e-9, atol=1e-11)
+    q = 2 * len(comps) + pairs
+    np.testing.assert_allclose(lu.pair_variance(q), ldl.pair_variance(q), rtol=1e-9)
+
+
 def test_soft_tie_labels_and_self_comparisons_carry_no_gap():
     """y = 1/2 everywhere pulls every gap to 0; a response compared with itself is a zero row."""
     comps, queries, pairs, _ = bt_world("chain", n=20)

@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import special, stats
 
-from rm_theory.common.linalg import LDLFactor, SPDFactor
+from rm_theory.common.linalg import CHOLESPY_MAX_UNKNOWNS, LDLFactor, SPDFactor
 from rm_theory.ibn.distance import Network, _block_pcg, _ForestSolver, has_cholmod, network_distance
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
 
@@ -352,9 +352,11 @@ def _newton_bt(prior, B, y_P, beta, solver, tol, max_steps, anchor_F=None, c_P=N
     None) at the MAP.
 
     A direct step factorises each Hessian for one solve: `LDLFactor`, whose later factorisations
-    reuse the first one's analysis (every Hessian has the pattern of prior + BᵀB).
+    reuse the first one's analysis (every Hessian has the pattern of prior + BᵀB), up to
+    `CHOLESPY_MAX_UNKNOWNS`; above it `SPDFactor`'s SuperLU, whose supernodes suit the fill there.
     """
-    ldl = LDLFactor() if SPDSolver.resolve(solver, B.shape[1]) == "direct" else None
+    direct = SPDSolver.resolve(solver, B.shape[1]) == "direct"
+    ldl = LDLFactor() if direct and B.shape[1] <= CHOLESPY_MAX_UNKNOWNS else None
     c = np.ones(B.shape[0]) if c_P is None else np.asarray(c_P, dtype=np.float64)
     v = np.zeros(B.shape[1]) if anchor_F is None else anchor_F.copy()
     f = bt_objective(v, prior, B, y_P, beta, anchor_F, c_P)
