@@ -183,7 +183,7 @@ def torch_peer(mc: ModelConfig, tc: TrainConfig, data: PrefData, key: jax.Array,
     lr_S = np.asarray(jax.vmap(make_schedule(tc))(jnp.arange(tc.steps)))
     x, a, b = (torch.from_numpy(np.asarray(v)).long() for v in (data.x, data.a_P, data.b_P))
     y_P = torch.from_numpy(np.asarray(data.pref_P, np.float32))
-    boot_KxP = torch.from_numpy(np.array(boot["pair"])).long()
+    boot_KxP = torch.from_numpy(np.array(boot["pair"][:, : data.n_pairs])).long()  # unpadded
 
     def step(t: int) -> None:
         i_KxB = boot_KxP.gather(1, torch.randint(boot_KxP.shape[1], (K, tc.batch_size)))

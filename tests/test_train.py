@@ -93,8 +93,8 @@ def test_members_differ(toy, trained):
     _, state_K, _, boot, _ = setup_ensemble(MC, TC, toy.train, jax.random.key(0))
     kernel_K = np.asarray(state_K[0]["head"]["kernel"][...])
     assert not np.allclose(kernel_K[0], kernel_K[1])
-    pair_KxP = np.asarray(boot["pair"])
-    assert pair_KxP.shape == (3, 2000) and not np.array_equal(pair_KxP[0], pair_KxP[1])
+    pair_KxP = np.asarray(boot["pair"])[:, :2000]  # padded to batches.bucket(2000) = 4096
+    assert boot["pair"].shape == (3, 4096) and not np.array_equal(pair_KxP[0], pair_KxP[1])
     assert 0.55 < len(np.unique(pair_KxP[0])) / 2000 < 0.7  # ≈ 1 − 1/e of a resample is unique
 
 
@@ -118,6 +118,30 @@ def test_a_ragged_tail_reuses_the_one_compiled_chunk_and_changes_nothing(toy, tr
     ens, hist = train_ensemble(MC, tc, toy.train, jax.random.key(0), progress=False)
     assert set(lengths) == {60} and [r["step"] for r in hist] == [120, 240, 300]
     chex.assert_trees_all_equal(ens.state_K, trained[0].state_K)  # the same steps as 100-step chunks
+
+
+def test_data_sets_of_other_sizes_share_one_program_and_padding_changes_no_number(toy, trained, monkeypatch):
+    from rm_theory.rm import batches, program, train
+
+    assert [batches.bucket(n) for n in (1, 4096, 4097, 10_000)] == [4096, 4096, 8192, 16384]
+    d = toy.train
+    smaller = dataclasses.replace(d, a_P=d.a_P[:1200], b_P=d.b_P[:1200], pref_P=d.pref_P[:1200],
+                                  safer_P=d.safer_P[:1200], group_GxK=d.group_GxK[:250])  # fmt: skip
+    compiled = train.run_chunk._cache_size(), program._bootstrap._cache_size()
+    ens_small, _ = train_ensemble(MC, TC, smaller, jax.random.key(0), progress=False)
+    assert (train.run_chunk._cache_size(), program._bootstrap._cache_size()) == compiled
+    # Padded to 2048 rows instead of 4096 (and the items to 1024): draws stop at the true
+    # lengths, so the runs are bit-identical, reward (pairs and groups) and cost (items) alike.
+    monkeypatch.setattr(batches, "MIN_BUCKET", 1)
+    ens_tight, _ = train_ensemble(MC, TC, toy.train, jax.random.key(0), progress=False)
+    chex.assert_trees_all_equal(ens_tight.state_K, trained[0].state_K)
+    tc_cost = dataclasses.replace(TC, objective="cost", steps=100)
+    mc_cost = dataclasses.replace(MC, harm_head=True, n_harm=3)
+    tight = train_ensemble(mc_cost, tc_cost, toy.train, jax.random.key(1), progress=False)[0]
+    monkeypatch.setattr(batches, "MIN_BUCKET", 4096)
+    wide = train_ensemble(mc_cost, tc_cost, toy.train, jax.random.key(1), progress=False)[0]
+    chex.assert_trees_all_equal(tight.state_K, wide.state_K)
+    assert not np.allclose(ens_small.score(toy.tok[:50]), trained[0].score(toy.tok[:50]))
 
 
 class Killed(Exception):

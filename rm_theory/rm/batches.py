@@ -3,7 +3,12 @@
 Member k's bootstrap resample is drawn once; minibatch t of member k is drawn with
 `fold_in(key_k, t)`, so a run is a pure function of (configs, data, key).
 
-Legend: N items, P pairs, G groups, K ensemble members, M resampled list length, B pairs per
+Every list (items, pairs, groups) is padded to `bucket(length)` rows and its true length rides
+along as a number, so data sets of other sizes run the same compiled program (each compile of a
+training chunk costs seconds on CPU). Draws stop at the true length, so padding is never read
+and the numbers are those of the unpadded arrays.
+
+Legend: N items, P pairs, G groups, K ensemble members, M padded list length, B pairs per
 minibatch, Bg groups per minibatch, Kg group size.
 """
 
@@ -16,19 +21,37 @@ import numpy as np
 from rm_theory.rm.step import Arrays, TrainConfig
 from rm_theory.world.inputs import PrefData
 
+MIN_BUCKET = 4096  # one program for every list up to this long (the quick reproduction's sizes)
+
+
+def bucket(n: int) -> int:
+    """Padded length of a list of n: the next power of two, at least MIN_BUCKET."""
+    return max(MIN_BUCKET, 1 << max(n - 1, 0).bit_length())
+
+
+def _padded(v, dtype, fill: float = 0) -> jax.Array:
+    v = np.asarray(v, dtype)
+    out = np.full((bucket(len(v)), *v.shape[1:]), fill, dtype)
+    out[: len(v)] = v
+    return jnp.asarray(out)
+
 
 def to_device(data: PrefData, objective: str) -> Arrays:
-    """The arrays an objective uses, as JAX arrays (absent labels are absent keys)."""
+    """The arrays an objective uses, as padded JAX arrays (absent labels are absent keys), with
+    their true lengths n_item, n_pair, n_group."""
     x = np.asarray(data.x)
-    d: Arrays = {"x": jnp.asarray(x, jnp.int32 if np.issubdtype(x.dtype, np.integer) else jnp.float32)}
+    d: Arrays = {"x": _padded(x, np.int32 if np.issubdtype(x.dtype, np.integer) else np.float32)}
+    d["n_item"] = jnp.int32(data.n_items)
     pairs = {"reward": data.pref_P, "cost": data.safer_P}.get(objective)
     if data.n_pairs and pairs is not None:
-        d["a"] = jnp.asarray(data.a_P, jnp.int32)
-        d["b"] = jnp.asarray(data.b_P, jnp.int32)
-        d["pair_y"] = jnp.asarray(pairs, jnp.float32)  # pref (reward) or safer (cost)
+        d["a"] = _padded(data.a_P, np.int32)
+        d["b"] = _padded(data.b_P, np.int32)
+        d["pair_y"] = _padded(pairs, np.float32)  # pref (reward) or safer (cost)
+        d["n_pair"] = jnp.int32(data.n_pairs)
     if objective == "reward":
         if data.n_groups:
-            d["group"] = jnp.asarray(data.group_GxK, jnp.int32)
+            d["group"] = _padded(data.group_GxK, np.int32, fill=-1)
+            d["n_group"] = jnp.int32(data.n_groups)
         if not (data.n_pairs or data.n_groups):
             raise ValueError("no comparisons to train on")
         if data.n_pairs and data.pref_P is None:
@@ -38,28 +61,30 @@ def to_device(data: PrefData, objective: str) -> Arrays:
             raise ValueError("the cost objective needs safe_N and/or pairs with safer_P")
         # Item-level labels train on items drawn from all N (tree items included).
         if data.safe_N is not None:
-            d["safe"] = jnp.asarray(data.safe_N, jnp.float32)
+            d["safe"] = _padded(data.safe_N, np.float32)
             if data.harm_NxC is not None:
-                d["harm"] = jnp.asarray(data.harm_NxC, jnp.float32)
+                d["harm"] = _padded(data.harm_NxC, np.float32)
     else:
         raise ValueError(f"unknown objective {objective!r}")
     return d
 
 
-def bootstrap_indices(tc: TrainConfig, n: int, key: jax.Array) -> jax.Array:
-    """idx_KxN: member k trains on items idx[k] of a list of n (a resample, or all of them)."""
-    if not tc.bootstrap or n == 0:
-        return jnp.tile(jnp.arange(n, dtype=jnp.int32), (tc.ensemble_size, 1))
+def bootstrap_indices(tc: TrainConfig, n: jax.Array, m: int, key: jax.Array) -> jax.Array:
+    """idx_KxM: member k trains on items idx[k, :n] of a list of n (a resample, or all of them),
+    padded to m. Threefry draws are prefix-consistent (jax_threefry_partitionable, the default),
+    so the first n entries are those of an unpadded draw of n."""
+    if not tc.bootstrap:
+        return jnp.tile(jnp.arange(m, dtype=jnp.int32), (tc.ensemble_size, 1))
     keys = jax.random.split(key, tc.ensemble_size)
-    return jax.vmap(lambda k: jax.random.randint(k, (n,), 0, n, dtype=jnp.int32))(keys)
+    return jax.vmap(lambda k: jax.random.randint(k, (m,), 0, n, dtype=jnp.int32))(keys)
 
 
 # Configs are frozen (hashable) dataclasses, so jit's own cache reuses the compiled programs
 
 
-def _draw(key: jax.Array, boot_M: jax.Array, n: int) -> jax.Array:
-    """n indices drawn uniformly from a member's (resampled) list."""
-    return boot_M[jax.random.randint(key, (n,), 0, boot_M.shape[0])]
+def _draw(key: jax.Array, boot_M: jax.Array, m: jax.Array, n: int) -> jax.Array:
+    """n indices drawn uniformly from the first m entries of a member's (resampled) list."""
+    return boot_M[jax.random.randint(key, (n,), 0, m)]
 
 
 def sample_batch(d: Arrays, boot: Arrays, key: jax.Array, tc: TrainConfig) -> Arrays:
@@ -67,16 +92,16 @@ def sample_batch(d: Arrays, boot: Arrays, key: jax.Array, tc: TrainConfig) -> Ar
     x = d["x"]
     batch: Arrays = {}
     if "a" in d:
-        i_B = _draw(k_pair, boot["pair"], tc.batch_size)
+        i_B = _draw(k_pair, boot["pair"], d["n_pair"], tc.batch_size)
         batch["xa"], batch["xb"] = x[d["a"][i_B]], x[d["b"][i_B]]
         batch["pair_y"] = d["pair_y"][i_B]
     if "safe" in d:
-        n_2B = _draw(k_item, boot["item"], 2 * tc.batch_size)
+        n_2B = _draw(k_item, boot["item"], d["n_item"], 2 * tc.batch_size)
         batch["xs"], batch["safe"] = x[n_2B], d["safe"][n_2B]
         if "harm" in d:
             batch["harm"] = d["harm"][n_2B]
     if "group" in d:
-        g_Bg = boot["group"][jax.random.randint(k_group, (tc.group_batch_size,), 0, boot["group"].shape[0])]
+        g_Bg = _draw(k_group, boot["group"], d["n_group"], tc.group_batch_size)
         grp_BgxKg = d["group"][g_Bg]
         batch["valid"] = grp_BgxKg >= 0
         batch["xg"] = x[jnp.maximum(grp_BgxKg, 0)]

@@ -49,15 +49,25 @@ def _init(mc: ModelConfig, tc: TrainConfig, key: jax.Array):
     return _init_states(mc, tc, k_init), jax.random.split(k_batch, tc.ensemble_size)
 
 
+# Lists are padded (`batches.bucket`): the true lengths are arguments, the padded ones static.
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _bootstrap(tc: TrainConfig, sizes: tuple[tuple[str, int], ...], key: jax.Array):
+def _bootstrap(tc: TrainConfig, lists: tuple[tuple[str, int], ...], lengths: tuple[jax.Array, ...], key: jax.Array):
     k_boot = jax.random.split(key, 3)[1]
-    return {name: bootstrap_indices(tc, n, jax.random.fold_in(k_boot, i)) for i, (name, n) in enumerate(sizes)}
+    return {
+        name: bootstrap_indices(tc, n, m, jax.random.fold_in(k_boot, i))
+        for i, ((name, m), n) in enumerate(zip(lists, lengths, strict=True))
+    }
 
 
-def _setup(mc: ModelConfig, tc: TrainConfig, sizes: tuple[tuple[str, int], ...], key: jax.Array):
+# (bootstrap list, the array it indexes, that array's true length): those present in the data
+_LISTS = (("pair", "a", "n_pair"), ("group", "group", "n_group"), ("item", "safe", "n_item"))
+
+
+def _setup(mc: ModelConfig, tc: TrainConfig, d: Arrays, key: jax.Array):
     state_K, keys_K = _init(mc, tc, key)
-    return state_K, _bootstrap(tc, sizes, key), keys_K
+    lists = [entry for entry in _LISTS if entry[1] in d]
+    padded = tuple((name, d[array].shape[0]) for name, array, _ in lists)
+    return state_K, _bootstrap(tc, padded, tuple(d[n] for *_, n in lists), key), keys_K
 
 
 def _place(mesh: Mesh, state_K: nnx.State, d: Arrays, boot: Arrays, keys_K: jax.Array):
@@ -76,17 +86,11 @@ def setup_ensemble(
     """Everything a fused run starts from, in one compiled program: graphdef and K stacked
     (model, optimizer) states (own init keys), device data, bootstrap indices boot[name]_KxM
     for name in pair/group/item, and the K minibatch keys; placed on `mesh` if one is given
-    (the same values: initialisation does not depend on the mesh)."""
+    (the same values: initialisation does not depend on the mesh). Lists are padded
+    (`batches.bucket`); d[n_pair] etc. give their true lengths."""
     tc = step_config(tc)
     d = to_device(data, tc.objective)
-    sizes = []
-    if "a" in d:
-        sizes.append(("pair", data.n_pairs))
-    if "group" in d:
-        sizes.append(("group", data.n_groups))
-    if "safe" in d:
-        sizes.append(("item", data.n_items))
-    state_K, boot, keys_K = _setup(mc, tc, tuple(sizes), key)
+    state_K, boot, keys_K = _setup(mc, tc, d, key)
     if mesh is not None:
         state_K, d, boot, keys_K = _place(mesh, state_K, d, boot, keys_K)
     return graphdef_of(mc, tc), state_K, d, boot, keys_K
