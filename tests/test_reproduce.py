@@ -59,8 +59,10 @@ def test_steps_run_two_at_a_time_and_the_real_data_steps_one_after_another(tmp_p
     summary = run_smoke("reproduce", reproduce.run, out, ["jobs=2"])
     assert summary["steps_ok"] == summary["steps"] == len(started) and peak[0] == 2
     assert [n for n in started if n.startswith("real_")] == ["real_accuracy", "real_ibn", "real_topology"]
+    cfg = compose_config("reproduce", ["debug=smoke"])
+    assert [n for n in started if not cfg.steps[n].needs_data] == list(cfg.start_order)  # long steps first
     table = [line.split("]")[0][3:] for line in (out / "report.md").read_text().splitlines() if line.startswith("| [")]
-    assert table == list(compose_config("reproduce", ["debug=smoke"]).steps)  # the config's order
+    assert table == list(cfg.steps)  # the config's order
 
 
 def test_verdicts_read_the_interval_against_the_claimed_line():

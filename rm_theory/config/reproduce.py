@@ -46,9 +46,13 @@ class ReproduceSchema(RunSchema):
     # compiles, Python, plotting), so two at a time on two cores nearly halves the wall time; the
     # numbers do not depend on it (each step is its own process with its own seeds).
     jobs: int = spec(2, ge=1)
+    # Steps not on real data start in this order (then the unlisted ones, in the config's order):
+    # longest first, so that the lanes finish together instead of one long step running alone
+    # at the end. The report keeps the config's order either way.
+    start_order: list[str] = spec(default_factory=list, keys_of="steps")
     steps: dict[str, StepSchema] = dataclasses.field(default_factory=dict)
 
     # Each step is fingerprinted on its own (its command and config files; a changed one is rerun):
     # which steps run now and their definitions do not make the reproduction folder another run's.
-    NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("step_timeout_s", "only", "steps", "jobs")
+    NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("step_timeout_s", "only", "steps", "jobs", "start_order")
     SMOKE: ClassVar[dict[str, Any]] = {"step_timeout_s": 600}

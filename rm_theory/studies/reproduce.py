@@ -266,7 +266,8 @@ def run(cfg: ReproduceSchema, runlog: RunLog) -> dict:
     # Steps on real data share the feature cache: one lane runs them in order, so the first encodes
     # and the others read. It starts first, being the longest chain of dependent steps.
     data_lane = [n for n in names if cfg.steps[n].needs_data and n not in statuses]
-    lanes = ([data_lane] if data_lane else []) + [[n] for n in names if not cfg.steps[n].needs_data]
+    order = [n for n in cfg.start_order if n in names] + [n for n in names if n not in cfg.start_order]
+    lanes = ([data_lane] if data_lane else []) + [[n] for n in order if not cfg.steps[n].needs_data]
     report_lock = threading.Lock()
 
     def run_lane(lane: list[str]) -> None:
