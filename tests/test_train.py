@@ -120,28 +120,31 @@ def test_a_ragged_tail_reuses_the_one_compiled_chunk_and_changes_nothing(toy, tr
     chex.assert_trees_all_equal(ens.state_K, trained[0].state_K)  # the same steps as 100-step chunks
 
 
-def test_data_sets_of_other_sizes_share_one_program_and_padding_changes_no_number(toy, trained, monkeypatch):
-    from rm_theory.rm import batches, program, train
+@pytest.mark.parametrize("partitionable", [True, False])  # False: the downstream studies' Threefry
+def test_data_sets_of_other_sizes_share_one_program_and_padding_changes_no_number(
+    toy, trained, monkeypatch, partitionable
+):
+    from rm_theory.rm import batches, train
 
     assert [batches.bucket(n) for n in (1, 4096, 4097, 10_000)] == [4096, 4096, 8192, 16384]
     d = toy.train
     smaller = dataclasses.replace(d, a_P=d.a_P[:1200], b_P=d.b_P[:1200], pref_P=d.pref_P[:1200],
                                   safer_P=d.safer_P[:1200], group_GxK=d.group_GxK[:250])  # fmt: skip
-    compiled = train.run_chunk._cache_size(), program._bootstrap._cache_size()
-    ens_small, _ = train_ensemble(MC, TC, smaller, jax.random.key(0), progress=False)
-    assert (train.run_chunk._cache_size(), program._bootstrap._cache_size()) == compiled
-    # Padded to 2048 rows instead of 4096 (and the items to 1024): draws stop at the true
-    # lengths, so the runs are bit-identical, reward (pairs and groups) and cost (items) alike.
-    monkeypatch.setattr(batches, "MIN_BUCKET", 1)
-    ens_tight, _ = train_ensemble(MC, TC, toy.train, jax.random.key(0), progress=False)
-    chex.assert_trees_all_equal(ens_tight.state_K, trained[0].state_K)
-    tc_cost = dataclasses.replace(TC, objective="cost", steps=100)
-    mc_cost = dataclasses.replace(MC, harm_head=True, n_harm=3)
-    tight = train_ensemble(mc_cost, tc_cost, toy.train, jax.random.key(1), progress=False)[0]
-    monkeypatch.setattr(batches, "MIN_BUCKET", 4096)
-    wide = train_ensemble(mc_cost, tc_cost, toy.train, jax.random.key(1), progress=False)[0]
-    chex.assert_trees_all_equal(tight.state_K, wide.state_K)
-    assert not np.allclose(ens_small.score(toy.tok[:50]), trained[0].score(toy.tok[:50]))
+    tc = dataclasses.replace(TC, steps=100)
+    with jax.threefry_partitionable(partitionable):
+        train_ensemble(MC, tc, d, jax.random.key(0), progress=False)
+        compiled = train.run_chunk._cache_size()
+        train_ensemble(MC, tc, smaller, jax.random.key(0), progress=False)
+        assert train.run_chunk._cache_size() == compiled
+        # Padded to 4096 rows, or to 2048 (the items to 1024): draws stop at the true lengths, so
+        # the runs are bit-identical, reward (pairs and groups) and cost (items) alike.
+        for mc, tc_run in [(MC, tc), (dataclasses.replace(MC, harm_head=True, n_harm=3),
+                                      dataclasses.replace(tc, objective="cost"))]:  # fmt: skip
+            monkeypatch.setattr(batches, "MIN_BUCKET", 1)
+            tight = train_ensemble(mc, tc_run, d, jax.random.key(1), progress=False)[0]
+            monkeypatch.setattr(batches, "MIN_BUCKET", 4096)
+            wide = train_ensemble(mc, tc_run, d, jax.random.key(1), progress=False)[0]
+            chex.assert_trees_all_equal(tight.state_K, wide.state_K)
 
 
 class Killed(Exception):

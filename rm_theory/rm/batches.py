@@ -4,9 +4,9 @@ Member k's bootstrap resample is drawn once; minibatch t of member k is drawn wi
 `fold_in(key_k, t)`, so a run is a pure function of (configs, data, key).
 
 Every list (items, pairs, groups) is padded to `bucket(length)` rows and its true length rides
-along as a number, so data sets of other sizes run the same compiled program (each compile of a
-training chunk costs seconds on CPU). Draws stop at the true length, so padding is never read
-and the numbers are those of the unpadded arrays.
+along as a number, so data sets of other sizes run the same compiled training chunk (each compile
+costs seconds on CPU). Draws stop at the true length, so padding is never read and the numbers are
+those of the unpadded arrays.
 
 Legend: N items, P pairs, G groups, K ensemble members, M padded list length, B pairs per
 minibatch, Bg groups per minibatch, Kg group size.
@@ -69,14 +69,15 @@ def to_device(data: PrefData, objective: str) -> Arrays:
     return d
 
 
-def bootstrap_indices(tc: TrainConfig, n: jax.Array, m: int, key: jax.Array) -> jax.Array:
+def bootstrap_indices(tc: TrainConfig, n: int, m: int, key: jax.Array) -> jax.Array:
     """idx_KxM: member k trains on items idx[k, :n] of a list of n (a resample, or all of them),
-    padded to m. Threefry draws are prefix-consistent (jax_threefry_partitionable, the default),
-    so the first n entries are those of an unpadded draw of n."""
+    padded to m. Drawn at length n: with `threefry_partitionable(False)` (the downstream studies)
+    a draw of m would not begin with the draw of n."""
     if not tc.bootstrap:
         return jnp.tile(jnp.arange(m, dtype=jnp.int32), (tc.ensemble_size, 1))
     keys = jax.random.split(key, tc.ensemble_size)
-    return jax.vmap(lambda k: jax.random.randint(k, (m,), 0, n, dtype=jnp.int32))(keys)
+    idx_KxN = jax.vmap(lambda k: jax.random.randint(k, (n,), 0, n, dtype=jnp.int32))(keys)
+    return jnp.pad(idx_KxN, ((0, 0), (0, m - n)))
 
 
 # Configs are frozen (hashable) dataclasses, so jit's own cache reuses the compiled programs

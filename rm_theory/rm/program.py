@@ -49,14 +49,12 @@ def _init(mc: ModelConfig, tc: TrainConfig, key: jax.Array):
     return _init_states(mc, tc, k_init), jax.random.split(k_batch, tc.ensemble_size)
 
 
-# Lists are padded (`batches.bucket`): the true lengths are arguments, the padded ones static.
+# The bootstrap is drawn at each list's true length (see `bootstrap_indices`), so it compiles per
+# data size; it is a small program, unlike the training chunk, which sees only the padded lengths.
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _bootstrap(tc: TrainConfig, lists: tuple[tuple[str, int], ...], lengths: tuple[jax.Array, ...], key: jax.Array):
+def _bootstrap(tc: TrainConfig, lists: tuple[tuple[str, int, int], ...], key: jax.Array):
     k_boot = jax.random.split(key, 3)[1]
-    return {
-        name: bootstrap_indices(tc, n, m, jax.random.fold_in(k_boot, i))
-        for i, ((name, m), n) in enumerate(zip(lists, lengths, strict=True))
-    }
+    return {name: bootstrap_indices(tc, n, m, jax.random.fold_in(k_boot, i)) for i, (name, n, m) in enumerate(lists)}
 
 
 # (bootstrap list, the array it indexes, that array's true length): those present in the data
@@ -65,9 +63,8 @@ _LISTS = (("pair", "a", "n_pair"), ("group", "group", "n_group"), ("item", "safe
 
 def _setup(mc: ModelConfig, tc: TrainConfig, d: Arrays, key: jax.Array):
     state_K, keys_K = _init(mc, tc, key)
-    lists = [entry for entry in _LISTS if entry[1] in d]
-    padded = tuple((name, d[array].shape[0]) for name, array, _ in lists)
-    return state_K, _bootstrap(tc, padded, tuple(d[n] for *_, n in lists), key), keys_K
+    lists = tuple((name, int(d[n]), d[array].shape[0]) for name, array, n in _LISTS if array in d)
+    return state_K, _bootstrap(tc, lists, key), keys_K
 
 
 def _place(mesh: Mesh, state_K: nnx.State, d: Arrays, boot: Arrays, keys_K: jax.Array):
