@@ -338,6 +338,27 @@ def test_auto_falls_back_to_cg_when_dense_blocks_are_too_large(monkeypatch):
         network_distance(net, pairs_Px2, "resistance", resistance_solver="dense")
 
 
+@pytest.mark.parametrize(
+    "max_work, dense_max, want", [(10**12, 12_000, ["direct"]), (0, 12_000, ["dense"]), (0, 1, ["dense", "direct"])]
+)
+def test_auto_picks_the_sparse_factor_for_little_work_else_dense_then_the_sparse_factor(
+    max_work, dense_max, want, monkeypatch
+):
+    # Without CHOLMOD: unknowns x pairs within _DIRECT_MAX_WORK -> one sparse factor; above it the
+    # star-mesh route, and the sparse factor (not CG) where its blocks are too large but it fits.
+    monkeypatch.setattr(inf, "_cholmod", lambda: None)
+    monkeypatch.setattr(inf, "_DIRECT_MAX_WORK", max_work)
+    monkeypatch.setattr(inf, "_DENSE_MAX_NODES", dense_max)
+    calls = []
+    dense, grounded = inf._resistance_dense, inf._resistance_grounded
+    monkeypatch.setattr(inf, "_resistance_dense", lambda *a, **k: calls.append("dense") or dense(*a, **k))
+    monkeypatch.setattr(inf, "_resistance_grounded", lambda *a: calls.append(a[-1]) or grounded(*a))
+    g, pairs = random_graph(301, zero_frac=0.0)
+    net, pairs_Px2 = _index_pairs(g, pairs)
+    _close(network_distance(net, pairs_Px2, "resistance"), reference_distance(g, pairs, "resistance"), rtol=1e-9)
+    assert calls == want
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_star_mesh_keeps_resistances_among_kept_nodes(seed):
     # Kron reduction is exact: resistances among the kept nodes equal those of the full graph.

@@ -48,9 +48,14 @@ KINDS = ("ib", "hp")
 _BLOCK_BYTES = 1 << 27
 # Right-hand sides solved together (CG keeps six such blocks).
 _MAX_COLUMNS = 128
-# Grounded kernels up to this size are solved by a sparse Cholesky factor; larger ones by star-mesh
-# elimination and dense factors, or tree-preconditioned CG (IBNs are a shallow trie plus random HP
-# edges, i.e. expander-like: fill explodes).
+# Without CHOLMOD, a grounded kernel is solved by a sparse Cholesky factor and one solve per pair when
+# unknowns x pairs is at most _DIRECT_MAX_WORK (and it has at most _DIRECT_MAX_NODES unknowns); else
+# by star-mesh elimination and dense factors, then the sparse factor, then tree-preconditioned CG
+# (IBNs are a shallow trie plus random HP edges, i.e. expander-like: fill explodes). Measured on the
+# scaling study's kernels (n = 256 ... 16,384, 144-2,026 pairs, 2026-12-07, idle): the sparse factor
+# wins below ~2e6 (e.g. 8,685 unknowns x 176 pairs: 0.08 s against 0.46 s), the dense route above it
+# (n = 4,096 map cells, ~2,000 pairs: 0.12 s against 0.39 s; 26,978 x 2,026: 0.26 s against 3.4 s).
+_DIRECT_MAX_WORK = 2_000_000
 _DIRECT_MAX_NODES = 20_000
 _CG_RTOL = 1e-10  # relative residual; fast vs reference agree to ~1e-11 on test graphs
 # Forests deeper than this are solved by sparse LU rather than level by level.
@@ -795,11 +800,11 @@ def _resistance_kernel(kernel: Network, a_P: np.ndarray, b_P: np.ndarray, solver
     if not same_P.any():
         return out_P
     a_Q, b_Q = a_P[same_P], b_P[same_P]
-    requested = solver
+    requested, direct_fits = solver, n - num <= _DIRECT_MAX_NODES
     if solver == "auto":
         if _cholmod() is not None:
             solver = "cholmod"
-        elif n - num <= _DIRECT_MAX_NODES:
+        elif direct_fits and (n - num) * a_Q.size <= _DIRECT_MAX_WORK:
             solver = "direct"
         else:
             solver = "dense"
@@ -809,7 +814,8 @@ def _resistance_kernel(kernel: Network, a_P: np.ndarray, b_P: np.ndarray, solver
         res_Q = _resistance_cholmod(lap, comp_N, a_Q, b_Q)
     elif solver == "dense":
         res_Q = _resistance_dense(adj, comp_N, a_Q, b_Q, strict=requested == "dense")
-        solver = "cg"  # used only where the components left are too large for dense factors
+        # used only where the components left are too large for dense factors
+        solver = "direct" if direct_fits else "cg"
     if res_Q is None:
         res_Q = _resistance_grounded(adj, comp_N, num, u_U, v_U, g_U, a_Q, b_Q, solver)
     out_P[same_P] = np.maximum(res_Q, 0.0)
@@ -822,8 +828,9 @@ def network_distance(
     """Fast inference distance for node-index pairs; one value per pair (inf if disconnected).
 
     resistance_solver:
-      "auto": "cholmod" where scikit-sparse is installed; else "direct" for kernels up to
-        ``_DIRECT_MAX_NODES`` unknowns, else "dense", falling back to "cg" when too large;
+      "auto": "cholmod" where scikit-sparse is installed; else "direct" where unknowns x pairs is at
+        most ``_DIRECT_MAX_WORK``, else "dense", falling back to "direct" (up to ``_DIRECT_MAX_NODES``
+        unknowns) or "cg" when its components are too large;
       "cholmod": one CHOLMOD factorisation with the queried nodes last (see ``_resistance_cholmod``);
       "dense": star-mesh elimination, then dense Cholesky per component (see ``_resistance_dense``);
       "direct": a sparse Cholesky factor (CHOLMOD through cholespy's wheels, `common.linalg`) and a
