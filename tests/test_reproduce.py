@@ -42,7 +42,8 @@ def test_a_failed_step_is_listed_not_fatal(tmp_path):
 def test_steps_run_two_at_a_time_and_the_real_data_steps_one_after_another(tmp_path, monkeypatch):
     lock, running, peak, started = threading.Lock(), set(), [0], []
 
-    def fake_step(name, cmd, run_dir, timeout_s, fingerprint=""):
+    def fake_step(name, cmd, run_dir, timeout_s, fingerprint="", env=None):
+        assert env == {v: "1" for v in reproduce.BLAS_THREAD_VARS}  # two steps share the two cores
         with lock:
             running.add(name)
             started.append(name)
@@ -55,14 +56,37 @@ def test_steps_run_two_at_a_time_and_the_real_data_steps_one_after_another(tmp_p
         return "ok", 0.2
 
     monkeypatch.setattr(reproduce, "run_step", fake_step)
+    monkeypatch.setattr(reproduce.os, "sched_getaffinity", lambda pid: {0, 1})
+    for var in reproduce.BLAS_THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
     out = tmp_path / "rep"
     summary = run_smoke("reproduce", reproduce.run, out, ["jobs=2"])
     assert summary["steps_ok"] == summary["steps"] == len(started) and peak[0] == 2
     assert [n for n in started if n.startswith("real_")] == ["real_accuracy", "real_ibn", "real_topology"]
     cfg = compose_config("reproduce", ["debug=smoke"])
-    assert [n for n in started if not cfg.steps[n].needs_data] == list(cfg.start_order)  # long steps first
     table = [line.split("]")[0][3:] for line in (out / "report.md").read_text().splitlines() if line.startswith("| [")]
     assert table == list(cfg.steps)  # the config's order
+
+
+def test_the_real_data_lane_then_the_long_steps_start_first(tmp_path, monkeypatch):
+    # One step at a time, so the order the steps start in is the order they were queued in (with two
+    # workers, two lanes taken at once may start in either order).
+    started = []
+    monkeypatch.setattr(reproduce, "run_step", lambda name, *a, **k: started.append(name) or ("ok", 0.0))
+    run_smoke("reproduce", reproduce.run, tmp_path / "rep", ["jobs=1"])
+    cfg = compose_config("reproduce", ["debug=smoke"])
+    real = [n for n in cfg.steps if cfg.steps[n].needs_data]
+    assert started == real + list(cfg.start_order) + [n for n in cfg.steps if n not in real + cfg.start_order]
+
+
+def test_blas_threads_are_shared_between_steps_and_a_user_setting_is_kept(monkeypatch):
+    monkeypatch.setattr(reproduce.os, "sched_getaffinity", lambda pid: set(range(8)))
+    for var in reproduce.BLAS_THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert reproduce.blas_env(1) == {}
+    assert reproduce.blas_env(3) == {v: "2" for v in reproduce.BLAS_THREAD_VARS}
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert "OMP_NUM_THREADS" not in reproduce.blas_env(2)
 
 
 def test_verdicts_read_the_interval_against_the_claimed_line():

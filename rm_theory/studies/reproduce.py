@@ -95,9 +95,30 @@ def _kill_group(proc: subprocess.Popen) -> None:
         return
 
 
-def run_step(name: str, cmd: list[str], run_dir: Path, timeout_s: int, fingerprint: str = "") -> tuple[str, float]:
+# Thread pools of the BLAS/LAPACK libraries (SciPy's OpenBLAS, and any OpenMP or MKL build). XLA's
+# own thread pool is not among them.
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def blas_env(jobs: int) -> dict[str, str]:
+    """Each step's share of the cores for its BLAS threads when `jobs` steps run side by side.
+
+    Idle OpenBLAS threads spin: the quick scaling step (dense Cholesky factors) took 55 s wall with
+    one or two BLAS threads on two cores, but 82 s of CPU with two against 55 s with one (2026-12-07),
+    CPU the other step needed. A variable the user set is kept.
+    """
+    if jobs <= 1:
+        return {}
+    share = str(max(1, len(os.sched_getaffinity(0)) // jobs))
+    return {v: share for v in BLAS_THREAD_VARS if v not in os.environ}
+
+
+def run_step(
+    name: str, cmd: list[str], run_dir: Path, timeout_s: int, fingerprint: str = "", env: dict[str, str] | None = None
+) -> tuple[str, float]:
     """Runs one step unless it already finished with the same command and config files; returns
-    its status and wall seconds (those of the earlier run when it is skipped).
+    its status and wall seconds (those of the earlier run when it is skipped). `env` is added to
+    this process's environment for the step.
 
     The step runs in its own process group and dies with this process (a parent-death signal,
     and the group is killed when this process leaves the step early), so no orphan races a rerun.
@@ -130,7 +151,7 @@ def run_step(name: str, cmd: list[str], run_dir: Path, timeout_s: int, fingerpri
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "RM_THEORY_PARENT_PID": str(os.getpid())},
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "RM_THEORY_PARENT_PID": str(os.getpid())},
             start_new_session=True,
         )
         _RUNNING.add(proc)
@@ -269,13 +290,14 @@ def run(cfg: ReproduceSchema, runlog: RunLog) -> dict:
     order = [n for n in cfg.start_order if n in names] + [n for n in names if n not in cfg.start_order]
     lanes = ([data_lane] if data_lane else []) + [[n] for n in order if not cfg.steps[n].needs_data]
     report_lock = threading.Lock()
+    env = blas_env(cfg.jobs)
 
     def run_lane(lane: list[str]) -> None:
         for name in lane:
             step = cfg.steps[name]
             cmd = step_command(name, step, cfg.scale, out / "runs" / name, cfg.smoke, cfg.seed)
             log.info("[%d/%d] %s", names.index(name) + 1, len(names), name)
-            result = run_step(name, cmd, out / "runs" / name, cfg.step_timeout_s, step_fingerprint(step, cmd))
+            result = run_step(name, cmd, out / "runs" / name, cfg.step_timeout_s, step_fingerprint(step, cmd), env)
             with report_lock:
                 statuses[name], times[name] = result
                 write_report(cfg, out, statuses, times)  # a partial report is readable while the rest runs
