@@ -39,7 +39,7 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
 import scipy.sparse.linalg as spla
 
-from rm_theory.common.linalg import SPDFactor
+from rm_theory.common.linalg import SOLVE_COLUMNS, SPDFactor
 
 Method = Literal["path", "resistance"]
 KINDS = ("ib", "hp")
@@ -51,11 +51,13 @@ _MAX_COLUMNS = 128
 # Without CHOLMOD, a grounded kernel is solved by a sparse Cholesky factor and one solve per pair when
 # unknowns x pairs is at most _DIRECT_MAX_WORK (and it has at most _DIRECT_MAX_NODES unknowns); else
 # by star-mesh elimination and dense factors, then the sparse factor, then tree-preconditioned CG
-# (IBNs are a shallow trie plus random HP edges, i.e. expander-like: fill explodes). Measured on the
-# scaling study's kernels (n = 256 ... 16,384, 144-2,026 pairs, 2026-12-07, idle): the sparse factor
-# wins below ~2e6 (e.g. 8,685 unknowns x 176 pairs: 0.08 s against 0.46 s), the dense route above it
-# (n = 4,096 map cells, ~2,000 pairs: 0.12 s against 0.39 s; 26,978 x 2,026: 0.26 s against 3.4 s).
-_DIRECT_MAX_WORK = 2_000_000
+# (IBNs are a shallow trie plus random HP edges, i.e. expander-like: fill explodes). Measured on 54
+# kernels of the scaling study (n = 256 ... 16,384, 144-2,026 pairs, 2026-12-07, idle): the sparse
+# factor wins below ~3e6 (8,685 unknowns x 176 pairs: 0.045 s against 0.31 s), the dense route above
+# it (5,611 x 2,013: 0.06 s against 0.13 s; 26,978 x 2,026: 0.35 s against 3.6 s); this threshold
+# takes 6.31 s over the 54 kernels; the faster of the two on each, 6.29 s; always dense 8.1 s; always
+# the sparse factor (in blocks of `SOLVE_COLUMNS` pairs) 18.8 s.
+_DIRECT_MAX_WORK = 3_000_000
 _DIRECT_MAX_NODES = 20_000
 _CG_RTOL = 1e-10  # relative residual; fast vs reference agree to ~1e-11 on test graphs
 # Forests deeper than this are solved by sparse LU rather than level by level.
@@ -769,7 +771,7 @@ def _resistance_grounded(
     res_Q = np.zeros(a_Q.size)
     if m == 0:
         return res_Q
-    chunk = max(1, min(_MAX_COLUMNS, _BLOCK_BYTES // (8 * m)))
+    chunk = SOLVE_COLUMNS if solver == "direct" else max(1, min(_MAX_COLUMNS, _BLOCK_BYTES // (8 * m)))
     q_all = np.arange(a_Q.size)
     for lo in range(0, a_Q.size, chunk):
         q = q_all[lo : lo + chunk]

@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import special, stats
 
-from rm_theory.common.linalg import CHOLESPY_MAX_UNKNOWNS, LDLFactor, SPDFactor
+from rm_theory.common.linalg import CHOLESPY_MAX_UNKNOWNS, SOLVE_COLUMNS, LDLFactor, SPDFactor
 from rm_theory.ibn.distance import Network, _block_pcg, _ForestSolver, has_cholmod, network_distance
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
 
@@ -204,6 +204,11 @@ class SPDSolver:
         else:
             raise ValueError(f"unknown solver {method!r} (auto, direct, cg)")
 
+    @property
+    def columns(self) -> int:
+        """Right-hand sides to solve at once: a few for the factor, a wide block for block CG."""
+        return SOLVE_COLUMNS if self.method == "direct" else 2 * _MAX_COLUMNS
+
     @staticmethod
     def resolve(method: str, F: int) -> str:
         """The method "auto" stands for at F unknowns."""
@@ -279,7 +284,7 @@ class Posterior:
             return network_distance(grounded_network(self.prec), np.stack([fa, fb], 1), "resistance", "cholmod")
         out = np.zeros(len(pairs_Qx2))
         todo = np.flatnonzero(fa != fb)
-        block = 2 * _MAX_COLUMNS
+        block = self.solver.columns
         for lo in range(0, len(todo), block):
             q = todo[lo : lo + block]
             rhs_FxK = np.zeros((self.nodes.F, len(q)))
@@ -294,8 +299,9 @@ class Posterior:
         f = self.nodes.item_N[np.asarray(idx_N)]
         uniq, inv = np.unique(f, return_inverse=True)
         out = np.empty(len(uniq))
-        for lo in range(0, len(uniq), 2 * _MAX_COLUMNS):
-            u = uniq[lo : lo + 2 * _MAX_COLUMNS]
+        block = self.solver.columns
+        for lo in range(0, len(uniq), block):
+            u = uniq[lo : lo + block]
             rhs_FxK = np.zeros((self.nodes.F, len(u)))
             rhs_FxK[u, np.arange(len(u))] = 1.0
             out[lo : lo + len(u)] = self.solver.solve(rhs_FxK)[u, np.arange(len(u))]
