@@ -359,6 +359,18 @@ def test_auto_picks_the_sparse_factor_for_little_work_else_dense_then_the_sparse
     assert calls == want
 
 
+def test_small_dense_factors_run_on_one_blas_thread():
+    from threadpoolctl import threadpool_info
+
+    blas = lambda: [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    before = blas()
+    with inf._blas_threads(inf._BLAS_MIN_NODES - 1):
+        assert blas() == [1] * len(before)
+    with inf._blas_threads(inf._BLAS_MIN_NODES):
+        assert blas() == before
+    assert blas() == before
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_star_mesh_keeps_resistances_among_kept_nodes(seed):
     # Kron reduction is exact: resistances among the kept nodes equal those of the full graph.

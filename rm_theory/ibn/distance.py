@@ -27,7 +27,9 @@ Legend: N nodes, E edges, P query pairs, T terminals, S sources, C components, K
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Literal
@@ -38,6 +40,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
 import scipy.sparse.linalg as spla
+from threadpoolctl import ThreadpoolController
 
 from rm_theory.common.linalg import SOLVE_COLUMNS, SPDFactor
 
@@ -76,6 +79,8 @@ _CHOLMOD_ORDERING = "metis"
 # _DENSE_MAX_NODES nodes (1.2 GB at 12,000), else the kernel goes to block CG.
 _KRON_MAX_DEGREE = 32
 _DENSE_MAX_NODES = 12_000
+# Dense factors smaller than this run on one BLAS thread (see `_blas_threads`).
+_BLAS_MIN_NODES = 1_000
 
 
 # Positive variances the solvers accept. Conductances (1/variance), their sums and the products
@@ -667,6 +672,24 @@ def _star_mesh(adj: sp.csr_matrix, keep_N: np.ndarray, max_degree: int) -> tuple
     return w, node_R
 
 
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _blas_threads(size: int):
+    """One BLAS thread for dense factors below ``_BLAS_MIN_NODES``, the library's own count above.
+
+    A second thread slows small factors: idle, a Cholesky and 64 triangular solves of 250 nodes took
+    0.9 ms on one thread against 5.8 ms on two, 500 nodes 3.5 against 10.2 ms, 1,000 nodes 20 against
+    14 ms (2026-12-07). Beside another busy process it is far worse: the quick scaling step, beside the
+    rest of the quick reproduction with two BLAS threads, took 277 s where it takes 47-61 s with one.
+    """
+    if size >= _BLAS_MIN_NODES:
+        return contextlib.nullcontext()
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
 def _resistance_dense(
     adj: sp.csr_matrix, comp_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray, strict: bool
 ) -> np.ndarray | None:
@@ -704,9 +727,10 @@ def _resistance_dense(
         if unk_R.size == 0:
             out_Q[q_Q] = 0.0
             continue
-        lower_MxM = sla.cholesky(g_MxM, lower=True, overwrite_a=True, check_finite=False)
         row_N[node_R[unk_R[inner:]]] = np.arange(unk_R.size - inner)
-        out_Q[q_Q] = _forward_norms(lower_MxM[inner:, inner:], row_N, a_Q[q_Q], b_Q[q_Q])
+        with _blas_threads(unk_R.size):
+            lower_MxM = sla.cholesky(g_MxM, lower=True, overwrite_a=True, check_finite=False)
+            out_Q[q_Q] = _forward_norms(lower_MxM[inner:, inner:], row_N, a_Q[q_Q], b_Q[q_Q])
         row_N[node_R[mine_R]] = -1
     return out_Q
 
