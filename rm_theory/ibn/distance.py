@@ -76,7 +76,7 @@ _SCHUR_MIN_RATIO = 4
 _CHOLMOD_ORDERING = "metis"
 # Star-mesh elimination stops once the least degree left exceeds this (fill beyond it grows faster
 # than the dense phase shrinks); then each component is factored densely if it has at most
-# _DENSE_MAX_NODES nodes (1.2 GB at 12,000), else the kernel goes to block CG.
+# _DENSE_MAX_NODES nodes (1.2 GB at 12,000), else the kernel goes to the sparse factor or block CG.
 _KRON_MAX_DEGREE = 32
 _DENSE_MAX_NODES = 12_000
 # Dense factors smaller than this run on one BLAS thread (see `_blas_threads`).
@@ -682,8 +682,8 @@ def _blas_threads(size: int):
 
     A second thread slows small factors: idle, a Cholesky and 64 triangular solves of 250 nodes took
     0.9 ms on one thread against 5.8 ms on two, 500 nodes 3.5 against 10.2 ms, 1,000 nodes 20 against
-    14 ms (2026-12-07). Beside another busy process it is far worse: the quick scaling step, beside the
-    rest of the quick reproduction with two BLAS threads, took 277 s where it takes 47-61 s with one.
+    14 ms (2026-12-07). Beside another busy process it is worse: the quick scaling step with two BLAS
+    threads beside a busy loop took 65 s without this limit and 44 s with it.
     """
     if size >= _BLAS_MIN_NODES:
         return contextlib.nullcontext()
