@@ -108,6 +108,8 @@ class _Grounded:
     def solve(self, rhs_NxK: np.ndarray) -> np.ndarray:
         """x = L⁺ rhs on the full node set (grounded nodes at 0, merged nodes equal)."""
         n, m = len(self.map_N), self.merged.num_nodes
+        if m == n:  # no zero-variance edge: the map is the identity
+            return self.solve_merged(rhs_NxK)
         # the injections at merged nodes add up
         rhs_MxK = sp.csr_matrix((np.ones(n), (self.map_N, np.arange(n))), shape=(m, n)) @ rhs_NxK
         return self.solve_merged(np.asarray(rhs_MxK))[self.map_N]

@@ -220,10 +220,11 @@ def run(cfg: AnalyseDataSchema, runlog: RunLog) -> dict:
     try:
         test_P = heldout_mask(records, cfg.test_frac, cfg.seed)
     except EmptyDataError as err:
+        k = len(set(it.prompt_id))
+        fix = "analyse a file with more prompts" if k < 2 else "raise test_frac or analyse more prompts"
         raise EmptyDataError(
-            f"{path}: {len(records)} pairs under {len(set(it.prompt_id))} prompt(s) leave no prompt to hold out "
-            f"at test_frac={cfg.test_frac} ({err}); the held-out distances need comparisons under at least two "
-            "prompts: analyse a file with more prompts, or raise test_frac"
+            f"{path}: {len(records)} pairs under {k} prompt(s) leave no prompt to hold out at "
+            f"test_frac={cfg.test_frac} (the held-out distances need one prompt held out and one kept): {fix}"
         ) from err
     train_P = ~test_P & ~self_P
     net = real_ibn.real_ibn(e, it.a_P[train_P], it.b_P[train_P], icfg)
