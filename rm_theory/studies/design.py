@@ -221,14 +221,14 @@ def _measure(world: World, comps: Comparisons, lab, ens, lc, lv, tt, leaves: Res
 
 
 def holm(p_K: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p-values (Holm 1979): the k-th smallest of the m finite ones times
-    m − k + 1, kept non-decreasing, at most 1; a NaN stays NaN and is not counted in m."""
-    p_K = np.asarray(p_K, np.float64)
-    out_K = np.full(len(p_K), np.nan)
-    idx = np.flatnonzero(np.isfinite(p_K))
-    order = idx[np.argsort(p_K[idx], kind="stable")]
-    m = len(order)
-    out_K[order] = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p_K[order]), 1.0)
+    """Holm's step-down adjusted p-values (Holm 1979): the k-th smallest of the K times K − k + 1, kept
+    non-decreasing, at most 1. A NaN (no test) counts in K as p = 1. Local until the shared helper
+    (`common.stats.holm`, same rule) lands."""
+    p_K = np.where(np.isnan(np.asarray(p_K, np.float64)), 1.0, p_K)
+    K = len(p_K)
+    order = np.argsort(p_K, kind="stable")
+    out_K = np.empty(K)
+    out_K[order] = np.maximum.accumulate(np.minimum(1.0, (K - np.arange(K)) * p_K[order]))
     return out_K
 
 
@@ -344,7 +344,9 @@ def summarise(df: pd.DataFrame, cfg: DesignSchema, worlds: dict[int, World]) -> 
         for m, s in columns:
             wide = top.pivot(index="seed", columns="recipe", values=m + s)
             diffs = [(wide["designed"] - wide[o]).dropna().to_numpy() for o in others]
-            for o, d, p in zip(others, diffs, holm([paired_p(d) for d in diffs]), strict=True):
+            p_K = np.array([paired_p(d) for d in diffs])
+            p_K = np.where(np.isnan(p_K), np.nan, holm(p_K))  # no test (one seed): no adjusted p either
+            for o, d, p in zip(others, diffs, p_K, strict=True):
                 key = f"{m}_designed_minus_{o}{s}"
                 out[key], out[f"{key}_ci"] = mean_ci(d)
                 out[f"{key}_p_holm"] = float(p)
