@@ -243,7 +243,7 @@ def grounded_system(net: Network, pairs_Px2: np.ndarray):
     Pairs whose endpoints merge or lie in different components are left to the project's answer
     (0 or inf); ``same_P`` marks the others.
     """
-    merged, map_N = dist._merge_zero_edges(net)
+    merged, map_N = dist.merge_zero_edges(net)
     a_P, b_P = map_N[pairs_Px2[:, 0]], map_N[pairs_Px2[:, 1]]
     term_T, inv = np.unique(np.r_[a_P, b_P], return_inverse=True)
     kernel, kt_T = reduce_network(merged, term_T)

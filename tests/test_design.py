@@ -122,3 +122,56 @@ def test_per_component_resistances_match_the_library():
     assert np.isinf(got[-3]) and np.isinf(want[-3]) and got[-2] == 0.0
     fin = np.isfinite(want)
     assert got[fin] == pytest.approx(want[fin], rel=1e-9)
+
+
+def _path_with_a_zero_edge():
+    """Path 0–1–2–3–4 whose edge 1–2 has variance 0 (perfect information: 1 and 2 are one node)."""
+    return Network(5, np.array([0, 1, 2, 3]), np.array([1, 2, 3, 4]), np.array([1.0, 0.0, 1.0, 1.0]))
+
+
+def test_zero_variance_edges_are_merged_as_in_the_solver():
+    net = _path_with_a_zero_edge()
+    targets, cand = np.array([[0, 4], [0, 3], [1, 2]]), np.array([[0, 2], [0, 4], [1, 4], [2, 4]])
+    d = design_comparisons(net, targets, cand, DesignConfig(budget=2, batch=1, xi2=0.5))
+    assert len(d.chosen_B) == 2 and np.isfinite(d.mean_resistance_R).all()
+    want, final = _brute_greedy(net, cand, targets, 2, 0.5)
+    assert list(d.chosen_B) == want
+    assert d.mean_resistance_R[0] == pytest.approx(mean_resistance(net, targets), rel=1e-12)
+    assert d.mean_resistance_R[-1] == pytest.approx(final, rel=1e-9)
+    assert d.gain_B.sum() == pytest.approx(d.mean_resistance_R[0] - d.mean_resistance_R[-1], rel=1e-9)
+    # a zero variance is the limit of small ones
+    tiny = Network(5, net.u_E, net.v_E, np.where(net.var_E == 0, 1e-9, net.var_E))
+    assert target_sums(net, targets, cand) == pytest.approx(target_sums(tiny, targets, cand), rel=1e-6)
+    assert _Grounded(net).resistance(targets) == pytest.approx(network_distance(net, targets, "resistance"))
+    # the sketched resistances run on the merged network too
+    sk = design_comparisons(net, targets, cand, DesignConfig(budget=2, batch=1, xi2=0.5, resistance_dim=64))
+    assert np.isfinite(sk.mean_resistance_R).all() and len(sk.chosen_B) == 2
+
+
+@pytest.mark.parametrize(
+    ("net", "targets", "message"),
+    [
+        (Network(5, [0, 1], [1, 7], [1.0, 1.0]), [[0, 1]], r"edge 1 \(1, 7\) has an endpoint outside \[0, 5\)"),
+        (Network(5, [0, 1], [1, 2], [1.0, -1.0]), [[0, 1]], r"edge 1 \(1, 2\) has invalid variance .*finite and >= 0"),
+        (Network(5, [0, 1], [1, 2], [1.0, 1.0]), [[0, 9]], r"target pair 0 .* names a node outside \[0, 5\)"),
+        (Network(5, [0, 1], [1, 2], [1.0, 1.0]), np.zeros((0, 2)), "no target pairs"),
+    ],
+)
+def test_a_bad_network_or_target_gets_the_solvers_error(net, targets, message):
+    cand = np.array([[0, 2]])
+    for call in (
+        lambda: design_comparisons(net, targets, cand, DesignConfig(budget=1, batch=1)),
+        lambda: target_sums(net, targets, cand),
+        lambda: mean_resistance(net, targets),
+    ):
+        with pytest.raises(ValueError, match=message):
+            call()
+    if len(targets) and "target" not in message:  # the same words as the solver's own check
+        with pytest.raises(ValueError, match=message):
+            network_distance(net, targets, "resistance")
+
+
+def test_a_candidate_outside_the_network_is_named():
+    net = _path_with_a_zero_edge()
+    with pytest.raises(ValueError, match=r"candidate pair 1 .* names a node outside \[0, 5\)"):
+        design_comparisons(net, [[0, 4]], [[0, 2], [3, 5]], DesignConfig(budget=1, batch=1))

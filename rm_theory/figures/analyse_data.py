@@ -27,6 +27,10 @@ def distances(dist: pd.DataFrame, deg_N: np.ndarray) -> plt.Figure:
 def structural(df: pd.DataFrame) -> plt.Figure:
     """F(M) against M per estimate, labelled with the fitted regime (or indeterminate)."""
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    if df.empty:  # no M value at most half the items (a tiny data set), or ibn.M_values=[]
+        ax.text(0.5, 0.5, "F(M) not measured:\nno M value at most half the items", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
     for method, g in df.groupby("method"):
         g = g.sort_values("M")
         ax.errorbar(g["M"], g["F"], yerr=g["F_sem"], fmt="o-", ms=3, label=f"{method} ({g['regime'].iloc[0]})")
@@ -39,7 +43,7 @@ def structural(df: pd.DataFrame) -> plt.Figure:
 
 
 def design_curve(design) -> plt.Figure:
-    """Predicted decrease of the targets' mean resistance, comparison by comparison."""
+    """Predicted decrease of the targets' mean resistance, comparison by comparison (`ibn.design.Design`)."""
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     before = design.mean_resistance_R[0]
     ax.plot(np.arange(len(design.gain_B) + 1), before - np.r_[0.0, np.cumsum(design.gain_B)], "o-", ms=3)

@@ -39,7 +39,7 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
 
 from rm_theory.common.linalg import SPDFactor
-from rm_theory.ibn.distance import Network, network_distance
+from rm_theory.ibn.distance import Network, merge_zero_edges, network_distance, validate_network, validate_pairs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,43 +72,58 @@ def _groups(key_X: np.ndarray, num: int) -> tuple[np.ndarray, np.ndarray]:
 class _Grounded:
     """L⁺-products on a network, one sparse factorisation per connected component.
 
-    One node per component (its smallest) is grounded (potential 0), so each component's grounded
-    Laplacian is nonsingular; for b = e_u − e_v within a component, b_tᵀ L⁺ b_s is the same for any
-    choice of grounds. L⁺ b_e for one comparison lives in its own component, so a per-component
-    factorisation makes the per-choice solve cost that component's size, not the network's (a pool
-    of many prompts has a component per prompt). Grounds do not move while comparisons are added
-    inside components, so every round grounds the same nodes.
+    Zero-variance edges are perfect information: their endpoints are merged first, as everywhere
+    in the solver (`ibn.distance.merge_zero_edges`), and every method takes and returns the
+    original nodes (merged nodes share their potential). One node per component (its smallest) is
+    grounded (potential 0), so each component's grounded Laplacian is nonsingular; for
+    b = e_u − e_v within a component, b_tᵀ L⁺ b_s is the same for any choice of grounds. L⁺ b_e for
+    one comparison lives in its own component, so a per-component factorisation makes the
+    per-choice solve cost that component's size, not the network's (a pool of many prompts has a
+    component per prompt). Grounds do not move while comparisons are added inside components, so
+    every round grounds the same nodes.
     """
 
     def __init__(self, net: Network):
-        n = net.num_nodes
-        g_E = 1.0 / net.var_E
-        adj = sp.coo_matrix((np.r_[g_E, g_E], (np.r_[net.u_E, net.v_E], np.r_[net.v_E, net.u_E])), shape=(n, n))
-        adj = adj.tocsr()
-        self.num, self.comp_N = csg.connected_components(adj, directed=False)
-        self.perm_N, self.start = _groups(self.comp_N, self.num)  # each component's nodes, ascending
-        self.loc_N = np.empty(n, np.int64)  # a node's row in its component's grounded system (-1: ground)
-        self.loc_N[self.perm_N] = np.arange(n) - np.repeat(self.start[:-1], np.diff(self.start)) - 1
-        lap = (sp.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj).tocsr()[self.perm_N][:, self.perm_N]
+        self.merged, self.map_N = merge_zero_edges(net)
+        m = self.merged.num_nodes
+        g_E = 1.0 / self.merged.var_E
+        u_E, v_E = self.merged.u_E, self.merged.v_E
+        adj = sp.coo_matrix((np.r_[g_E, g_E], (np.r_[u_E, v_E], np.r_[v_E, u_E])), shape=(m, m)).tocsr()
+        self.num, comp_M = csg.connected_components(adj, directed=False)
+        self.perm_M, self.start = _groups(comp_M, self.num)  # each component's merged nodes, ascending
+        loc_M = np.empty(m, np.int64)  # a node's row in its component's grounded system (-1: ground)
+        loc_M[self.perm_M] = np.arange(m) - np.repeat(self.start[:-1], np.diff(self.start)) - 1
+        self.comp_N, self.loc_N = comp_M[self.map_N], loc_M[self.map_N]
+        # A self-loop (an edge inside a merged node) adds 2g to the diagonal and 2g off it: no effect.
+        lap = (sp.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj).tocsr()[self.perm_M][:, self.perm_M]
         self.factor = []
         for c in range(self.num):
             lo, hi = self.start[c] + 1, self.start[c + 1]  # the component's block, less its ground
             self.factor.append(SPDFactor(lap[lo:hi, lo:hi]) if hi > lo else None)
 
     def nodes(self, c: int) -> np.ndarray:
-        """Component c's non-ground nodes, in the order of its grounded system."""
-        return self.perm_N[self.start[c] + 1 : self.start[c + 1]]
+        """Component c's non-ground merged nodes, in the order of its grounded system."""
+        return self.perm_M[self.start[c] + 1 : self.start[c + 1]]
 
     def solve(self, rhs_NxK: np.ndarray) -> np.ndarray:
-        """x = L⁺ rhs on the full node set (grounded nodes at 0)."""
-        out = np.zeros_like(rhs_NxK, dtype=np.float64)
+        """x = L⁺ rhs on the full node set (grounded nodes at 0, merged nodes equal)."""
+        n, m = len(self.map_N), self.merged.num_nodes
+        if m == n:  # no zero-variance edge: the map is the identity
+            return self.solve_merged(rhs_NxK)
+        # the injections at merged nodes add up
+        rhs_MxK = sp.csr_matrix((np.ones(n), (self.map_N, np.arange(n))), shape=(m, n)) @ rhs_NxK
+        return self.solve_merged(np.asarray(rhs_MxK))[self.map_N]
+
+    def solve_merged(self, rhs_MxK: np.ndarray) -> np.ndarray:
+        """x = L⁺ rhs on the merged nodes."""
+        out_MxK = np.zeros(np.shape(rhs_MxK), dtype=np.float64)
         for c, factor_c in enumerate(self.factor):
             if factor_c is not None:
                 idx = self.nodes(c)
-                block = rhs_NxK[idx]
+                block = rhs_MxK[idx]
                 if np.any(block):
-                    out[idx] = factor_c.solve(block)
-        return out
+                    out_MxK[idx] = factor_c.solve(block)
+        return out_MxK
 
     def solve_pair(self, a: int, b: int, at_W: np.ndarray) -> np.ndarray:
         """(L⁺ (e_a − e_b)) at the nodes `at_W`, all in the component of a and b."""
@@ -168,8 +183,22 @@ def _with_edges(net: Network, a_B: np.ndarray, b_B: np.ndarray, xi2: float) -> N
     )
 
 
+def _checked(
+    net: Network, targets_Tx2: np.ndarray, candidates_Cx2: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and candidates as int64 pairs, after the checks `network_distance` makes (edge
+    endpoints and variances, pairs inside the network); no targets is an error (a mean over none)."""
+    validate_network(net)
+    targets_Tx2 = validate_pairs(net, targets_Tx2, "target pair")
+    if not len(targets_Tx2):
+        raise ValueError("no target pairs to average over")
+    cand = np.zeros((0, 2), np.int64) if candidates_Cx2 is None else candidates_Cx2
+    return targets_Tx2, validate_pairs(net, cand, "candidate pair")
+
+
 def mean_resistance(net: Network, targets_Tx2: np.ndarray) -> float:
     """Mean effective resistance of the target pairs (the design's objective)."""
+    targets_Tx2, _ = _checked(net, targets_Tx2)
     return float(np.mean(network_distance(net, targets_Tx2, "resistance")))
 
 
@@ -188,24 +217,22 @@ def target_sums(
 ) -> np.ndarray:
     """S_c = Σ_t (b_tᵀ L⁺ b_c)², exactly (targets_dim = 0) or from a k-dimensional projection of the
     targets: what greedy ranks candidates by before the first choice (module docstring)."""
-    cand_Cx2 = np.asarray(candidates_Cx2, np.int64)
-    dirs_NxK = _target_directions(
-        net.num_nodes, np.asarray(targets_Tx2, np.int64), targets_dim, np.random.default_rng(seed)
-    )
+    targets_Tx2, cand_Cx2 = _checked(net, targets_Tx2, candidates_Cx2)
+    dirs_NxK = _target_directions(net.num_nodes, targets_Tx2, targets_dim, np.random.default_rng(seed))
     Z_NxK = _Grounded(net).solve(dirs_NxK)
     X_CxK = Z_NxK[cand_Cx2[:, 0]] - Z_NxK[cand_Cx2[:, 1]]
     return np.einsum("ck,ck->c", X_CxK, X_CxK)
 
 
-def _resistances(net: Network, solver: _Grounded, pairs_Px2: np.ndarray, dim: int, rng: np.random.Generator):
+def _resistances(solver: _Grounded, pairs_Px2: np.ndarray, dim: int, rng: np.random.Generator):
     """R = bᵀ L⁺ b for node pairs inside one component: exact (one solve per pair) or, for dim > 0,
     from a Gaussian sketch of the edge space, ‖W^{1/2} B L⁺ b‖² = R (Spielman–Srivastava)."""
-    u, v = pairs_Px2[:, 0], pairs_Px2[:, 1]
-    n = net.num_nodes
     if dim > 0:
-        Bw = _incidence(n, net.u_E, net.v_E) @ sp.diags(1.0 / np.sqrt(net.var_E))
-        sk_NxK = solver.solve(np.asarray(Bw @ rng.normal(size=(net.num_edges, dim))) / np.sqrt(dim))
-        d_PxK = sk_NxK[u] - sk_NxK[v]
+        # on the merged network: a zero-variance edge carries no current of its own
+        m, u_E, v_E = solver.merged.num_nodes, solver.merged.u_E, solver.merged.v_E
+        Bw = _incidence(m, u_E, v_E) @ sp.diags(1.0 / np.sqrt(solver.merged.var_E))
+        sk_MxK = solver.solve_merged(np.asarray(Bw @ rng.normal(size=(len(u_E), dim))) / np.sqrt(dim))
+        d_PxK = sk_MxK[solver.map_N[pairs_Px2[:, 0]]] - sk_MxK[solver.map_N[pairs_Px2[:, 1]]]
         return np.einsum("pk,pk->p", d_PxK, d_PxK)
     return solver.resistance(pairs_Px2)
 
@@ -219,11 +246,12 @@ def design_comparisons(net: Network, targets_Tx2: np.ndarray, candidates_Cx2: np
     """
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
-    targets_Tx2 = np.asarray(targets_Tx2, np.int64)
-    cand_Cx2 = np.asarray(candidates_Cx2, np.int64)
+    targets_Tx2, cand_Cx2 = _checked(net, targets_Tx2, candidates_Cx2)
     n, T, C = net.num_nodes, len(targets_Tx2), len(cand_Cx2)
     if C == 0 or cfg.budget <= 0:
         raise ValueError("need candidates and a positive budget")
+    if not (np.isfinite(cfg.xi2) and cfg.xi2 > 0):
+        raise ValueError(f"xi2 = {cfg.xi2!r}: a new comparison's variance must be finite and > 0")
     w = 1.0 / cfg.xi2
     sketch = cfg.resistance_dim > 0
     approximate = cfg.targets_dim > 0 or 0 < cfg.candidates < C or sketch
@@ -235,7 +263,7 @@ def design_comparisons(net: Network, targets_Tx2: np.ndarray, candidates_Cx2: np
     # touch the pool's endpoints and not the whole candidate set.
     R_C = np.zeros(C)
     if not sketch:
-        R_C[same_C] = _resistances(net, solver, cand_Cx2[same_C], 0, rng)
+        R_C[same_C] = _resistances(solver, cand_Cx2[same_C], 0, rng)
     taken = np.zeros(C, bool)
     chosen, rounds, gains = [], [], []
     current = net
@@ -249,7 +277,7 @@ def design_comparisons(net: Network, targets_Tx2: np.ndarray, candidates_Cx2: np
         if not len(pool):
             break
         if sketch:
-            R_C[pool] = _resistances(current, solver, cand_Cx2[pool], cfg.resistance_dim, rng)
+            R_C[pool] = _resistances(solver, cand_Cx2[pool], cfg.resistance_dim, rng)
         track = pool if sketch else np.flatnonzero(same_C)  # the candidates whose R_c is updated
         # y = L⁺ b_e lives in e's component and is only ever read at tracked endpoints: keep it there,
         # per component, with every tracked candidate and pool row located in its component's list.

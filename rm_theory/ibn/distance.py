@@ -151,6 +151,16 @@ def validate_network(net: Network) -> None:
         raise ValueError("kind_E entries must be 0 (ib) or 1 (hp)")
 
 
+def validate_pairs(net: Network, pairs_Px2: np.ndarray, what: str = "pair") -> np.ndarray:
+    """Node-index pairs as an int64 [P, 2] array; ValueError naming the first one outside the network."""
+    pairs_Px2 = np.asarray(pairs_Px2, dtype=np.int64).reshape(-1, 2)
+    bad_P = (pairs_Px2 < 0) | (pairs_Px2 >= net.num_nodes)
+    if bad_P.any():
+        p = int(np.flatnonzero(bad_P.any(axis=1))[0])
+        raise ValueError(f"{what} {p} {tuple(pairs_Px2[p])} names a node outside [0, {net.num_nodes})")
+    return pairs_Px2
+
+
 def _bad_variances(var_E: np.ndarray) -> np.ndarray:
     """Mask of the variances `_variance_problem` refuses (vectorised)."""
     positive_E = var_E > 0
@@ -274,7 +284,7 @@ def _degree(n: int, u_E: np.ndarray, v_E: np.ndarray) -> np.ndarray:
     return np.bincount(u_E, minlength=n) + np.bincount(v_E, minlength=n)
 
 
-def _merge_zero_edges(net: Network) -> tuple[Network, np.ndarray]:
+def merge_zero_edges(net: Network) -> tuple[Network, np.ndarray]:
     """Merge endpoints of zero-variance edges (perfect information); returns net and node map."""
     zero_E = net.var_E == 0
     if not zero_E.any():
@@ -863,14 +873,10 @@ def network_distance(
         full solve per pair; "cg": block CG preconditioned by the exact spanning-forest solve.
     """
     validate_network(net)
-    pairs_Px2 = np.asarray(pairs_Px2, dtype=np.int64).reshape(-1, 2)
-    bad_P = (pairs_Px2 < 0) | (pairs_Px2 >= net.num_nodes)
-    if bad_P.any():
-        p = int(np.flatnonzero(bad_P.any(axis=1))[0])
-        raise ValueError(f"pair {p} {tuple(pairs_Px2[p])} names a node outside [0, {net.num_nodes})")
+    pairs_Px2 = validate_pairs(net, pairs_Px2)
     if method not in ("path", "resistance"):
         raise ValueError(f"unknown method {method!r} (path, resistance)")
-    merged, map_N = _merge_zero_edges(net)
+    merged, map_N = merge_zero_edges(net)
     a_P, b_P = map_N[pairs_Px2[:, 0]], map_N[pairs_Px2[:, 1]]
     out_P = np.zeros(a_P.shape[0])
     todo_P = a_P != b_P
@@ -919,7 +925,7 @@ def mean_resistance_sketch(
         raise ValueError(f"a pair names a node outside [0, {net.num_nodes})")
     if pairs_Px2.shape[0] == 0:
         raise ValueError("no pairs to average over")
-    merged, map_N = _merge_zero_edges(net)
+    merged, map_N = merge_zero_edges(net)
     a_P, b_P = map_N[pairs_Px2[:, 0]], map_N[pairs_Px2[:, 1]]
     todo_P = a_P != b_P  # merged pairs are at resistance 0 exactly
     if not todo_P.any():

@@ -4,7 +4,8 @@ topology of preference data generalises best).
 
 Per seed (its own world): a candidate pool (leaves of response trees, pairs within a tree; or
 reference-policy samples, pairs within a prompt), target pairs (independent reference-policy pairs:
-what a policy must rank), and five recipes that each spend the same budget of comparisons:
+what a policy must rank), held-out targets drawn independently from the same distribution, and
+five recipes that each spend the same budget of comparisons:
 
 * designed: greedy A-optimal pairs from the pool (`ibn.design`), in rounds of `batch`;
 * chain, tree: the paper's two recipes (`world.topology.make_dataset`), not restricted to the pool;
@@ -13,21 +14,35 @@ what a policy must rank), and five recipes that each spend the same budget of co
 * random: uniform pairs from the pool.
 
 Budgets are nested: a recipe's data at budget n is the first n of its comparisons at the largest
-budget. Each is measured by the IBN's mean resistance on the targets, the exact Bayesian learner's
-held-out gold accuracy on them (`rm.bayes`, the Bayes ceiling), a neural ensemble's gold accuracy,
-and Best-of-N gold reward with the exact learner's posterior mean as the reward model.
+budget. A budget above the candidate pool is refused (naming `budgets`): the pool recipes would be
+capped at the pool's size while chain and tree spend the whole budget, and the paired differences
+would compare unequal budgets. Each recipe is measured by the IBN's mean resistance on the targets,
+the exact Bayesian learner's gold accuracy on them (`rm.bayes`, the Bayes ceiling), a neural
+ensemble's gold accuracy, and Best-of-N gold reward with the exact learner's posterior mean as the
+reward model. The designed recipe sees the targets it is scored on (it greedily lowers their mean
+resistance), so every target measure is also reported on the held-out targets, which no recipe
+sees (columns and summary keys ending `_heldout`): those are the figures to cite.
 
-Legend: P prompts, Y leaves per prompt, T targets, C candidates, N items.
+Target pairs with equal gold rewards (the same response twice) have no order to get right and no
+uncertainty to lower: they are left out of the design and of every measure alike, and counted
+(`target_ties`). A target pair the IBN does not connect has infinite resistance: left out of the
+mean resistance and counted (`unreachable_targets`). The designed recipe's paired differences with
+the other recipes are a family of tests per measure: their p-values (paired t over seeds) are
+Holm-adjusted (`*_p_holm`).
+
+Legend: P prompts, Y leaves per prompt, T targets, C candidates, N items, K comparisons in a family.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 
 import jax
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from rm_theory.common.rng import rng as named_rng
 from rm_theory.common.stats import mean_ci
@@ -50,6 +65,10 @@ from rm_theory.world.topology import Comparisons, make_dataset
 
 log = logging.getLogger(__name__)
 RECIPES = ("designed", "chain", "tree", "disagreement", "random")
+POOL_RECIPES = ("designed", "disagreement", "random")  # the recipes that draw from the candidate pool
+TARGET_MEASURES = ("mean_resistance", "bayes_gold_accuracy", "gold_accuracy")  # each also on held-out targets
+MEASURES = (*TARGET_MEASURES, "best_of_n_gold")
+UNIT = ("seed", "recipe", "budget")  # one metrics.jsonl row each; a resumed run skips those logged
 
 
 def _pool(space: PrefixTreeSpace, cfg: DesignSchema, rng: np.random.Generator) -> tuple[Responses, np.ndarray]:
@@ -75,14 +94,64 @@ def _pool(space: PrefixTreeSpace, cfg: DesignSchema, rng: np.random.Generator) -
     return items, np.array(cand, np.int64).reshape(-1, 2)
 
 
+def target_pairs(
+    space: PrefixTreeSpace, cfg: DesignSchema, rng: np.random.Generator
+) -> tuple[Responses, Responses, int]:
+    """`cfg.targets` independent reference-policy pairs, less those whose gold rewards are equal (the
+    same response twice: no order to get right, no uncertainty to lower), and how many those were."""
+    q_a, q_b = sample_query_sets(space, QuerySpec(cfg.targets, ("independent",)), rng, make_tree_sampling(cfg.tree))[
+        "independent"
+    ]
+    keep = np.flatnonzero(space.gold_reward(q_a) != space.gold_reward(q_b))
+    if not len(keep):
+        raise ValueError(f"targets: all {cfg.targets} target pairs have equal gold rewards; the world is too small")
+    return q_a.take(keep), q_b.take(keep), cfg.targets - len(keep)
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    """What every recipe of one seed shares: the world, its pool and both target sets."""
+
+    space: PrefixTreeSpace
+    pool: Responses
+    cand_Cx2: np.ndarray
+    targets: dict[str, tuple[Responses, Responses]]  # by column suffix: "" (the design's), "_heldout"
+    ties: dict[str, int]  # gold-tied target pairs left out, by the same suffix
+
+
+def make_world(cfg: DesignSchema, seed: int) -> World:
+    space = make_space(cfg.space, seed)
+    if not isinstance(space, PrefixTreeSpace):
+        raise ValueError("the design study needs the prefix-tree geometry (space.geometry=tree)")
+    rng = named_rng("design-world", seed)
+    q_a, q_b, ties = target_pairs(space, cfg, rng)
+    pool, cand = _pool(space, cfg, rng)
+    # drawn alike from a stream of their own: no recipe sees them
+    h_a, h_b, ties_h = target_pairs(space, cfg, named_rng("design-heldout", seed))
+    return World(space, pool, cand, {"": (q_a, q_b), "_heldout": (h_a, h_b)}, {"": ties, "_heldout": ties_h})
+
+
+def check_budget(cfg: DesignSchema, seed: int, cand_Cx2: np.ndarray) -> None:
+    """Refuses a budget the candidate pool cannot fill: the pool recipes would stop at the pool's size
+    while chain and tree spend the whole budget, and the `*_minus_*` keys compare equal budgets only."""
+    pooled = [r for r in cfg.recipes if r in POOL_RECIPES]
+    if pooled and max(cfg.budgets) > len(cand_Cx2):
+        raise ValueError(
+            f"budgets = {list(cfg.budgets)}: the largest budget exceeds the candidate pool of seed {seed} "
+            f"({len(cand_Cx2)} distinct pairs, pool={cfg.pool!r}): {', '.join(pooled)} could spend at most "
+            f"{len(cand_Cx2)} comparisons while chain and tree spend {max(cfg.budgets)}. Lower budgets to at most "
+            f"{len(cand_Cx2)}, or enlarge the pool (pool_trees_per_prompt, pool_per_prompt, space.num_prompts)"
+        )
+
+
 def _pairs(pool: Responses, idx_Cx2: np.ndarray) -> Comparisons:
     return Comparisons(pool.take(idx_Cx2[:, 0]), pool.take(idx_Cx2[:, 1]), np.full(len(idx_Cx2), -1))
 
 
-def _disagreement(space, pool, cand, labels_of, cfg: DesignSchema, mc, tc, key) -> np.ndarray:
+def _disagreement(space, pool, cand, labels_of, cfg: DesignSchema, mc, tc, seed: int) -> np.ndarray:
     """Pool pairs in rounds: each round, the pairs whose score difference varies most across an
     ensemble trained on the pairs labelled so far (the first round is random)."""
-    rng = np.random.default_rng(0)
+    rng, key = named_rng("design-disagreement", seed), jax.random.key(seed)
     budget = max(cfg.budgets)
     chosen = list(rng.choice(len(cand), min(cfg.batch, len(cand)), replace=False))
     x_pool = item_inputs(space, pool)
@@ -101,11 +170,9 @@ def _disagreement(space, pool, cand, labels_of, cfg: DesignSchema, mc, tc, key) 
     return np.array(chosen[:budget], np.int64)
 
 
-def _recipe_data(
-    space, cfg: DesignSchema, recipe: str, pool, cand, net_pool, targets_node, labels_of, mc, tc, seed: int
-) -> Comparisons:
+def _recipe_data(space, cfg: DesignSchema, recipe: str, world: World, net_pool, targets_node, labels_of, mc, tc, seed):
     """The recipe's comparisons at the largest budget (smaller budgets are prefixes)."""
-    n = max(cfg.budgets)
+    n, pool, cand = max(cfg.budgets), world.pool, world.cand_Cx2
     rng = named_rng("design", seed, recipe)
     if recipe in ("chain", "tree"):
         return make_dataset(space, recipe, n, rng, tree=make_tree_sampling(cfg.tree))
@@ -122,25 +189,80 @@ def _recipe_data(
         )
         return _pairs(pool, cand[d.chosen_B])
     if recipe == "disagreement":
-        return _pairs(pool, cand[_disagreement(space, pool, cand, labels_of, cfg, mc, tc, jax.random.key(seed))])
+        return _pairs(pool, cand[_disagreement(space, pool, cand, labels_of, cfg, mc, tc, seed)])
     raise ValueError(f"unknown recipe {recipe!r}; known: {RECIPES}")
+
+
+def _measure(world: World, comps: Comparisons, lab, ens, lc, lv, tt, leaves: Responses, best_of_n: int) -> dict:
+    """Every measure of one data set, on the design's targets and on the held-out ones."""
+    space = world.space
+    sets = list(world.targets.items())
+    queries = Responses.concat([q for _, (a, b) in sets for q in (a, b)])
+    ibn = ibn_network(space, comps, queries, lv)
+    ex = bayes.fit(space, comps.a, comps.b, lab.better_P, queries=Responses.concat([queries, leaves]), beta=lc.beta)
+    qi = ex.query_index(np.arange(len(queries) + len(leaves)))
+    s_N = ens.score(item_inputs(space, queries)).mean(0)
+    out, unreachable, at = {}, {}, 0
+    for suffix, (a, b) in sets:
+        T = len(a)
+        ia, ib = at + np.arange(T), at + T + np.arange(T)
+        at += 2 * T
+        res_T = ibn.distance(np.stack([ibn.node_q[ia], ibn.node_q[ib]], 1), "resistance")
+        reach_T = np.isfinite(res_T)
+        gold_gap_T = space.gold_reward(a) - space.gold_reward(b)
+        mu_T = ex.posterior.pair_mean(np.stack([qi[ia], qi[ib]], 1))
+        out[f"mean_resistance{suffix}"] = float(np.mean(res_T[reach_T])) if reach_T.any() else float("nan")
+        out[f"bayes_gold_accuracy{suffix}"] = bayes.gold_accuracy(mu_T, gold_gap_T)
+        out[f"gold_accuracy{suffix}"] = pairwise_accuracy(s_N, ia, ib, (gold_gap_T > 0).astype(float))
+        unreachable[f"unreachable_targets{suffix}"] = int((~reach_T).sum())
+    table = ex.posterior.item_mean(qi[len(queries) :]).reshape(tt.P, tt.Y)
+    out["best_of_n_gold"] = float(exact.best_of_n(tt.ref_logp(), table, tt.gold_PxY, best_of_n).mean())
+    return out | unreachable
+
+
+def holm(p_K: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979): the k-th smallest of the K times K − k + 1, kept
+    non-decreasing, at most 1. A NaN (no test) counts in K as p = 1. Local until the shared helper
+    (`common.stats.holm`, same rule) lands."""
+    p_K = np.where(np.isnan(np.asarray(p_K, np.float64)), 1.0, p_K)
+    K = len(p_K)
+    order = np.argsort(p_K, kind="stable")
+    out_K = np.empty(K)
+    out_K[order] = np.maximum.accumulate(np.minimum(1.0, (K - np.arange(K)) * p_K[order]))
+    return out_K
+
+
+def paired_p(d: np.ndarray) -> float:
+    """Two-sided p-value of a paired t test that the mean difference is 0 (NaN with fewer than 2 units)."""
+    d = np.asarray(d, np.float64)
+    if len(d) < 2:
+        return float("nan")
+    if np.ptp(d) == 0:  # no spread: t is 0 or infinite
+        return 1.0 if d[0] == 0 else 0.0
+    return float(stats.ttest_1samp(d, 0.0).pvalue)
 
 
 def run(cfg: DesignSchema, runlog: RunLog) -> dict:
     if unknown := set(cfg.recipes) - set(RECIPES):
         raise ValueError(f"recipes: unknown {sorted(unknown)}; known: {list(RECIPES)}")
+    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
+    worlds = {seed: make_world(cfg, seed) for seed in seeds}
+    for seed, world in worlds.items():  # before any work: a budget the pool cannot fill is refused
+        check_budget(cfg, seed, world.cand_Cx2)
+    units = [(seed, recipe, n) for seed in seeds for recipe in cfg.recipes for n in cfg.budgets]
+    done = {tuple(r[k] for k in UNIT): r for r in runlog.rows() if all(k in r for k in UNIT)}
+    if done:
+        log.info("resuming: %d of %d units already done", len(done.keys() & set(units)), len(units))
     lc = make_labels(cfg.labels)
     lv = LabelVariance("fisher", beta=lc.beta)
     rows = []
-    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-        space = make_space(cfg.space, seed)
-        if not isinstance(space, PrefixTreeSpace):
-            raise ValueError("the design study needs the prefix-tree geometry (space.geometry=tree)")
-        rng = named_rng("design-world", seed)
-        q_a, q_b = sample_query_sets(
-            space, QuerySpec(cfg.targets, ("independent",)), rng, make_tree_sampling(cfg.tree)
-        )["independent"]
-        pool, cand = _pool(space, cfg, rng)
+    for seed, world in worlds.items():
+        todo = [u for u in units if u[0] == seed and u not in done]
+        if not todo:
+            rows += [done[u] for u in units if u[0] == seed]
+            continue
+        space, pool = world.space, world.pool
+        q_a, q_b = world.targets[""]
         # One network of the pool and the targets (no comparisons yet): what the design sees.
         net_pool = ibn_network(
             space,
@@ -152,69 +274,85 @@ def run(cfg: DesignSchema, runlog: RunLog) -> dict:
         targets_node = np.stack(
             [net_pool.node_q[len(pool) + np.arange(T)], net_pool.node_q[len(pool) + T + np.arange(T)]], 1
         )
-        gold_gap_T = space.gold_reward(q_a) - space.gold_reward(q_b)
         tt = tables.tabulate(space)
         leaves = Responses.concat([Responses(np.full(tt.Y, p), space.enumerate(0).data) for p in range(tt.P)])
         mc = make_model(cfg.model, vocab=vocab_size(space), max_len=space.L + 1)
         tc = make_train(cfg.train)
         for recipe in cfg.recipes:
+            if all((seed, recipe, n) in done for n in cfg.budgets):
+                rows += [done[(seed, recipe, n)] for n in cfg.budgets]
+                continue
             # Labels from one generator per recipe: the first k draws are the same whatever the data's
             # length, so a prefix of the data (a smaller budget, an earlier round) keeps its labels.
             labels_of = lambda comps, r=recipe, sp=space, s=seed: label_comparisons(
                 sp, comps, lc, named_rng("labels", s, r)
             )
-            data = _recipe_data(space, cfg, recipe, pool, cand, net_pool, targets_node, labels_of, mc, tc, seed)
+            data = _recipe_data(space, cfg, recipe, world, net_pool, targets_node, labels_of, mc, tc, seed)
             for n in cfg.budgets:
+                if (seed, recipe, n) in done:
+                    rows.append(done[(seed, recipe, n)])
+                    continue
                 comps = data.take(np.arange(min(n, len(data))))
                 lab = labels_of(comps)
-                ibn = ibn_network(space, comps, Responses.concat([q_a, q_b]), lv)
-                res_T = ibn.distance(np.stack([ibn.node_q[:T], ibn.node_q[T:]], 1), "resistance")
-                ex = bayes.fit(
-                    space, comps.a, comps.b, lab.better_P, queries=Responses.concat([q_a, q_b, leaves]), beta=lc.beta
-                )
-                qi = ex.query_index(np.arange(2 * T + len(leaves)))
-                mu_T = ex.posterior.pair_mean(np.stack([qi[:T], qi[T : 2 * T]], 1))
-                table = ex.posterior.item_mean(qi[2 * T :]).reshape(tt.P, tt.Y)
-                ens, _ = train_ensemble(
-                    mc,
-                    tc,
-                    to_pref_data(space, comps, lab).data,
-                    jax.random.fold_in(jax.random.key(seed), n),
-                    progress=False,
-                )
-                s_N = ens.score(item_inputs(space, Responses.concat([q_a, q_b]))).mean(0)
-                gold_pref = (gold_gap_T > 0).astype(float)
+                key = jax.random.fold_in(jax.random.key(seed), n)
+                ens, _ = train_ensemble(mc, tc, to_pref_data(space, comps, lab).data, key, progress=False)
                 row = {
                     "seed": seed,
                     "recipe": recipe,
                     "budget": n,
                     "comparisons": len(comps),
-                    "mean_resistance": float(np.mean(res_T[np.isfinite(res_T)])),
-                    "bayes_gold_accuracy": bayes.gold_accuracy(mu_T, gold_gap_T),
-                    "gold_accuracy": pairwise_accuracy(s_N, np.arange(T), T + np.arange(T), gold_pref),
-                    "best_of_n_gold": float(exact.best_of_n(tt.ref_logp(), table, tt.gold_PxY, cfg.best_of_n).mean()),
+                    "target_ties": world.ties[""],
+                    "target_ties_heldout": world.ties["_heldout"],
+                    **_measure(world, comps, lab, ens, lc, lv, tt, leaves, cfg.best_of_n),
                 }
                 rows.append(row)
                 runlog.metric(row)
     df = pd.DataFrame(rows)
     df.to_csv(runlog.dir / "results.csv", index=False)
     save(design_figs.against_budget(df), runlog.dir / "figures" / "design_vs_budget")
+    return summarise(df, cfg, worlds)
+
+
+def summarise(df: pd.DataFrame, cfg: DesignSchema, worlds: dict[int, World]) -> dict:
+    """Mean and interval over seeds of every measure per recipe and budget (`*_heldout`: on the held-out
+    targets), the designed recipe's paired differences at the largest budget with Holm-adjusted
+    p-values, and the counts of what the means leave out."""
     out: dict = {
         "seeds": cfg.seeds,
         "targets": cfg.targets,
         "pool": cfg.pool,
         "field_per_seed": cfg.space.field_per_seed,
+        "candidate_pool_min": int(min(len(w.cand_Cx2) for w in worlds.values())),
     }
+    for suffix in ("", "_heldout"):
+        out[f"target_ties{suffix}"] = int(sum(w.ties[suffix] for w in worlds.values()))
+        out[f"unreachable_targets{suffix}"] = int(df[f"unreachable_targets{suffix}"].sum())
+        if out[f"unreachable_targets{suffix}"]:
+            log.warning(
+                "%d target pairs%s unreachable in the IBN, left out of the mean resistance",
+                out[f"unreachable_targets{suffix}"],
+                suffix.replace("_", " "),
+            )
+    columns = [(m, s) for m in MEASURES for s in (("", "_heldout") if m in TARGET_MEASURES else ("",))]
     for (recipe, n), g in df.groupby(["recipe", "budget"]):
-        for col in ("mean_resistance", "bayes_gold_accuracy", "gold_accuracy", "best_of_n_gold"):
-            out[f"{col}_{recipe}_{n}"], out[f"{col}_{recipe}_{n}_ci"] = mean_ci(g[col].to_numpy())
+        for m, s in columns:
+            out[f"{m}_{recipe}_{n}{s}"], out[f"{m}_{recipe}_{n}{s}_ci"] = mean_ci(g[m + s].to_numpy())
     # Paired over worlds at the largest budget: every recipe of a seed shares its world, pool and targets.
-    top = df[df["budget"] == max(cfg.budgets)]
-    if "designed" in cfg.recipes:
-        for col in ("mean_resistance", "bayes_gold_accuracy", "gold_accuracy", "best_of_n_gold"):
-            wide = top.pivot_table(index="seed", columns="recipe", values=col)
-            for other in (r for r in cfg.recipes if r != "designed"):
-                key = f"{col}_designed_minus_{other}"
-                out[key], out[f"{key}_ci"] = mean_ci((wide["designed"] - wide[other]).dropna().to_numpy())
+    others = [r for r in cfg.recipes if r != "designed"]
+    if "designed" in cfg.recipes and others:
+        top = df[df["budget"] == max(cfg.budgets)]
+        for m, s in columns:
+            wide = top.pivot(index="seed", columns="recipe", values=m + s)
+            diffs = [(wide["designed"] - wide[o]).dropna().to_numpy() for o in others]
+            p_K = np.array([paired_p(d) for d in diffs])
+            p_K = np.where(np.isnan(p_K), np.nan, holm(p_K))  # no test (one seed): no adjusted p either
+            for o, d, p in zip(others, diffs, p_K, strict=True):
+                key = f"{m}_designed_minus_{o}{s}"
+                out[key], out[f"{key}_ci"] = mean_ci(d)
+                out[f"{key}_p_holm"] = float(p)
+        out["multiple_comparisons"] = (
+            f"Holm over the designed recipe's {len(others)} paired differences per measure (*_p_holm; p from a "
+            "paired t test over seeds); the *_ci intervals are each at 95%, uncorrected"
+        )
         out["budget_max"] = int(max(cfg.budgets))
     return out
