@@ -50,6 +50,7 @@ import select
 import signal
 import time
 
+import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
@@ -58,6 +59,8 @@ import scipy.sparse.linalg as spla
 from rm_theory.ibn import distance as dist
 from rm_theory.ibn.distance import (
     Network,
+    from_networkx,
+    inference_distance,
     network_distance,
     reduce_network,
     reference_distance,
@@ -75,6 +78,18 @@ class SynthConfig:
     xi2: float = 4.0  # HP-edge variance
     tree_depths: int = 3  # D branching depths per response tree
     tree_branch: int = 2  # B children at each branching depth
+
+
+@dataclasses.dataclass(frozen=True)
+class OutsideConfig:
+    """The graph of `outside_ibn`: L = 10, V = 4, 16 prompts, polynomial field alpha = 0.5, xi^2 = 4."""
+
+    L: int = 10
+    V: int = 4
+    prompts: int = 16
+    alpha: float = 0.5
+    xi2: float = 4.0
+    root_variance: float = 0.5
 
 
 def _increments(cfg: SynthConfig) -> np.ndarray:
@@ -178,6 +193,47 @@ def lead_ibn(n: int, topology: str, queries: int, seed: int) -> tuple[Network, n
     qa, qb = space.sample(rng, prompt_Q), space.sample(rng, prompt_Q)
     ibn = ibn_network(space, comps, Responses.concat([qa, qb]))
     return ibn.network, np.stack([ibn.node_q[:queries], ibn.node_q[queries:]], axis=1)
+
+
+def outside_ibn(n: int, queries: int, seed: int, cfg: OutsideConfig) -> tuple[nx.Graph, list[tuple]]:
+    """A chain IBN as a user would build it, with networkx alone (nothing from the project): every
+    prompt's prefix tree as explicit nodes, unary chains included (node = (prompt, t_1, ..., t_j)),
+    parent-child IB edges of variance s_j^2 (polynomial field, THEORY.md §2), each prompt's root
+    joined to one shared root, one HP edge of variance xi^2 per comparison of two uniformly random
+    responses to a random prompt (a repeated comparison adds its conductance), and query pairs of
+    two fresh random responses to one prompt. n = 10^5 gives 806,985 nodes and 906,984 edges."""
+    rng = np.random.default_rng([seed, n])
+    k = np.arange(cfg.L + 1)
+    delta_K = cfg.V ** (-cfg.alpha * k) - cfg.V ** (-cfg.alpha * cfg.L)
+    s2_J = ((delta_K[:-1] - delta_K[1:]) / 2.0).tolist()
+    g = nx.Graph()
+    g.add_node("root")
+
+    def response(p: int) -> tuple:
+        prev = ("p", p)
+        if prev not in g:
+            g.add_edge("root", prev, variance=cfg.root_variance)
+        for j, tok in enumerate(rng.integers(cfg.V, size=cfg.L).tolist()):
+            node = (*prev, tok)
+            if node not in g:
+                g.add_edge(prev, node, variance=s2_J[j])
+            prev = node
+        return prev
+
+    for _ in range(n):
+        p = int(rng.integers(cfg.prompts))
+        a, b = response(p), response(p)
+        if a == b:
+            continue
+        if g.has_edge(a, b):
+            g[a][b]["variance"] = 1.0 / (1.0 / g[a][b]["variance"] + 1.0 / cfg.xi2)
+        else:
+            g.add_edge(a, b, variance=cfg.xi2)
+    pairs = []
+    for _ in range(queries):
+        p = int(rng.integers(cfg.prompts))
+        pairs.append((response(p), response(p)))
+    return g, pairs
 
 
 def _status_mib(field: str) -> float:
@@ -425,6 +481,71 @@ def _resistance_rows(topology, n, net, kernel, pairs_Px2, args) -> None:
         )
 
 
+def _outside_rows(n: int, g: nx.Graph, pairs: list[tuple], args) -> None:
+    """`inference_distance` on a graph built outside the project (conversion from networkx included),
+    with its solver choices, against the same solve without the split at bridges (the code before it,
+    in the same run) and against exact values: networkx where feasible (path: Dijkstra per pair;
+    resistance: networkx's dense pseudo-inverse, up to 3,000 nodes), else SuperLU's direct solves."""
+    net, nodes = from_networkx(g)
+    index = dict(zip(nodes, range(len(nodes)), strict=True))
+    pairs_Px2 = np.array([[index[a], index[b]] for a, b in pairs], dtype=np.int64)
+    kernel, _ = reduce_network(net, np.unique(pairs_Px2))
+    u, v, _ = dist._collapse_parallel(kernel.num_nodes, kernel.u_E, kernel.v_E, kernel.var_E, np.minimum)
+    piece_N, bridge_U = dist.two_edge_components(kernel.num_nodes, u, v)
+    print(
+        f"outside {n:7d}  N={net.num_nodes} E={net.num_edges} kernel={kernel.num_nodes} "
+        f"bridges={int(bridge_U.sum())} largest piece={np.bincount(piece_N).max()} pairs={len(pairs)}",
+        flush=True,
+    )
+
+    def unsplit(fn):
+        def run():
+            dist._BRIDGE_SPLIT_SHARE = -1.0  # in the forked child only: the solve as it was before
+            return fn()
+
+        return run
+
+    for method in args.methods:
+        rows = [("project", lambda m=method: (inference_distance(g, pairs, m), "all pairs"))]
+        if method == "resistance":
+            for other in ("dense", "direct"):
+                rows.append(
+                    (
+                        f"project/{other}",
+                        lambda o=other: (inference_distance(g, pairs, "resistance", resistance_solver=o), "all pairs"),
+                    )
+                )
+        rows.append(("no bridge split", unsplit(rows[0][1])))
+        sub = pairs[: args.ref_queries]
+        exact, exact_name = np.full(len(pairs), np.nan), "-"
+        if method == "path" or net.num_nodes <= 3_000:
+            t0 = time.perf_counter()
+            exact[: len(sub)] = reference_distance(g, sub, method)
+            exact_name = f"networkx, {len(sub)} pairs, {time.perf_counter() - t0:.1f} s"
+        else:
+            a_sys, ra_P, rb_P, same_P = grounded_system(net, pairs_Px2)
+            x, _ = peer_splu(a_sys, ra_P[same_P], rb_P[same_P], args.ref_queries)
+            exact = _spread(x, same_P)
+            exact_name = f"SuperLU solves, {x.size} pairs"
+        base = None
+        for name, fn in rows:
+            res = _in_child(fn, args.timeout)
+            load = os.getloadavg()[0]
+            if "error" in res:
+                print(f"    {method:10s} {name:16s} {res['error']}  load {load:.1f}", flush=True)
+                continue
+            base = base or res["time"]
+            x = res["values"]
+            ok = np.isfinite(exact) & (exact > 0)
+            agree = float(np.max(np.abs(x[ok] - exact[ok]) / exact[ok])) if ok.any() else float("nan")
+            print(
+                f"    {method:10s} {name:16s} {res['time']:8.2f} s  ratio {res['time'] / base:7.2f}  "
+                f"cpu {res['cpu']:8.2f} s  peak {res['peak_mib']:7.0f} MiB  agree {agree:.1e} (vs {exact_name})  "
+                f"load {load:.1f}",
+                flush=True,
+            )
+
+
 def _spread(values: np.ndarray, same_P: np.ndarray) -> np.ndarray:
     """A peer's answers (the first pairs in one component) over all pairs, nan elsewhere."""
     out = np.full(same_P.size, np.nan)
@@ -456,6 +577,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--peers", nargs="*", default=["cholmod", "splu", "pyamg"], choices=["cholmod", "splu", "pyamg"])
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds before a solver's child is killed")
     ap.add_argument("--source", choices=["auto", "own", "lead"], default="auto")
+    ap.add_argument(
+        "--graphs",
+        nargs="+",
+        choices=["project", "outside"],
+        default=["project", "outside"],
+        help="the project's own networks, and/or a chain IBN built with networkx alone (outside_ibn)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     cfg = SynthConfig()
@@ -465,6 +593,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     _warm_up(args.peers)
     for n in args.n:
+        if "outside" in args.graphs:
+            t0 = time.perf_counter()
+            g, pairs = outside_ibn(n, args.queries, args.seed, OutsideConfig())
+            print(f"# outside graph built in {time.perf_counter() - t0:.1f} s (not timed below)", flush=True)
+            _outside_rows(n, g, pairs, args)
+            del g, pairs
+        if "project" not in args.graphs:
+            continue
         for topology in args.topologies:
             rng = np.random.default_rng([args.seed, n])
             built = None
