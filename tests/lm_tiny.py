@@ -86,18 +86,17 @@ def write_tiny(
     V = write_tokenizer(folder, specials, template, tcfg)
     common = dict(vocab_size=V, hidden_size=H, intermediate_size=F, num_hidden_layers=LAYERS, num_attention_heads=HEADS)
     if family == "bert":
-        cfg = transformers.BertConfig(**common, max_position_embeddings=MAX_POS, pad_token_id=0, **config)
+        cfg = transformers.BertConfig(**(common | dict(max_position_embeddings=MAX_POS, pad_token_id=0) | config))
     elif family == "roberta":
-        cfg = transformers.RobertaConfig(
-            **common, max_position_embeddings=MAX_POS + 2, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-            type_vocab_size=1, **config,
-        )  # fmt: skip
+        kw = dict(max_position_embeddings=MAX_POS + 2, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+        kw["type_vocab_size"] = 1
+        cfg = transformers.RobertaConfig(**(common | kw | config))
     else:
         Config = {"llama": transformers.LlamaConfig, "mistral": transformers.MistralConfig}.get(
             family, transformers.Qwen2Config
         )
         kw = dict(max_position_embeddings=MAX_POS, bos_token_id=1, eos_token_id=2, pad_token_id=None)
-        cfg = Config(**common, **(kw | config))
+        cfg = Config(**(common | kw | config))
     cfg.num_labels = 1
     if head:
         Model = transformers.AutoModelForSequenceClassification

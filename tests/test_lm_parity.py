@@ -53,6 +53,7 @@ CASES = {
     ),
 }
 DECODERS = {"llama", "mistral", "qwen2"}
+B = 4  # rows per batch everywhere: the six texts make two batches, and each model compiles once
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -69,13 +70,13 @@ def test_scores_match_transformers(case):
     assert len(set(map(len, ids))) > 3  # a padded batch of different lengths
     hf = hf_model(folder, pad_id=model.tokenizer.pad_id)
     want = hf_logits(hf, ids, model.tokenizer.pad_id)
-    got = model.logits_ids(ids, batch_size=4)  # two batches, padded to 16 tokens, not to the longest
+    got = model.logits_ids(ids, batch_size=B)  # two batches, padded to 16 tokens, not to the longest
     assert got.shape == (6, 1) and np.abs(want).max() > 0.1
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
-    np.testing.assert_allclose(model.score(texts(), batch_size=4), want[:, 0], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(model.score(texts(), batch_size=B), want[:, 0], atol=1e-4, rtol=0)
     if family in DECODERS:  # left padding too (RoPE: only position differences matter)
         left = hf_logits(hf, ids, model.tokenizer.pad_id, side="left")
-        np.testing.assert_allclose(model.logits_ids(ids, padding_side="left"), left, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(model.logits_ids(ids, batch_size=B, padding_side="left"), left, atol=1e-4, rtol=0)
         np.testing.assert_allclose(left, want, atol=1e-4, rtol=0)
 
 
@@ -99,12 +100,12 @@ def test_save_then_transformers_gives_the_same_scores(case, lora, tmp_path):
     name, family, folder = case
     model = load_score_model(folder)
     ids, _ = model.encode(texts())
-    before = model.logits_ids(ids)
+    before = model.logits_ids(ids, batch_size=B)
     if lora:
         n = len(_lora_everywhere(model))
         assert n == 2 * (4 + 2 + (family in DECODERS))  # every Linear of both layers
-        assert np.abs(model.logits_ids(ids) - before).max() > 1e-2  # the adapters change the scores
-    ours = model.logits_ids(ids)
+        assert np.abs(model.logits_ids(ids, batch_size=B) - before).max() > 1e-2  # the adapters change the scores
+    ours = model.logits_ids(ids, batch_size=B)
     out = save_score_model(model, tmp_path / "saved")
     config = json.loads((out / "config.json").read_text())
     assert config["pad_token_id"] == model.tokenizer.pad_id and config["id2label"] == {"0": "reward"}
@@ -113,7 +114,7 @@ def test_save_then_transformers_gives_the_same_scores(case, lora, tmp_path):
     np.testing.assert_allclose(hf_logits(hf, ids, model.tokenizer.pad_id), ours, atol=1e-4, rtol=0)
     again = load_score_model(out)
     assert all(m.lora is None for m in again.net.backbone.hf_modules().values() if isinstance(m, Linear))
-    np.testing.assert_allclose(again.logits_ids(ids), ours, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(again.logits_ids(ids, batch_size=B), ours, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
@@ -135,7 +136,7 @@ def test_causal_lm_folder_gets_a_fresh_head_that_survives_saving(tied, tmp_path)
     got = model.net.backbone(jnp.asarray(ids_NxT), jnp.asarray(mask_NxT))
     m = mask_NxT.astype(bool)
     np.testing.assert_allclose(np.asarray(got)[m], want.numpy()[m], atol=1e-4, rtol=0)
-    ours = model.logits_ids(ids)
+    ours = model.logits_ids(ids, batch_size=B)
     assert np.abs(ours).max() > 0  # N(0, initializer_range) weights, not zeros
     out = save_score_model(model, tmp_path / "rm")
     np.testing.assert_allclose(hf_logits(hf_model(out), ids, model.tokenizer.pad_id), ours, atol=1e-4, rtol=0)
@@ -147,7 +148,7 @@ def test_sharded_checkpoints_both_ways(tmp_path):
     model = load_score_model(folder)
     ids, _ = model.encode(texts())
     want = hf_logits(hf_model(folder, pad_id=model.tokenizer.pad_id), ids, model.tokenizer.pad_id)
-    np.testing.assert_allclose(model.logits_ids(ids), want, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(model.logits_ids(ids, batch_size=B), want, atol=1e-4, rtol=0)
     out = save_score_model(model, tmp_path / "out", shard_bytes=20_000)
     shards = sorted(p.name for p in out.glob("model-*.safetensors"))
     assert len(shards) > 2 and (out / "model.safetensors.index.json").is_file()
@@ -160,7 +161,7 @@ def test_harm_head_and_cost_kind_round_trip(tmp_path):
     model = load_score_model(folder, kind="cost", harm_categories=cats)
     assert model.labels == ["cost", "harm:violence", "harm:privacy"]
     ids, _ = model.encode(texts())
-    ours = model.logits_ids(ids)
+    ours = model.logits_ids(ids, batch_size=B)
     assert ours.shape == (6, 3)
     out = save_score_model(model, tmp_path / "cost")
     config = json.loads((out / "config.json").read_text())
@@ -169,7 +170,7 @@ def test_harm_head_and_cost_kind_round_trip(tmp_path):
     np.testing.assert_allclose(hf_logits(hf_model(out), ids, model.tokenizer.pad_id), ours, atol=1e-4, rtol=0)
     again = load_score_model(out)
     assert again.kind == "cost" and again.harm_categories == cats
-    np.testing.assert_allclose(again.score(texts()), ours[:, 0], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(again.score(texts(), batch_size=B), ours[:, 0], atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("pooling", ["mean", "first"])
@@ -177,13 +178,13 @@ def test_encoder_poolings_without_a_transformers_class_keep_their_head(pooling, 
     folder = write_tiny(tmp_path / "base", "bert", head=False)
     model = load_score_model(folder, pooling=pooling)
     ids, types = model.encode(texts())
-    ours = model.logits_ids(ids, types)
+    ours = model.logits_ids(ids, types, batch_size=B)
     out = save_score_model(model, tmp_path / "rm")
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["BertModel"] and config["rm_theory"]["pooling"] == pooling
     again = load_score_model(out)
     assert again.pooling == pooling
-    np.testing.assert_allclose(again.logits_ids(ids, types), ours, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(again.logits_ids(ids, types, batch_size=B), ours, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="holds a 'mean' head|holds a 'first' head"):
         load_score_model(out, pooling="cls")
 
@@ -195,8 +196,8 @@ def test_bf16_checkpoint_loads_into_float32_and_computes_in_bf16(tmp_path):
     ids, _ = model.encode(texts())
     hf = hf_model(folder, pad_id=model.tokenizer.pad_id).float()  # the same bf16 values, in float32
     want = hf_logits(hf, ids, model.tokenizer.pad_id)
-    np.testing.assert_allclose(model.logits_ids(ids), want, atol=1e-4, rtol=0)
-    low = load_score_model(folder, dtype=jnp.bfloat16).logits_ids(ids)
+    np.testing.assert_allclose(model.logits_ids(ids, batch_size=B), want, atol=1e-4, rtol=0)
+    low = load_score_model(folder, dtype=jnp.bfloat16).logits_ids(ids, batch_size=B)
     assert low.dtype == np.float32
     np.testing.assert_allclose(low, want, atol=0.1 * np.abs(want).max(), rtol=0)
 
@@ -218,8 +219,8 @@ def test_pad_token_by_the_eos_rule_is_recorded_for_transformers(tmp_path):
 def test_tied_embeddings_stored_under_the_output_head_only(tmp_path):
     """Some tied checkpoints keep the shared matrix as lm_head.weight alone; it is the embedding."""
     folder = write_tiny(tmp_path / "lm", "llama", head=False, num_key_value_heads=2, tie_word_embeddings=True)
-    want = load_score_model(folder).score(texts())
+    want = load_score_model(folder).score(texts(), batch_size=B)
     t = load_file(str(folder / "model.safetensors"))
     t["lm_head.weight"] = t.pop("model.embed_tokens.weight")
     save_file(t, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    np.testing.assert_array_equal(load_score_model(folder).score(texts()), want)
+    np.testing.assert_array_equal(load_score_model(folder).score(texts(), batch_size=B), want)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from rm_theory.lm.config import EncoderConfig
-from rm_theory.lm.layers import Linear, attention, key_mask
+from rm_theory.lm.layers import Linear, attention, call_layer, key_mask
 
 
 class BertLayer(nnx.Module):
@@ -41,10 +41,6 @@ class BertLayer(nnx.Module):
         x_BxTxH = self.attn_norm(x_BxTxH + self.attn_out(a_BxTxH))
         h_BxTxF = jax.nn.gelu(self.ffn_in(x_BxTxH), approximate=False)
         return self.ffn_norm(x_BxTxH + self.ffn_out(h_BxTxF))
-
-
-def _run(layer: nnx.Module, *args) -> jax.Array:
-    return layer(*args)
 
 
 class BertBackbone(nnx.Module):
@@ -75,9 +71,8 @@ class BertBackbone(nnx.Module):
         x_BxTxH = self.word(ids_BxT) + self.type(types_BxT) + self.pos(self.positions(ids_BxT))
         x_BxTxH = self.emb_norm(x_BxTxH)
         allow_Bx1x1xT = key_mask(mask_BxT)
-        run = nnx.remat(_run) if self.remat else _run
         for layer in self.layers:
-            x_BxTxH = run(layer, x_BxTxH, allow_Bx1x1xT)
+            x_BxTxH = call_layer(layer, self.remat, x_BxTxH, allow_Bx1x1xT)
         return x_BxTxH
 
     def hf_modules(self) -> dict[str, nnx.Module]:

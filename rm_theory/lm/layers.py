@@ -126,3 +126,14 @@ def causal_mask(mask_BxT: jax.Array, window: int | None) -> jax.Array:
     if window is not None:
         ok_TxT &= i - j < window
     return ok_TxT[None, None] & (mask_BxT > 0)[:, None, None, :]
+
+
+def call_layer(layer: nnx.Module, remat: bool, *args) -> jax.Array:
+    """`layer(*args)`, with `remat` under `jax.checkpoint`: its activations are recomputed in the
+    backward pass instead of stored. The layer is split into a pure function of its state (layers
+    never mutate it), so this works inside `nnx.jit` and inside plain `jax.grad` / `jax.lax.scan`
+    over `nnx.merge`d state alike (`nnx.remat` writes state back and fails in the latter)."""
+    if not remat:
+        return layer(*args)
+    graphdef, state = nnx.split(layer)
+    return jax.checkpoint(lambda s, *a: nnx.merge(graphdef, s)(*a))(state, *args)

@@ -23,7 +23,16 @@ import jax.numpy as jnp
 from flax import nnx
 
 from rm_theory.lm.config import DecoderConfig
-from rm_theory.lm.layers import Linear, RMSNorm, apply_rope, attention, causal_mask, rope_frequencies, rope_tables
+from rm_theory.lm.layers import (
+    Linear,
+    RMSNorm,
+    apply_rope,
+    attention,
+    call_layer,
+    causal_mask,
+    rope_frequencies,
+    rope_tables,
+)
 
 
 class LlamaLayer(nnx.Module):
@@ -55,10 +64,6 @@ class LlamaLayer(nnx.Module):
         return x_BxTxH + self.down_proj(g_BxTxF)
 
 
-def _run(layer: nnx.Module, *args) -> jax.Array:
-    return layer(*args)
-
-
 class LlamaBackbone(nnx.Module):
     """Token ids -> last hidden states [B, T, H] after the final norm (LlamaModel's `last_hidden_state`)."""
 
@@ -79,9 +84,8 @@ class LlamaBackbone(nnx.Module):
         rope = rope_tables(rope_frequencies(self.cfg), T)
         masks = {w: causal_mask(mask_BxT, w) for w in set(self.cfg.windows)}
         x_BxTxH = self.embed_tokens(ids_BxT).astype(self.dtype)
-        run = nnx.remat(_run) if self.remat else _run
         for layer in self.layers:
-            x_BxTxH = run(layer, x_BxTxH, rope, masks[layer.window])
+            x_BxTxH = call_layer(layer, self.remat, x_BxTxH, rope, masks[layer.window])
         return self.norm(x_BxTxH)
 
     def hf_modules(self) -> dict[str, nnx.Module]:
