@@ -199,7 +199,7 @@ def test_bf16_checkpoint_loads_into_float32_and_computes_in_bf16(tmp_path):
     np.testing.assert_allclose(model.logits_ids(ids, batch_size=B), want, atol=1e-4, rtol=0)
     low = load_score_model(folder, dtype=jnp.bfloat16).logits_ids(ids, batch_size=B)
     assert low.dtype == np.float32
-    np.testing.assert_allclose(low, want, atol=0.1 * np.abs(want).max(), rtol=0)
+    np.testing.assert_allclose(low, want, atol=0.05, rtol=0)  # bfloat16's 8 bits of mantissa; seen: 0.014
 
 
 def test_pad_token_by_the_eos_rule_is_recorded_for_transformers(tmp_path):

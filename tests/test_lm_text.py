@@ -50,3 +50,4 @@ def test_pad_token_rule_order(tmp_path):
     assert pad_token_rule({"eos_token_id": 2}, {"pad_token": {"content": "<pad>"}}, tok, tmp_path) == (3, "tokenizer")
     assert pad_token_rule({"eos_token_id": [2, 1]}, {}, tok, tmp_path) == (2, "eos")
     assert pad_token_rule({}, {"eos_token": "</s>"}, tok, tmp_path) == (2, "eos")
+    assert pad_token_rule({"eos_token_id": 1}, {"eos_token": "</s>"}, tok, tmp_path) == (2, "eos")  # TRL's

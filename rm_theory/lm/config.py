@@ -83,8 +83,6 @@ class DecoderConfig:
     mlp_bias: bool = False
     windows: tuple[int | None, ...] = ()  # per layer: sliding-window length, or None for full causal
     tie_embeddings: bool = False
-    pad_id: int | None = None
-    eos_id: int | None = None
     init_std: float = 0.02
 
     @property
@@ -134,16 +132,6 @@ def _get(raw: dict, key: str, path, typ: type = int, default: Any = _MISSING) ->
         value = float(value)
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise CheckpointError(f"{path}: key {key!r} = {value!r}, expected {typ.__name__}")
-    return value
-
-
-def _first_id(raw: dict, key: str, path) -> int | None:
-    """`eos_token_id` may be a list (Llama 3); its first entry is the EOS token."""
-    value = raw.get(key)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise CheckpointError(f"{path}: key {key!r} = {raw.get(key)!r}, expected an int or a list of ints")
     return value
 
 
@@ -249,8 +237,6 @@ def _decoder(raw: dict, path) -> DecoderConfig:
         mlp_bias=mt == "llama" and _get(raw, "mlp_bias", path, bool, default=False),
         windows=_windows(raw, path, n_layers),
         tie_embeddings=_get(raw, "tie_word_embeddings", path, bool, default=False),
-        pad_id=_first_id(raw, "pad_token_id", path),
-        eos_id=_first_id(raw, "eos_token_id", path),
         init_std=_get(raw, "initializer_range", path, float, default=0.02),
         **_rope(raw, path),
     )

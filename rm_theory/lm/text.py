@@ -3,9 +3,9 @@ prompt + response pairs longer than the model's window.
 
 The pad token (`pad_token_rule`): config.json's `pad_token_id` if set (it is the id transformers'
 `*ForSequenceClassification` looks for); else the tokenizer's own pad token (`tokenizer_config.json`
-`pad_token`, or the padding set in `tokenizer.json`); else the EOS token (config.json's
-`eos_token_id`, the first if a list, else the tokenizer's `eos_token`), as TRL does for Llama
-checkpoints, which have no pad token. `save_score_model` records the id in config.json.
+`pad_token`, or the padding set in `tokenizer.json`); else the EOS token, as TRL does for Llama
+checkpoints, which have no pad token (the tokenizer's `eos_token`, else config.json's
+`eos_token_id`, the first if a list). `save_score_model` records the id in config.json.
 
 Legend: N texts or pairs, T tokens.
 """
@@ -72,13 +72,15 @@ def pad_token_rule(config: dict, tcfg: dict, tok: Tokenizer, folder: Path) -> tu
         return tok.token_to_id(name), "tokenizer"
     if tok.padding is not None:
         return tok.padding["pad_id"], "tokenizer"
+    # TRL sets tokenizer.pad_token = tokenizer.eos_token: the tokenizer's EOS first (Llama 3 Instruct:
+    # <|eot_id|>, where config.json lists three EOS ids), config.json's only without one.
+    name = _token(tcfg.get("eos_token"))
+    if name is not None and tok.token_to_id(name) is not None:
+        return tok.token_to_id(name), "eos"
     eos = config.get("eos_token_id")
     eos = eos[0] if isinstance(eos, list) and eos else eos
     if isinstance(eos, int):
         return eos, "eos"
-    name = _token(tcfg.get("eos_token"))
-    if name is not None and tok.token_to_id(name) is not None:
-        return tok.token_to_id(name), "eos"
     raise CheckpointError(
         f"{folder}: no pad token (config.json 'pad_token_id', tokenizer_config.json 'pad_token') and no EOS "
         "token to pad with (config.json 'eos_token_id', tokenizer_config.json 'eos_token')"
