@@ -1,7 +1,8 @@
 """The package's layout explains itself: imports run one way between its wings (README "Layout").
 
-world ← ibn ← rm ← policy; real may use rm and ibn; config, figures and runs sit above the library
-wings; studies sit on top; nothing in the package imports `experiments`. `common` is below all.
+world ← ibn ← rm ← policy; real may use rm and ibn; lm (pretrained text models) uses only common;
+config, figures and runs sit above the library wings; studies sit on top; nothing in the package
+imports `experiments`. `common` is below all.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "rm_theory"
-LIBRARY = {"common", "world", "ibn", "rm", "policy", "real"}
+LIBRARY = {"common", "world", "ibn", "rm", "policy", "real", "lm"}
 # wing -> the wings it may import (besides itself)
 ALLOWED = {
     "common": set(),
@@ -22,6 +23,7 @@ ALLOWED = {
     "rm": {"common", "world", "ibn"},
     "policy": {"common", "world", "ibn", "rm"},
     "real": {"common", "world", "ibn", "rm"},
+    "lm": {"common"},
     "config": LIBRARY,
     "runs": LIBRARY,
     "figures": LIBRARY | {"runs"},

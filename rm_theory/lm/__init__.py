@@ -1,0 +1,31 @@
+"""Pretrained text models as reward and cost models: backbones in Flax NNX loaded from Hugging Face
+folders (BERT, RoBERTa; Llama, Mistral, Qwen2), score heads with transformers'
+`*ForSequenceClassification` semantics, saving back to that layout, and LoRA.
+
+    model = load_score_model("path/to/folder")        # config.json, model.safetensors, tokenizer.json
+    r_N = model.score(["text one", "text two"])       # one float per text
+    add_lora(model, rank=8, alpha=16)                  # optional; train params selected by LORA_AND_HEAD
+    save_score_model(model, "out")                     # transformers loads it back, same scores
+
+`model.net` is the `nnx.Module` to train: `model.net(ids_BxT, mask_BxT, types_BxT)` -> logits [B, L],
+column 0 the score. See `score` for the poolings and the Hugging Face classes they map to, `text` for
+the pad-token rule and `fit_pairs`.
+"""
+
+from rm_theory.lm.config import CheckpointError
+from rm_theory.lm.lora import LORA_AND_HEAD, add_lora, merge_lora
+from rm_theory.lm.score import ScoreModel, ScoreNet, load_score_model, save_score_model
+from rm_theory.lm.text import LengthReport, fit_pairs
+
+__all__ = [
+    "LORA_AND_HEAD",
+    "CheckpointError",
+    "LengthReport",
+    "ScoreModel",
+    "ScoreNet",
+    "add_lora",
+    "fit_pairs",
+    "load_score_model",
+    "merge_lora",
+    "save_score_model",
+]
