@@ -26,10 +26,16 @@ def _simple(seed: int) -> tuple[int, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("seed", range(40))
 def test_two_edge_components_match_networkx(seed):
     n, u, v = _simple(seed)
+    if seed % 2:  # a multigraph: some edges doubled (never bridges), and self-loops (ignored)
+        rng = np.random.default_rng(seed)
+        twice = rng.random(u.size) < 0.3
+        loops = rng.integers(0, n, 2)
+        u, v = np.r_[u, v[twice], loops], np.r_[v, u[twice], loops]
     label_N, bridge_U = dist.two_edge_components(n, u, v)
-    g = nx.Graph()
+    g = nx.MultiGraph()
     g.add_nodes_from(range(n))
     g.add_edges_from(zip(u.tolist(), v.tolist(), strict=True))
+    g.remove_edges_from(list(nx.selfloop_edges(g)))
     assert {frozenset(e) for e in zip(u[bridge_U].tolist(), v[bridge_U].tolist(), strict=True)} == {
         frozenset(e) for e in nx.bridges(g)
     }
@@ -111,6 +117,16 @@ def test_networks_without_a_shared_root_are_solved_without_the_split(monkeypatch
     monkeypatch.setattr(dist, "_across_bridges", lambda *a: calls.append(out := across(*a)) or out)
     inference_distance(g, pairs, "resistance")
     assert calls == [None]
+
+
+@pytest.mark.parametrize("method", ["path", "resistance"])
+def test_bridges_false_solves_the_kernel_whole_with_the_same_distances(method, monkeypatch):
+    g, pairs = rooted_prompts(3)
+    calls = []
+    monkeypatch.setattr(dist, "_across_bridges", lambda *a: calls.append(a))
+    whole = inference_distance(g, pairs, method, bridges=False)
+    assert calls == []
+    np.testing.assert_allclose(whole, reference_distance(g, pairs, method), rtol=1e-9, atol=1e-12)
 
 
 def test_path_searches_run_per_component_and_leave_other_components_inf():

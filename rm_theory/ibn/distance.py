@@ -386,8 +386,9 @@ _BRIDGE_SPLIT_SHARE = 0.5
 def two_edge_components(n: int, u_U: np.ndarray, v_U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Label of each node's 2-edge-connected component, and the mask of bridges among the edges.
 
-    ``u_U, v_U``: a simple graph (no parallel edges, no self-loops). A depth-first tree directed from
-    the root, with every other edge directed back towards the root, is strongly connected exactly
+    ``u_U, v_U``: the edges (parallel edges are never bridges; self-loops are ignored). A depth-first
+    tree directed from the root, with every other edge directed back towards the root, is strongly
+    connected exactly
     within each 2-edge-connected component (Robbins 1939; Tarjan 1974): so its strong components are
     those components, and the bridges are the tree edges between two of them. All of it runs in
     scipy's compiled graph routines (networkx's ``bridges`` took 2.9 s on a 128k-node kernel).
@@ -406,6 +407,12 @@ def two_edge_components(n: int, u_U: np.ndarray, v_U: np.ndarray) -> tuple[np.nd
     pre_N = np.empty(n + 1, dtype=np.int64)
     pre_N[order] = np.arange(order.size)
     tree_U = (pred_N[v_U] == u_U) | (pred_N[u_U] == v_U)
+    # of parallel copies of a tree edge, one is the tree edge and the others are back edges
+    key_U = np.minimum(u_U, v_U) * (n + 1) + np.maximum(u_U, v_U)
+    _, first = np.unique(key_U, return_index=True)
+    once_U = np.zeros(u_U.size, dtype=bool)
+    once_U[first] = True
+    tree_U &= once_U
     first_U = pre_N[u_U] < pre_N[v_U]
     hi_U, lo_U = np.where(first_U, v_U, u_U), np.where(first_U, u_U, v_U)
     # tree edges point away from the root (from the earlier-visited end), back edges towards it
@@ -1008,9 +1015,17 @@ def _resistance_kernel(kernel: Network, a_P: np.ndarray, b_P: np.ndarray, solver
 
 
 def network_distance(
-    net: Network, pairs_Px2: np.ndarray, method: Method = "path", resistance_solver: str = "auto"
+    net: Network,
+    pairs_Px2: np.ndarray,
+    method: Method = "path",
+    resistance_solver: str = "auto",
+    bridges: bool = True,
 ) -> np.ndarray:
     """Fast inference distance for node-index pairs; one value per pair (inf if disconnected).
+
+    bridges: split the kernel at its bridges where that leaves its largest piece at most half its
+      largest component (exact: both distances add in series across a bridge; see
+      ``_across_bridges``). False solves the kernel whole, as before the split existed.
 
     resistance_solver:
       "auto": "cholmod" where scikit-sparse is installed; else "direct" where unknowns x pairs is at
@@ -1030,7 +1045,7 @@ def network_distance(
     if method == "resistance" and resistance_solver == "cholmod" and _cholmod() is None:
         raise ImportError("resistance_solver='cholmod' needs scikit-sparse: pip install -e '.[cholmod]'")
     merged, map_N = merge_zero_edges(net)
-    return _distance(merged, map_N[pairs_Px2[:, 0]], map_N[pairs_Px2[:, 1]], method, resistance_solver, split=True)
+    return _distance(merged, map_N[pairs_Px2[:, 0]], map_N[pairs_Px2[:, 1]], method, resistance_solver, bridges)
 
 
 def _distance(net: Network, a_P: np.ndarray, b_P: np.ndarray, method: Method, solver: str, split: bool) -> np.ndarray:
@@ -1210,10 +1225,11 @@ def inference_distance(
     method: Method = "path",
     solver: Literal["fast", "reference"] = "fast",
     resistance_solver: str = "auto",
+    bridges: bool = True,
 ) -> np.ndarray:
     """Inference distance between labelled nodes of any Graph/MultiGraph with edge ``variance``.
 
-    ``resistance_solver`` is passed to ``network_distance`` (fast solver only).
+    ``resistance_solver`` and ``bridges`` are passed to ``network_distance`` (fast solver only).
     """
     if solver == "reference":
         return reference_distance(graph, pairs, method)
@@ -1222,4 +1238,4 @@ def inference_distance(
     pairs = _check_pairs(graph, pairs)
     net, _, index = _edge_arrays(graph, with_kinds=False)
     pairs_Px2 = np.array([[index[a], index[b]] for a, b in pairs], dtype=np.int64).reshape(-1, 2)
-    return network_distance(net, pairs_Px2, method, resistance_solver)
+    return network_distance(net, pairs_Px2, method, resistance_solver, bridges)
