@@ -8,12 +8,13 @@ from typing import Any, ClassVar
 from rm_theory.common.validate import spec
 from rm_theory.config.common import RunSchema
 from rm_theory.config.real_data import FeatureSchema
+from rm_theory.real.loaders import LOADERS
 
 
 @dataclasses.dataclass
 class DataFileSchema:
-    path: str = ""  # a file (or a folder, for llmbar) in one of the loaders' formats
-    format: str = "jsonl"  # a key of rm_theory.real.LOADERS (jsonl = the project's own format)
+    path: str = ""  # a file (or a folder of such files) in one of the loaders' formats
+    format: str = spec("jsonl", choices=tuple(LOADERS))  # a loader's name (jsonl = the project's own format)
     max_pairs: int = spec(2000, ge=0)  # cap by whole prompts (0 = all); the encoder is the slow part
 
 

@@ -16,8 +16,8 @@ class ClaimSchema:
 
     key: str = ""
     paper: str = ""
-    line: float = 0.0
-    direction: str = "greater"  # greater | less
+    line: float = spec(0.0, unbounded="a value of the claim's summary key")
+    direction: str = spec("greater", choices=("greater", "less"))
     # summary keys that say how many units the interval is over (seeds, held-out pairs, ...)
     size: list[str] = dataclasses.field(default_factory=lambda: ["seeds"])
 
