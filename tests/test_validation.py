@@ -175,4 +175,3 @@ def test_every_numeric_field_of_every_schema_declares_its_range():
     assert len(fields) > 100  # the walk reached the nested schemas
     undeclared = [k for k, m in fields if not ({"ge", "gt", "le", "lt", "choices", "unbounded"} & m.keys())]
     assert undeclared == []
-

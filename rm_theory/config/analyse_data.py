@@ -44,6 +44,13 @@ class AnalyseDataSchema(RunSchema):
     fixture: bool = False  # write and analyse a tiny data set with a random encoder (smoke runs)
     figures: bool = True
 
+    def inputs(self) -> dict[str, str]:
+        # the fixture replaces the encoder, and the data only when data.path names none
+        out = {"data.path": self.data.path} if self.data.path else {}
+        if self.features.encoder_dir and not self.fixture:
+            out["features.encoder_dir"] = self.features.encoder_dir
+        return out
+
     SMOKE: ClassVar[dict[str, Any]] = {
         "fixture": True,
         "data.max_pairs": 200,

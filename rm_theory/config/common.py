@@ -9,6 +9,7 @@ classes end in `Schema`; the library's dataclasses they build end in `Config`.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from rm_theory.common.validate import spec
 from rm_theory.ibn.network import LabelVariance
@@ -28,11 +29,21 @@ MAX_SEED = 2**31 - 1
 @dataclasses.dataclass
 class RunSchema:
     """The fields every entry point has: the root seed, the smoke switch (`debug=smoke`), and
-    whether a run folder of another fingerprint may be resumed (`force`; README "Outputs")."""
+    whether a run folder of another fingerprint may be resumed (`force`; README "Outputs").
+
+    A schema says what its run resumes from in `RESUME_STATE` (top-level names in the run folder
+    that a rerun keeps; every other output of an earlier run is moved aside first), and which
+    files and folders it reads in `inputs()` (fingerprinted by their content)."""
 
     seed: int = spec(0, ge=0, le=MAX_SEED)
     smoke: bool = False
     resume: str = spec("auto", choices=("auto", "force"))
+
+    RESUME_STATE: ClassVar[tuple[str, ...]] = ()
+
+    def inputs(self) -> dict[str, str]:
+        """Dotted config key -> the file or folder that key makes this run read."""
+        return {}
 
 
 @dataclasses.dataclass

@@ -121,6 +121,7 @@ class WinRatesSchema(DownstreamSchema):
     exact_rm: bool = True
     judge_samples: int = spec(0, ge=0)  # 0: exact win probabilities; > 0: that many sample pairs per prompt
 
+    RESUME_STATE: ClassVar[tuple[str, ...]] = ("metrics.jsonl",)  # the finished (task, n, fraction) points
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,
         "n_values": [64],

@@ -119,6 +119,22 @@ class RealDataSchema(RunSchema):
     ibn: RealIBNSchema = dataclasses.field(default_factory=RealIBNSchema)
     topology: TopologySchema = dataclasses.field(default_factory=TopologySchema)
 
+    def inputs(self) -> dict[str, str]:
+        """The data sets the chosen parts read, and the encoder folder (none with the fixture)."""
+        if self.fixture:
+            return {}
+        used = set()
+        if "accuracy" in self.parts:
+            used |= {*self.accuracy.in_domain, *self.accuracy.transfer_from, *self.accuracy.transfer_to}
+        if "ibn" in self.parts:
+            used |= set(self.ibn.datasets)
+        if "topology" in self.parts:
+            used |= set(self.topology.datasets)
+        out = {f"datasets.{k}.path": self.datasets[k].path for k in sorted(used) if self.datasets[k].path}
+        if self.features.encoder_dir:
+            out["features.encoder_dir"] = self.features.encoder_dir
+        return out
+
     # where features are cached, not what they are: a run folder stays resumable from another cache
     NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("features.cache_dir",)
     SMOKE: ClassVar[dict[str, Any]] = {

@@ -82,6 +82,7 @@ class IBNScalingSchema(SeededRunSchema):
     )
     map: SweepSchema = dataclasses.field(default_factory=_map_default)
 
+    RESUME_STATE: ClassVar[tuple[str, ...]] = ("metrics.jsonl",)  # the finished cells
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,
         "curve.n_values": [64, 256],
