@@ -20,7 +20,7 @@ import pytest
 
 from rm_theory.common.validate import ConfigError
 from rm_theory.runs.folder import RunFolderError, RunLock, RunLog, read_json, run_entry
-from rm_theory.studies import ibn_scaling, reproduce, train_rm
+from rm_theory.studies import ibn_scaling, reproduce, train_rm, win_rates
 from tests.helpers import compose_config, run_smoke
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -439,3 +439,27 @@ def test_a_rerun_of_a_study_that_resumes_nothing_does_not_duplicate_its_rows(tmp
         run_entry(compose_config("best_of_n", ["debug=smoke"]), twice, out_dir=tmp_path, overrides=["debug=smoke"])
     assert RunLog(tmp_path).rows() == [{"a": 1}, {"a": 2}]
 
+
+def test_resumed_win_rates_skip_finished_points_and_equal_an_uninterrupted_run(tmp_path, monkeypatch):
+    """README: finished units are skipped. A resumed win_rates used to recompute every point and
+    append its rows again."""
+    over = ["n_values=[32,64]"]
+    full = run_smoke("win_rates", win_rates.run, tmp_path / "full", over)
+    run = tmp_path / "run"
+    shutil.copytree(tmp_path / "full", run)
+    lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    assert len(lines) == 2  # one line per point
+    (run / "metrics.jsonl").write_text(lines[0])  # killed during the second point
+    calls = []
+    real = win_rates._win_point
+    monkeypatch.setattr(win_rates, "_win_point", lambda *a: calls.append(a[3]) or real(*a))
+    resumed = run_smoke("win_rates", win_rates.run, run, over)
+    assert calls == [64] and _numbers(resumed) == _numbers(full)
+    for name in ("results.csv", "policies.csv", "curves.csv", "annotation_cost.csv"):
+        assert (run / name).read_text() == (tmp_path / "full" / name).read_text(), name
+    assert (run / "metrics.jsonl").read_text() == "".join(
+        (tmp_path / "full" / "metrics.jsonl").read_text().splitlines(keepends=True)
+    )
+    again = run_smoke("win_rates", win_rates.run, run, over)  # a finished run: nothing recomputed or appended
+    assert calls == [64] and _numbers(again) == _numbers(full)
+    assert len(RunLog(run).rows()) == 2
