@@ -65,3 +65,10 @@ def test_outputs_set_aside_in_hidden_folders_are_not_runs(tmp_path):
     _write(tmp_path / "b", ".", {"acc": 0.5})
     _write(tmp_path / "a", ".previous/0123456789abcdef", {"acc": 0.1})
     assert compare_summaries(tmp_path / "a", tmp_path / "b") == []
+
+
+def test_a_summary_that_is_a_folder_is_a_difference_too(tmp_path):
+    _write(tmp_path / "a", ".", {"acc": 0.5})
+    (tmp_path / "b" / "summary.json").mkdir(parents=True)
+    (diff,) = compare_summaries(tmp_path / "a", tmp_path / "b")
+    assert diff.key == "<unreadable>" and "IsADirectoryError" in diff.b

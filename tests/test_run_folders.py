@@ -405,6 +405,31 @@ def test_an_input_inside_the_run_folder_is_refused_naming_key_and_file(tmp_path,
     assert data.read_text() == "mine\n" and sorted(p.name for p in run.iterdir()) == [name.split("/")[0]]
 
 
+def test_a_link_inside_the_run_folder_to_an_input_outside_is_refused(tmp_path):
+    """The run would write its next_batch.jsonl through the link, into the user's file."""
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("mine\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "next_batch.jsonl").symlink_to(data)
+    with pytest.raises(RunFolderError, match=r"is inside the run folder .*next_batch\.jsonl would be overwritten"):
+        _analyse(tmp_path / "run" / "next_batch.jsonl", tmp_path / "run")
+    assert data.read_text() == "mine\n"
+
+
+def test_an_input_that_cannot_be_read_is_a_config_error_naming_the_key(tmp_path, monkeypatch):
+    from rm_theory.runs import folder
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("a\n")
+    monkeypatch.setattr(folder, "file_digest", denied)
+    with pytest.raises(ConfigError, match=r"data\.path = '.*pairs\.jsonl': cannot be read \(.*Permission denied"):
+        _analyse(data, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_input_folder_holding_the_run_folder_is_refused(tmp_path):
     (tmp_path / "a.json").write_text("[]")
     with pytest.raises(RunFolderError, match="is a folder that holds the run folder"):
@@ -416,12 +441,17 @@ def test_a_missing_input_is_a_config_error_naming_the_key(tmp_path):
         _analyse(tmp_path / "nope.jsonl", tmp_path / "run")
 
 
-@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", ""])
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", "", "\xff", "a folder"])
 def test_a_damaged_fingerprint_is_named_and_resume_force_gets_past_it(tmp_path, damage):
     data = tmp_path / "pairs.jsonl"
     data.write_text("a\nb\n")
     _analyse(data, tmp_path / "run")
-    (tmp_path / "run" / "fingerprint.json").write_text(damage)
+    path = tmp_path / "run" / "fingerprint.json"
+    if damage == "a folder":
+        path.unlink()
+        path.mkdir()
+    else:
+        path.write_bytes(damage.encode("latin-1"))
     with pytest.raises(RunFolderError, match=r"fingerprint\.json is not .*resume=force"):
         _analyse(data, tmp_path / "run")
     assert _analyse(data, tmp_path / "run", "resume=force")["status"] == "ok"

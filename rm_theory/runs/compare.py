@@ -63,7 +63,7 @@ def _read_summary(path: Path) -> dict | str:
     """A summary's contents, or what is wrong with the file (naming it, and how to recover)."""
     try:
         out = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
         out = f"{type(err).__name__}: {err}"
     if isinstance(out, dict):
         return out

@@ -243,7 +243,12 @@ def fingerprint(resolved: dict, skip: tuple[str, ...] = (), inputs: dict[str, st
     }
     body: dict[str, Any] = {"version": package_version(), "config": flat}
     if inputs:  # absent otherwise, so that runs reading no files keep the fingerprints they had
-        body["inputs"] = {key: input_digest(path) for key, path in sorted(inputs.items())}
+        body["inputs"] = {}
+        for key, path in sorted(inputs.items()):
+            try:
+                body["inputs"][key] = input_digest(path)
+            except OSError as err:
+                raise ConfigError(f"invalid config:\n  {key} = {path!r}: cannot be read ({err})") from None
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return {**body, "sha256": digest}
 
@@ -279,7 +284,7 @@ def read_fingerprint(run_dir: Path) -> dict | None:
         return None
     try:
         old = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RunFolderError(f"{path} is not readable JSON ({type(err).__name__}: {err})") from None
     if not isinstance(old, dict) or not isinstance(old.get("sha256"), str):
         raise RunFolderError(f"{path} is not a fingerprint (a JSON object with a sha256)")
@@ -463,16 +468,19 @@ def check_inputs(run_dir: Path, inputs: dict[str, str]) -> None:
     """Refuses an input inside the run folder (the run's outputs may overwrite it, and a rerun
     moves an earlier run's files aside) and an input folder that holds the run folder (the run's
     outputs would become its data)."""
-    folder = Path(run_dir).resolve()
+    # Both as written and with links resolved: a link inside the folder is written through.
+    folders = {Path(os.path.abspath(run_dir)), Path(run_dir).resolve()}
     for key, path in inputs.items():
-        p = Path(path).resolve()
-        if _within(p, folder):
+        paths = {Path(os.path.abspath(path)), Path(path).resolve()}
+        inside = [(p, f) for p in paths for f in folders if _within(p, f)]
+        if inside:
+            p, f = inside[0]
             raise RunFolderError(
                 f"{key} = {path!r} is inside the run folder {run_dir}, where the run writes its outputs "
-                f"({p.relative_to(folder).as_posix() or '.'} would be overwritten or moved aside): keep inputs "
+                f"({p.relative_to(f).as_posix() or '.'} would be overwritten or moved aside): keep inputs "
                 "outside it, or write the run to another folder (hydra.run.dir=...)"
             )
-        if p.is_dir() and _within(folder, p):
+        if any(p.is_dir() and _within(f, p) for p in paths for f in folders):
             raise RunFolderError(
                 f"{key} = {path!r} is a folder that holds the run folder {run_dir}: the run's outputs would be "
                 "read as data by the next run. Write the run outside it (hydra.run.dir=...)"
@@ -547,7 +555,7 @@ def run_entry(
             earlier = {"sha256": "unreadable"}
         if earlier is None and any((run_dir / name).exists() for name in ("metrics.jsonl", "results.csv")):
             earlier = {"sha256": "unfingerprinted"}  # results from before fingerprints, and resume=force
-    except RunFolderError:
+    except (RunFolderError, ConfigError):  # a refused run leaves the folder as it was
         lock.release()
         _restore_hydra_record(out_dir)
         raise
