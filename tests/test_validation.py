@@ -72,6 +72,7 @@ CASES = [
     ("safe_rlhf", "seeds=0", "seeds = 0: must be >= 1"),
     ("safe_rlhf", "lambda_max=0", "lambda_max = 0.0: must be > 0"),
     *[(name, "seed=-1", "seed = -1: must be >= 0") for name in SCHEMAS],
+    ("real_data", "parts=[]", "parts = []: must not be empty"),  # used to end ok over nothing
 ]
 
 
@@ -175,3 +176,17 @@ def test_every_numeric_field_of_every_schema_declares_its_range():
     assert len(fields) > 100  # the walk reached the nested schemas
     undeclared = [k for k, m in fields if not ({"ge", "gt", "le", "lt", "choices", "unbounded"} & m.keys())]
     assert undeclared == []
+
+
+def test_sweeps_that_together_select_nothing_are_named(tmp_path):
+    """Each empty axis is allowed (it skips its figure); both sweeps empty used to end in a KeyError."""
+    with pytest.raises(ConfigError, match=r"curve\.n_values, map\.n_values = \[\]: curve and map would both select"):
+        _run("ibn_scaling", ["curve.n_values=[]", "map.n_values=[]"], tmp_path)
+
+
+@pytest.mark.parametrize("name", ["real_data", "analyse_data"])
+def test_a_feature_cache_path_that_is_a_file_is_named(tmp_path, name):
+    """It used to fail with a bare FileExistsError once the data was loaded."""
+    (tmp_path / "cache").write_text("x")
+    with pytest.raises(ConfigError, match=r"features\.cache_dir = '.*cache': is a file"):
+        _run(name, [f"features.cache_dir={tmp_path / 'cache'}"], tmp_path / "run")

@@ -5,9 +5,11 @@ A schema field says what it accepts through `spec(...)` (dataclass field metadat
 `choices`, a bound (`ge`, `gt`, `le`, `lt`), `nonempty`, or `keys_of` (the keys of a dict field at
 the config's root, e.g. which tasks exist). A number that may be any real says why in `unbounded`
 (`tests/test_validation.py` checks that every numeric field of every schema declares one or the
-other). Lists are checked element by element, and no float may be NaN or infinite. Every entry
-point validates its whole config once, before any work, so a value that selects nothing or a size
-that cannot be run fails with the key's name instead of deep in numpy or pandas.
+other). Lists are checked element by element, and no float may be NaN or infinite. What one field
+cannot say alone (two sweeps that together select nothing, a folder path that names a file) a schema
+says in a method `cross_checks() -> list[str]` ('key = value: why', keys relative to the schema).
+Every entry point validates its whole config once, before any work, so a value that selects nothing
+or a size that cannot be run fails with the key's name instead of deep in numpy or pandas.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ def problems(obj: Any, root: Any | None = None, prefix: str = "") -> list[str]:
         value = getattr(obj, f.name)
         out += _problems_of_value(prefix + f.name, value, dict(f.metadata), root)
         out += problems(value, root, f"{prefix}{f.name}.")
+    if not out and hasattr(obj, "cross_checks"):  # on values each of which its field allows
+        out += [prefix + p for p in obj.cross_checks()]
     return out
 
 

