@@ -73,6 +73,9 @@ CASES = [
     ("safe_rlhf", "lambda_max=0", "lambda_max = 0.0: must be > 0"),
     *[(name, "seed=-1", "seed = -1: must be >= 0") for name in SCHEMAS],
     ("real_data", "parts=[]", "parts = []: must not be empty"),  # used to end ok over nothing
+    # used to fail after the reward models were trained, naming no key
+    ("safe_rlhf", "ppo.steps=12", "ppo.steps = 12: must be a multiple of log_every (5)"),
+    ("win_rates", "ppo.steps=12", "ppo.steps = 12: must be a multiple of log_every (5)"),
 ]
 
 

@@ -41,6 +41,12 @@ class PPOSchema:
     baseline: str = spec("loo", choices=("exact", "learned", "loo"))
     log_every: int = spec(10, ge=1)
 
+    def cross_checks(self) -> list[str]:
+        # PPO runs in chunks of log_every steps (policy.ppo, policy.safe_rlhf)
+        if self.steps % self.log_every:
+            return [f"steps = {self.steps}: must be a multiple of log_every ({self.log_every})"]
+        return []
+
 
 @dataclasses.dataclass
 class DPOSchema:
