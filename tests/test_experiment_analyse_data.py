@@ -36,7 +36,7 @@ def test_smoke_report_has_every_part(tmp_path):
     [
         ([], "data.path is not set"),
         (["data.path=/no/such/file.jsonl"], "does not exist"),
-        (["data.path=x.jsonl", "data.format=nope"], "not a loader"),
+        (["data.path=x.jsonl", "data.format=nope"], "data.format = .nope.: must be one of"),
     ],
 )
 def test_bad_input_names_the_key(tmp_path, over, message):

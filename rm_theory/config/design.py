@@ -43,6 +43,7 @@ class DesignSchema(SeededRunSchema):
         )
     )
 
+    RESUME_STATE: ClassVar[tuple[str, ...]] = ("metrics.jsonl",)  # the finished (seed, recipe, budget) units
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,
         "budgets": [16, 32],

@@ -16,8 +16,8 @@ class ClaimSchema:
 
     key: str = ""
     paper: str = ""
-    line: float = 0.0
-    direction: str = "greater"  # greater | less
+    line: float = spec(0.0, unbounded="a value of the claim's summary key")
+    direction: str = spec("greater", choices=("greater", "less"))
     # summary keys that say how many units the interval is over (seeds, held-out pairs, ...)
     size: list[str] = dataclasses.field(default_factory=lambda: ["seeds"])
 
@@ -55,4 +55,5 @@ class ReproduceSchema(RunSchema):
     # Each step is fingerprinted on its own (its command and config files; a changed one is rerun):
     # which steps run now and their definitions do not make the reproduction folder another run's.
     NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("step_timeout_s", "only", "steps", "jobs", "start_order")
+    RESUME_STATE: ClassVar[tuple[str, ...]] = ("runs",)  # the steps' folders: finished steps are skipped
     SMOKE: ClassVar[dict[str, Any]] = {"step_timeout_s": 600}

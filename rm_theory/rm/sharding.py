@@ -33,6 +33,8 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from rm_theory.common.validate import spec
+
 MEMBER, DATA = "member", "data"
 
 
@@ -41,12 +43,12 @@ class DistributedConfig:
     """`devices`: 1 = one device, no mesh (the default); 0 = all devices (all hosts after
     initialize); n = the first n. `members`: size of the member axis, 0 = gcd(K, devices)."""
 
-    devices: int = 1
-    members: int = 0
+    devices: int = spec(1, ge=0)
+    members: int = spec(0, ge=0)
     initialize: bool = False  # multi-host: call jax.distributed.initialize first
     coordinator_address: str | None = None  # "host:port" of process 0; None = auto-detect
-    num_processes: int | None = None
-    process_id: int | None = None
+    num_processes: int | None = spec(None, ge=1)
+    process_id: int | None = spec(None, ge=0)
 
 
 def maybe_initialize(cfg: DistributedConfig) -> bool:

@@ -1,12 +1,15 @@
 """Run outputs and their aggregation.
 
 Every run writes into its own folder: `config.yaml`/`config.json` (the resolved config),
-`fingerprint.json` (what determines the results: the config minus output paths, and the package
-version), `metrics.jsonl` (one JSON object per logged step or finished unit of work),
-`summary.json` (final scalars and `"status"`: "ok", "failed" or "running") and `run.lock` (the pid
-of the live process writing the folder). A folder is resumed only by a run of the same
-fingerprint, and written by one process at a time. Aggregation globs run folders into one pandas
-table and tolerates failed or missing runs.
+`fingerprint.json` (what determines the results: the config minus output paths, the package
+version, and the size and SHA-256 of every input file the config names), `metrics.jsonl` (one JSON
+object per logged step or finished unit of work), `summary.json` (final scalars and `"status"`:
+"ok", "failed" or "running") and `run.lock` (the pid of the live process writing the folder). A
+folder is resumed only by a run of the same fingerprint, and written by one process at a time; a
+rerun first moves the earlier run's outputs aside into `.previous/<its fingerprint>/`, keeping only
+what the study resumes from (its schema's `RESUME_STATE`), so no output of an earlier run is ever
+left beside this run's. Aggregation globs run folders into one pandas table and tolerates failed or
+missing runs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import time
 import traceback
@@ -52,6 +56,15 @@ def to_jsonable(x: Any) -> Any:
     if isinstance(x, np.generic):
         return to_jsonable(x.item())
     return x
+
+
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def from_jsonable(row: dict) -> dict:
+    """A logged row's values as they were: the strings `to_jsonable` wrote for NaN and ±inf back to
+    floats (a resumed table then equals an uninterrupted one)."""
+    return {k: _NON_FINITE.get(v, v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -196,24 +209,64 @@ def _flatten(x: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: x}
 
 
-def fingerprint(resolved: dict, skip: tuple[str, ...] = ()) -> dict:
+def file_digest(path: Path) -> dict:
+    """{"size": bytes, "sha256": hex} of a file's content."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"size": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def input_digest(path: str | Path) -> dict[str, dict]:
+    """The content of an input: {"": digest} of a file; of a folder, {relative path: digest} of
+    every file under it (hidden files and folders left out, as the loaders leave them out)."""
+    p = Path(path)
+    if not p.is_dir():
+        return {"": file_digest(p)}
+    return {
+        f.relative_to(p).as_posix(): file_digest(f)
+        for f in sorted(p.rglob("*"))
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+    }
+
+
+def fingerprint(resolved: dict, skip: tuple[str, ...] = (), inputs: dict[str, str] | None = None) -> dict:
     """What determines a run's results: its resolved config without the keys in `skip` (dotted;
-    output paths and write options), and the package version; `sha256` hashes both."""
+    output paths and write options), the package version, and the content of each input the
+    config names (`inputs`: dotted key -> file or folder; `input_digest`); `sha256` hashes them."""
     skip = (*NOT_FINGERPRINTED, *skip)
     flat = {
         k: v
         for k, v in _flatten(to_jsonable(resolved)).items()
         if not any(k == s or k.startswith(s + ".") for s in skip)
     }
-    body = {"version": package_version(), "config": flat}
+    body: dict[str, Any] = {"version": package_version(), "config": flat}
+    if inputs:  # absent otherwise, so that runs reading no files keep the fingerprints they had
+        body["inputs"] = {}
+        for key, path in sorted(inputs.items()):
+            try:
+                body["inputs"][key] = input_digest(path)
+            except OSError as err:
+                raise ConfigError(f"invalid config:\n  {key} = {path!r}: cannot be read ({err})") from None
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return {**body, "sha256": digest}
 
 
+def _input_keys(fp: dict) -> dict[str, str]:
+    """`inputs.<key>` (a file) or `inputs.<key>/<file>` (a folder's files) -> 'N bytes, sha256 ...'."""
+    return {
+        f"inputs.{key}" + (f"/{rel}" if rel else ""): f"{d['size']:,} bytes, sha256 {d['sha256'][:16]}"
+        for key, files in (fp.get("inputs") or {}).items()
+        for rel, d in files.items()
+    }
+
+
 def fingerprint_diff(old: dict, new: dict, limit: int = 12) -> list[str]:
-    """'key: old -> new' for each key whose value differs (the version as key `version`)."""
-    a = {**old.get("config", {}), "version": old.get("version")}
-    b = {**new.get("config", {}), "version": new.get("version")}
+    """'key: old -> new' for each key whose value differs (the version as key `version`, an input
+    file as `inputs.<key>`, a folder's file as `inputs.<key>/<file>`)."""
+    a = {**old.get("config", {}), **_input_keys(old), "version": old.get("version")}
+    b = {**new.get("config", {}), **_input_keys(new), "version": new.get("version")}
     missing = object()
     out = [
         f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
@@ -223,25 +276,44 @@ def fingerprint_diff(old: dict, new: dict, limit: int = 12) -> list[str]:
     return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
 
 
-def check_fingerprint(run_dir: Path, fp: dict, resume: str = "auto") -> None:
-    """Refuses a folder that holds results of another fingerprint (`resume=force` resumes anyway)."""
+def read_fingerprint(run_dir: Path) -> dict | None:
+    """The `fingerprint.json` of a run folder (None if there is none); one that cannot be read is
+    a `RunFolderError` naming it (`check_fingerprint` says how to go on)."""
     path = Path(run_dir) / "fingerprint.json"
-    if path.exists():
+    if not path.exists():
+        return None
+    try:
         old = read_json(path)
-        if old.get("sha256") == fp["sha256"]:
-            return
-        what = "; ".join(fingerprint_diff(old, fp))
-    elif (Path(run_dir) / "metrics.jsonl").exists() or (Path(run_dir) / "results.csv").exists():
-        what = "the folder holds results without a fingerprint.json (written before fingerprints)"
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunFolderError(f"{path} is not readable JSON ({type(err).__name__}: {err})") from None
+    if not isinstance(old, dict) or not isinstance(old.get("sha256"), str):
+        raise RunFolderError(f"{path} is not a fingerprint (a JSON object with a sha256)")
+    return old
+
+
+def check_fingerprint(run_dir: Path, fp: dict, resume: str = "auto") -> None:
+    """Refuses a folder that holds results of another fingerprint, or whose fingerprint.json
+    cannot be read (`resume=force` resumes it anyway, and the new fingerprint is recorded)."""
+    run_dir = Path(run_dir)
+    try:
+        old = read_fingerprint(run_dir)
+    except RunFolderError as err:
+        what = f"{err}, so which config made the results in {run_dir} cannot be told"
     else:
-        return
+        if old is not None and old["sha256"] == fp["sha256"]:
+            return
+        if old is not None:
+            what = f"{run_dir} holds results of a different run ({'; '.join(fingerprint_diff(old, fp))})"
+        elif (run_dir / "metrics.jsonl").exists() or (run_dir / "results.csv").exists():
+            what = f"{run_dir} holds results without a fingerprint.json (written before fingerprints)"
+        else:
+            return
     if resume == "force":
-        log.warning("resume=force: resuming %s although its results were made with: %s", run_dir, what)
+        log.warning("resume=force: resuming anyway although %s", what)
         return
     raise RunFolderError(
-        f"{run_dir} holds results of a different run ({what}). Rows already there would be reused as "
-        "if they were this run's. Start afresh in another folder (hydra.run.dir=...) or delete this one; "
-        "or pass resume=force to resume it anyway."
+        f"{what}. Rows already there would be reused as if they were this run's. Start afresh in another "
+        "folder (hydra.run.dir=...) or delete this one; or pass resume=force to resume it anyway."
     )
 
 
@@ -345,11 +417,88 @@ def _hydra_record(out_dir: Path) -> dict[str, str]:
 def _restore_hydra_record(out_dir: Path) -> None:
     """Hydra rewrites `.hydra/` before a run starts: a refused run puts back the record of the
     run the folder holds, so `.hydra/overrides.yaml` never describes a run that did not happen."""
-    path = out_dir / "fingerprint.json"
-    if not path.exists():
+    try:
+        old = read_fingerprint(out_dir)
+    except RunFolderError:  # nothing to put back; the error that refused the run names the file
         return
-    for name, text in (read_json(path).get("hydra_files") or {}).items():
+    for name, text in ((old or {}).get("hydra_files") or {}).items():
         (out_dir / ".hydra" / name).write_text(text)
+
+
+# What `run_entry` itself writes into every run folder.
+RUN_FILES = ("fingerprint.json", "config.yaml", "config.json", "metrics.jsonl", "summary.json", "run.lock")
+PREVIOUS = ".previous"  # hidden: aggregation and comparison skip it
+
+
+def _entries(run_dir: Path) -> list[str]:
+    """Top-level names of a folder that a run may own: not hidden (`.hydra/`, `.previous/`, a
+    multi-host `.process_<i>/`) and not the lock, which the live run holds."""
+    return sorted(e.name for e in run_dir.iterdir() if not e.name.startswith(".") and e.name != "run.lock")
+
+
+def not_outputs(run_dir: Path, earlier: dict | None) -> list[str]:
+    """The entries of a run folder that no run made: those that were there before its first run
+    (recorded in each fingerprint.json and carried on), e.g. `reproduce`'s `stdout.log`, or a
+    user's files when the folder is an existing one (`hydra.run.dir=.`)."""
+    if earlier is None:  # the first run into this folder: what is here now is not ours
+        return [e for e in _entries(run_dir) if e not in RUN_FILES]
+    return sorted(set(earlier.get("not_outputs") or []) & set(_entries(run_dir)))
+
+
+def set_aside(run_dir: Path, keep: tuple[str, ...], slot: str) -> list[str]:
+    """Moves every top-level entry of `run_dir` but `keep` (and hidden ones and the lock) into
+    `.previous/<slot>/`, replacing what an earlier run of the same slot left there; returns the
+    names moved. A rerun thereby starts from a folder holding only what it resumes from."""
+    moved = [e for e in _entries(run_dir) if e not in keep]
+    if not moved:
+        return []
+    aside = run_dir / PREVIOUS / slot
+    shutil.rmtree(aside, ignore_errors=True)
+    aside.mkdir(parents=True)
+    for name in moved:
+        (run_dir / name).rename(aside / name)
+    return moved
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_inputs(run_dir: Path, inputs: dict[str, str]) -> None:
+    """Refuses an input inside the run folder (the run's outputs may overwrite it, and a rerun
+    moves an earlier run's files aside) and an input folder that holds the run folder (the run's
+    outputs would become its data)."""
+    # Both as written and with links resolved: a link inside the folder is written through.
+    folders = {Path(os.path.abspath(run_dir)), Path(run_dir).resolve()}
+    for key, path in inputs.items():
+        paths = {Path(os.path.abspath(path)), Path(path).resolve()}
+        inside = [(p, f) for p in paths for f in folders if _within(p, f)]
+        if inside:
+            p, f = inside[0]
+            raise RunFolderError(
+                f"{key} = {path!r} is inside the run folder {run_dir}, where the run writes its outputs "
+                f"({p.relative_to(f).as_posix() or '.'} would be overwritten or moved aside): keep inputs "
+                "outside it, or write the run to another folder (hydra.run.dir=...)"
+            )
+        if any(p.is_dir() and _within(f, p) for p in paths for f in folders):
+            raise RunFolderError(
+                f"{key} = {path!r} is a folder that holds the run folder {run_dir}: the run's outputs would be "
+                "read as data by the next run. Write the run outside it (hydra.run.dir=...)"
+            )
+
+
+def _inputs(obj: Any) -> dict[str, str]:
+    """The files and folders a config reads (the schema's `inputs()`); a missing one is a
+    `ConfigError` naming its key."""
+    inputs = obj.inputs() if hasattr(obj, "inputs") else {}
+    missing = [
+        f"{key} = {path!r}: does not exist (relative paths are read from {Path.cwd()})"
+        for key, path in inputs.items()
+        if not Path(path).exists()
+    ]
+    if missing:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(missing))
+    return inputs
 
 
 def run_entry(
@@ -361,10 +510,12 @@ def run_entry(
     """The contract of every entry point: resolved config in, `summary.json` with a status out.
 
     `main(config_object, runlog)` returns the headline scalars. Before any work the config is
-    validated (every field's allowed values), the folder is locked for this process and checked to
-    hold nothing but this run's own results (its fingerprint). A failure is recorded in
-    `summary.json` (status "failed", the error) before it is re-raised. `overrides` are the
-    command-line overrides (read from Hydra when it runs the entry point): they win over
+    validated (every field's allowed values, and that the inputs it names exist and lie outside
+    the run folder), the folder is locked for this process and checked to hold nothing but this
+    run's own results (its fingerprint, which includes the inputs' content). An earlier run's
+    outputs are then moved aside (`set_aside`), but for the study's `RESUME_STATE`. A failure is
+    recorded in `summary.json` (status "failed", the error) before it is re-raised. `overrides`
+    are the command-line overrides (read from Hydra when it runs the entry point): they win over
     `debug=smoke`.
     """
     from hydra.core.hydra_config import HydraConfig
@@ -381,6 +532,7 @@ def run_entry(
     out_dir = Path(out_dir)
     try:
         validate(obj)
+        inputs = _inputs(obj)
     except ConfigError as err:
         # A new folder records why it stayed empty; an earlier run's summary is left as it is.
         if not (out_dir / "summary.json").exists():
@@ -389,20 +541,33 @@ def run_entry(
         raise
     enable_compilation_cache()
     run_dir = _process_dir(out_dir, obj)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(run_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    fp = fingerprint(resolved, tuple(getattr(schema, "NOT_FINGERPRINTED", ())))
+    lock = RunLock(run_dir)
     try:
+        check_inputs(run_dir, inputs)  # before anything is written: an input may be named like an output
+        fp = fingerprint(resolved, tuple(getattr(schema, "NOT_FINGERPRINTED", ())), inputs)
+        run_dir.mkdir(parents=True, exist_ok=True)
         lock.acquire()
         check_fingerprint(run_dir, fp, resolved.get("resume", "auto"))
-    except RunFolderError:
+        try:
+            earlier = read_fingerprint(run_dir)
+        except RunFolderError:  # unreadable, and resume=force: what the folder holds was a run's
+            earlier = {"sha256": "unreadable"}
+        if earlier is None and any((run_dir / name).exists() for name in ("metrics.jsonl", "results.csv")):
+            earlier = {"sha256": "unfingerprinted"}  # results from before fingerprints, and resume=force
+    except (RunFolderError, ConfigError):  # a refused run leaves the folder as it was
         lock.release()
         _restore_hydra_record(out_dir)
         raise
     with lock:
+        keep = not_outputs(run_dir, earlier)
+        if earlier is not None:
+            state = tuple(getattr(schema, "RESUME_STATE", ()))
+            moved = set_aside(run_dir, (*keep, *state), earlier["sha256"][:16])
+            if moved:
+                log.info("%s: the earlier run's %s moved to %s/", run_dir, ", ".join(moved), PREVIOUS)
         runlog = RunLog(run_dir)
-        write_json(runlog.dir / "fingerprint.json", {**fp, "hydra_files": _hydra_record(out_dir)})
+        write_json(runlog.dir / "fingerprint.json", {**fp, "hydra_files": _hydra_record(out_dir), "not_outputs": keep})
         (runlog.dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
         write_json(runlog.dir / "config.json", resolved)
         start = time.time()

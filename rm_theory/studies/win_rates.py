@@ -29,7 +29,7 @@ from rm_theory.figures import win_rates as win_rates_figs
 from rm_theory.figures.common import save
 from rm_theory.policy import dpo, exact, ppo, tables
 from rm_theory.policy.rewards import exact_reward_table, leaf_inputs, reward_table
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.folder import RunLog, from_jsonable
 from rm_theory.world.labels import labelled_data
 from rm_theory.world.topology import TOPOLOGIES, annotation_tokens
 
@@ -162,23 +162,42 @@ def _win_point(cfg: WinRatesSchema, name: str, task: SpaceSchema, n: int, frac: 
     return rows, wins, curves, ann
 
 
+TABLES = ("rows", "wins", "curves", "ann")  # what a point gives: policies, win rates, PPO curves, annotation cost
+
+
+def _done_points(logged: list[dict]) -> dict[tuple, dict[str, list[dict]]]:
+    """The tables of each point a killed (or finished) run logged, by (task, n, incomplete_frac).
+
+    Each point is one line, so a kill leaves it wholly done or not at all; rows of folders written
+    before points were logged whole (`unit: win`) are not reused."""
+    return {
+        (r["task"], r["n"], r["incomplete_frac"]): {k: [from_jsonable(x) for x in r[k]] for k in TABLES}
+        for r in logged
+        if r.get("unit") == "point"
+    }
+
+
 def _win_rates(cfg: WinRatesSchema, runlog: RunLog) -> dict:
     unknown = set(cfg.run_tasks) - cfg.tasks.keys()
     if unknown:
         raise KeyError(f"run_tasks names tasks that are not defined under tasks: {sorted(unknown)}")
     tasks = [(k, v) for k, v in cfg.tasks.items() if not cfg.run_tasks or k in cfg.run_tasks]
     points = list(itertools.product(tasks, cfg.n_values, cfg.incomplete_fracs))
+    done = _done_points(runlog.rows())  # the README's contract: finished units are not recomputed
+    if done:
+        log.info("resuming: %d points already done", len(done))
     rows, wins, curves, ann = [], [], [], []
     for (name, task), n, frac in tqdm(points, desc="win-rate points"):
         t0 = time.time()
-        r, w, c, a = _win_point(cfg, name, task, n, frac, runlog)
-        rows += r
-        wins += w
-        curves += c
-        ann += a
-        for row in w:
-            runlog.metric({"unit": "win", **row})
-        log.info("point %s n=%d frac=%.2f done in %.1fs", name, n, frac, time.time() - t0)
+        point = done.get((name, n, frac))
+        if point is None:
+            point = dict(zip(TABLES, _win_point(cfg, name, task, n, frac, runlog), strict=True))
+            runlog.metric({"unit": "point", "task": name, "n": n, "incomplete_frac": frac, **point})
+            log.info("point %s n=%d frac=%.2f done in %.1fs", name, n, frac, time.time() - t0)
+        rows += point["rows"]
+        wins += point["wins"]
+        curves += point["curves"]
+        ann += point["ann"]
     out_dir = runlog.dir
     wins_df, pol_df, curve_df, ann_df = map(pd.DataFrame, (wins, rows, curves, ann))
     wins_df.to_csv(out_dir / "results.csv", index=False)

@@ -4,7 +4,9 @@ Layout of a cache folder: one `shard-<content hash>.npz` per call that encoded s
 `keys` ([M] sha256 hex strings) and `feats` ([M, H] float32). The index (key -> shard, row) is
 rebuilt from the shards when the cache opens, so there is no separate index to fall out of
 sync; a shard is written to a temporary name and renamed, so a crash never leaves half a shard.
-Several model identities may share one folder: keys never collide across identities.
+A shard damaged otherwise (a truncated copy, a full disk) is a `CacheError` naming it: delete it
+and its texts are encoded again. Several model identities may share one folder: keys never collide
+across identities.
 
 Legend: N texts asked for, M new texts, H feature size.
 """
@@ -13,10 +15,40 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+# What numpy raises on a damaged .npz: not a zip, a truncated member, a missing array, not an array.
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError)
+
+
+class CacheError(RuntimeError):
+    """A damaged shard of the feature cache (the message names it and how to recover)."""
+
+
+def _damaged(shard: Path, what: str) -> CacheError:
+    return CacheError(
+        f"{shard}: damaged feature-cache shard ({what}). It holds only features that can be computed "
+        "again: delete it (its texts are encoded again on the next run), or use another cache folder "
+        "(features.cache_dir=...)"
+    )
+
+
+def _read_shard(shard: Path, name: str, rows: int | None = None) -> np.ndarray:
+    """One array of a shard (`keys` [M] or `feats` [M, H], `rows` = M when known); a damaged
+    shard is a `CacheError`."""
+    try:
+        with np.load(shard, allow_pickle=False) as z:
+            out = z[name]
+    except _DAMAGE as err:
+        raise _damaged(shard, f"{type(err).__name__}: {err}") from err
+    if rows is not None and len(out) != rows:
+        raise _damaged(shard, f"{len(out)} rows of {name} for {rows} keys")
+    return out
 
 
 def text_key(identity: str, text: str) -> str:
@@ -32,10 +64,12 @@ class FeatureCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self._index: dict[str, tuple[Path, int]] = {}
         self._shards: dict[Path, np.ndarray] = {}
+        self._rows: dict[Path, int] = {}
         for shard in sorted(self.root.glob("shard-*.npz")):
-            with np.load(shard) as z:
-                for row, key in enumerate(z["keys"]):
-                    self._index[str(key)] = (shard, row)
+            keys = _read_shard(shard, "keys")
+            self._rows[shard] = len(keys)
+            for row, key in enumerate(keys):
+                self._index[str(key)] = (shard, row)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -45,8 +79,7 @@ class FeatureCache:
 
     def _feats(self, shard: Path) -> np.ndarray:
         if shard not in self._shards:
-            with np.load(shard) as z:
-                self._shards[shard] = z["feats"]
+            self._shards[shard] = _read_shard(shard, "feats", self._rows[shard])
         return self._shards[shard]
 
     def encode(self, texts: Sequence[str], encode_fn: Callable[[list[str]], np.ndarray]) -> np.ndarray:
