@@ -17,9 +17,14 @@ class ClaimSchema:
     key: str = ""
     paper: str = ""
     line: float = 0.0
-    direction: str = "greater"  # greater | less
-    # summary keys that say how many units the interval is over (seeds, held-out pairs, ...)
+    direction: str = spec("greater", choices=("greater", "less"))
+    # summary keys that say how many units the interval is over; the first counts the interval's
+    # units (independent replicates), the others what each unit rests on (held-out pairs, ...)
     size: list[str] = dataclasses.field(default_factory=lambda: ["seeds"])
+    # what one unit of the interval is (a summary key `<key>_units` overrides it), and how the
+    # interval is drawn: Student t over the units (`common.stats.mean_ci`) or a bootstrap
+    units: str = "seeds (worlds)"
+    method: str = spec("t", choices=("t", "bootstrap"))
 
 
 @dataclasses.dataclass
