@@ -214,3 +214,11 @@ def test_distance_figure_drops_a_flat_path_row_and_says_why():
     annotated = [ax for ax in fig.axes if any("flat" in t.get_text() for t in ax.texts)]
     assert len(fig.axes) == 4 and len(annotated) == 1 and annotated[0].get_ylabel() == "mean_d_path"
     plt.close(fig)
+
+
+def test_an_empty_curve_axis_runs_the_map_alone(tmp_path):
+    """`curve.n_values=[]` selects no curve rows: the map is measured and the curve's keys are NaN
+    (it failed after all the work with KeyError: 'chain')."""
+    s = run_smoke("ibn_scaling", scaling_study.run, tmp_path, ["curve.n_values=[]", "figures=false"])
+    assert s["status"] == "ok" and s["map_cells"] > 0
+    assert np.isnan(float(s["ratio_at_max_n"])) and np.isnan(float(s["ratio_fit_c"]))  # NaN is written as "NaN"

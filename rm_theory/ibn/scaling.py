@@ -220,7 +220,11 @@ def paired_ratio_table(df: pd.DataFrame, tag: str = "res", query: str = "indepen
 def ratio_table(df: pd.DataFrame, column: str = "mean_d_res") -> pd.DataFrame:
     """chain/tree ratio of a distance column per point and n (means over seeds first)."""
     keys = ["n", *AXES]
+    if df.empty or column not in df:  # an empty sweep axis selects no rows
+        return pd.DataFrame(columns=[*keys, "ratio"])
     m = df.groupby([*keys, "topology"], dropna=False)[column].mean().unstack("topology")
+    if not {"chain", "tree"} <= set(m.columns):
+        return pd.DataFrame(columns=[*keys, "ratio"])
     out = (m["chain"] / m["tree"]).rename("ratio").reset_index()
     return out.dropna(subset=["ratio"])
 
@@ -228,6 +232,8 @@ def ratio_table(df: pd.DataFrame, column: str = "mean_d_res") -> pd.DataFrame:
 def fit_log_ratio(n: np.ndarray, ratio: np.ndarray) -> tuple[float, float]:
     """Least-squares c in ratio ≈ c·log n / log log n, and the R² of that fit (may be negative)."""
     n, ratio = np.asarray(n, dtype=float), np.asarray(ratio, dtype=float)
+    if len(n) == 0:
+        return float("nan"), float("nan")
     f = np.log(n) / np.log(np.log(n))
     c = float((f * ratio).sum() / (f * f).sum())
     ss_res = float(((ratio - c * f) ** 2).sum())

@@ -52,6 +52,12 @@ def in_tree_by_shape(on_map: pd.DataFrame) -> dict[str, dict]:
     return out
 
 
+def _at_point(table: pd.DataFrame, point) -> pd.DataFrame:
+    """The rows of a ratio table at one study point, by n (none when the table is empty)."""
+    at = [row == dataclasses.astuple(point) for row in table[list(AXES)].itertuples(index=False, name=None)]
+    return table[np.asarray(at, dtype=bool)].sort_values("n")
+
+
 def _units(row, field_per_seed: bool) -> str:
     """What the units of a `paired_ratio_table` row's interval are, for the report."""
     if row is None:
@@ -106,11 +112,9 @@ def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
             save(ibn_scaling_figs.ratio_heatmap(on_map), figs / "ratio_heatmap")
             save(ibn_scaling_figs.query_heatmap(on_map), figs / "ratio_heatmap_queries")
 
-    rt = ratio_table(curve)
-    rb = rt[rt[list(AXES)].apply(tuple, axis=1) == dataclasses.astuple(base)].sort_values("n")
+    rb = _at_point(ratio_table(curve), base)
     c, r2 = fit_log_ratio(rb["n"].to_numpy(), rb["ratio"].to_numpy())
-    pb = paired_ratio_table(curve)
-    pb = pb[pb[list(AXES)].apply(tuple, axis=1) == dataclasses.astuple(base)].sort_values("n")
+    pb = _at_point(paired_ratio_table(curve), base)
     pm = paired_ratio_table(on_map)
     pm.to_csv(runlog.dir / "map_ratios.csv", index=False)
     ratios = pd.concat([ratio_table(df, col).assign(query=col) for col in df.columns if col.startswith("d_res_")])
