@@ -205,7 +205,7 @@ def claims_table(cfg: ReproduceSchema, out: Path, statuses: dict[str, str]) -> l
         "| claim (paper) | this reproduction | 95% interval | units, method | over | verdict (uncorrected) | Holm |",
         "|---|---|---|---|---|---|---|",
     ]
-    rows = []  # (line index, claim, lo, hi, mean, p-value, its verdict)
+    rows = []  # (line index, claim, value, p-value of the t test, uncorrected verdict)
     for name, step in cfg.steps.items():
         for c in step.claims:
             path = out / "runs" / name / "summary.json"
