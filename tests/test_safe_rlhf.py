@@ -99,3 +99,25 @@ def test_the_two_dual_updates_follow_their_equations(world, dual):
 def test_an_unknown_dual_update_is_refused():
     with pytest.raises(ValueError, match="dual"):
         srl.LagrangeConfig(dual="adam")
+
+
+def test_frontier_gap_interval_is_over_the_seeds_inside_the_frontier():
+    """A seed whose Lagrangian ends outside the fixed-λ cost range is counted, not a NaN interval."""
+    import pandas as pd
+    from scipy import stats
+
+    from rm_theory.studies.safe_rlhf import summarize
+
+    rows = []
+    for seed, (lag_cost, lag_gold) in enumerate([(0.5, 1.1), (0.5, 0.9), (0.5, 1.3), (5.0, 1.0)]):
+        rows += [
+            {"seed": seed, "run": "lagrangian", "gold": lag_gold, "cost": lag_cost, "gold_cost": 0.0, "lambda": 0.1,
+             "kl": 0.0},
+            {"seed": seed, "run": "fixed_0", "gold": 2.0, "cost": 1.0, "gold_cost": 0.0, "lambda": 0.0, "kl": 0.0},
+            {"seed": seed, "run": "fixed_1", "gold": 0.0, "cost": 0.0, "gold_cost": 0.0, "lambda": 1.0, "kl": 0.0},
+        ]  # fmt: skip
+    out = summarize(pd.DataFrame(rows), threshold=0.5)
+    gaps = [0.1, -0.1, 0.3]  # the frontier's gold at cost 0.5 is 1.0
+    assert out["frontier_gap"] == pytest.approx(np.mean(gaps))
+    assert out["frontier_gap_ci"] == pytest.approx(stats.t.ppf(0.975, 2) * np.std(gaps, ddof=1) / np.sqrt(3))
+    assert (out["frontier_gap_seeds"], out["frontier_gap_outside"], out["seeds"]) == (3, 1, 4)

@@ -18,8 +18,13 @@ class ClaimSchema:
     paper: str = ""
     line: float = spec(0.0, unbounded="a value of the claim's summary key")
     direction: str = spec("greater", choices=("greater", "less"))
-    # summary keys that say how many units the interval is over (seeds, held-out pairs, ...)
+    # summary keys that say how many units the interval is over; the first counts the interval's
+    # units (independent replicates), the others what each unit rests on (held-out pairs, ...)
     size: list[str] = dataclasses.field(default_factory=lambda: ["seeds"])
+    # what one unit of the interval is (a summary key `<key>_units` overrides it), and how the
+    # interval is drawn: Student t over the units (`common.stats.mean_ci`) or a bootstrap
+    units: str = "seeds (worlds)"
+    method: str = spec("t", choices=("t", "bootstrap"))
 
 
 @dataclasses.dataclass

@@ -11,15 +11,16 @@ from rm_theory.figures.common import COLORS, ci
 
 
 def win_rate_bars(wins: pd.DataFrame) -> plt.Figure:
-    """Win rate win/(win+lose) per comparison and task (CI over seeds); ties are left out."""
+    """Win rate win/(win+lose) per comparison and task (95% t interval over seeds: a seed's rows are
+    averaged first, so rows of several n or fractions are never counted as seeds); ties are left out."""
     comps = list(dict.fromkeys(zip(wins["a"], wins["b"], strict=True)))
     tasks = list(dict.fromkeys(wins["task"]))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(comps)), 3.8))
     width = 0.8 / max(len(tasks), 1)
+    per_seed = wins.groupby(["task", "a", "b", "seed"], sort=False)["win_rate"].mean()
     for i, task in enumerate(tasks):
-        sub = wins[wins["task"] == task]
-        m = [sub[(sub.a == a) & (sub.b == b)]["win_rate"].mean() for a, b in comps]
-        e = [ci(sub[(sub.a == a) & (sub.b == b)]["win_rate"]) for a, b in comps]
+        m = [per_seed.loc[(task, a, b)].mean() if (task, a, b) in per_seed.index else np.nan for a, b in comps]
+        e = [ci(per_seed.loc[(task, a, b)]) if (task, a, b) in per_seed.index else np.nan for a, b in comps]
         ax.bar(np.arange(len(comps)) + i * width, m, width, yerr=e, capsize=2, label=task)
     ax.axhline(0.5, color="k", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(comps)) + 0.4 - width / 2, [f"{a}\nvs {b}" for a, b in comps], fontsize=7)

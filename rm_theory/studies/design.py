@@ -42,10 +42,9 @@ import logging
 import jax
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rm_theory.common.rng import rng as named_rng
-from rm_theory.common.stats import mean_ci
+from rm_theory.common.stats import holm_claims, mean_ci
 from rm_theory.config.common import make_labels, make_model, make_space, make_train, make_tree_sampling
 from rm_theory.config.design import DesignSchema
 from rm_theory.figures import design as design_figs
@@ -220,28 +219,6 @@ def _measure(world: World, comps: Comparisons, lab, ens, lc, lv, tt, leaves: Res
     return out | unreachable
 
 
-def holm(p_K: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p-values (Holm 1979): the k-th smallest of the K times K − k + 1, kept
-    non-decreasing, at most 1. A NaN (no test) counts in K as p = 1. Local until the shared helper
-    (`common.stats.holm`, same rule) lands."""
-    p_K = np.where(np.isnan(np.asarray(p_K, np.float64)), 1.0, p_K)
-    K = len(p_K)
-    order = np.argsort(p_K, kind="stable")
-    out_K = np.empty(K)
-    out_K[order] = np.maximum.accumulate(np.minimum(1.0, (K - np.arange(K)) * p_K[order]))
-    return out_K
-
-
-def paired_p(d: np.ndarray) -> float:
-    """Two-sided p-value of a paired t test that the mean difference is 0 (NaN with fewer than 2 units)."""
-    d = np.asarray(d, np.float64)
-    if len(d) < 2:
-        return float("nan")
-    if np.ptp(d) == 0:  # no spread: t is 0 or infinite
-        return 1.0 if d[0] == 0 else 0.0
-    return float(stats.ttest_1samp(d, 0.0).pvalue)
-
-
 def run(cfg: DesignSchema, runlog: RunLog) -> dict:
     if unknown := set(cfg.recipes) - set(RECIPES):
         raise ValueError(f"recipes: unknown {sorted(unknown)}; known: {list(RECIPES)}")
@@ -344,12 +321,12 @@ def summarise(df: pd.DataFrame, cfg: DesignSchema, worlds: dict[int, World]) -> 
         for m, s in columns:
             wide = top.pivot(index="seed", columns="recipe", values=m + s)
             diffs = [(wide["designed"] - wide[o]).dropna().to_numpy() for o in others]
-            p_K = np.array([paired_p(d) for d in diffs])
-            p_K = np.where(np.isnan(p_K), np.nan, holm(p_K))  # no test (one seed): no adjusted p either
-            for o, d, p in zip(others, diffs, p_K, strict=True):
+            claims = holm_claims(dict(zip(others, diffs, strict=True)), null=0.0)
+            for o, d in zip(others, diffs, strict=True):
                 key = f"{m}_designed_minus_{o}{s}"
                 out[key], out[f"{key}_ci"] = mean_ci(d)
-                out[f"{key}_p_holm"] = float(p)
+                # no test (one seed): no adjusted p either
+                out[f"{key}_p_holm"] = claims[o].p_holm if np.isfinite(claims[o].p) else float("nan")
         out["multiple_comparisons"] = (
             f"Holm over the designed recipe's {len(others)} paired differences per measure (*_p_holm; p from a "
             "paired t test over seeds); the *_ci intervals are each at 95%, uncorrected"

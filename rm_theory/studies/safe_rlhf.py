@@ -137,10 +137,14 @@ def summarize(df: pd.DataFrame, threshold: float) -> dict:
     ):
         out[key], out[f"{key}_ci"] = mean_ci(lag_rows[col].to_numpy())
     out["constraint_gap"], out["constraint_gap_ci"] = mean_ci(lag_rows["cost"].to_numpy() - threshold)
-    gaps = [
-        frontier_gap(g[g["run"] != "lagrangian"], g[g["run"] == "lagrangian"].iloc[0]) for _, g in df.groupby("seed")
-    ]
-    out["frontier_gap"], out["frontier_gap_ci"] = mean_ci(np.asarray(gaps))
+    gaps = np.asarray(
+        [frontier_gap(g[g["run"] != "lagrangian"], g[g["run"] == "lagrangian"].iloc[0]) for _, g in df.groupby("seed")]
+    )
+    # A seed whose Lagrangian ends outside the fixed-λ runs' cost range has no frontier to compare
+    # with: it is no unit of the interval, and counted.
+    out["frontier_gap"], out["frontier_gap_ci"] = mean_ci(gaps[np.isfinite(gaps)])
+    out["frontier_gap_seeds"] = int(np.isfinite(gaps).sum())
+    out["frontier_gap_outside"] = int((~np.isfinite(gaps)).sum())
     for name, g in df[df["run"] != "lagrangian"].groupby("run"):
         out[f"{name}_reward"], out[f"{name}_cost"] = float(g["gold"].mean()), float(g["gold_cost"].mean())
         out[f"{name}_model_cost"] = float(g["cost"].mean())

@@ -206,7 +206,8 @@ def _win_rates(cfg: WinRatesSchema, runlog: RunLog) -> dict:
     ann_table = ann_df.groupby(["task", "topology", "shared_prefix_once"])["tokens_per_comparison"].mean().unstack()
     ann_table.to_csv(out_dir / "annotation_cost.csv")
     figs = out_dir / "figures"
-    save(win_rates_figs.win_rate_bars(wins_df), figs / "win_rates")
+    base = wins_df[(wins_df["n"] == cfg.n_values[0]) & (wins_df["incomplete_frac"] == cfg.incomplete_fracs[0])]
+    save(win_rates_figs.win_rate_bars(base), figs / "win_rates")
     save(win_rates_figs.overoptimisation(curve_df), figs / "overoptimisation")
     if len(cfg.n_values) > 1:
         save(win_rates_figs.win_rate_vs(wins_df, "n"), figs / "win_rate_vs_n")
@@ -216,7 +217,6 @@ def _win_rates(cfg: WinRatesSchema, runlog: RunLog) -> dict:
             figs / "win_rate_vs_incomplete_frac",
         )
 
-    base = wins_df[(wins_df["n"] == cfg.n_values[0]) & (wins_df["incomplete_frac"] == cfg.incomplete_fracs[0])]
     out: dict = {"seeds": cfg.seeds, "tasks": len(tasks)}
     for (a, b), key in {
         ("ppo_tree", "ppo_chain"): "tree_vs_chain",
