@@ -87,13 +87,6 @@ def test_a_budget_above_the_candidate_pool_is_refused_before_any_work(tmp_path):
     study.check_budget(_cfg(["recipes=[chain,tree]"]), 0, np.zeros((3, 2)))
 
 
-def test_holm_adjusts_a_family_of_p_values():
-    assert study.holm(np.array([0.01, 0.04, 0.03, 0.005])) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    # a family member without a test counts as p = 1
-    assert study.holm(np.array([0.01, 0.04, 0.03, 0.005, np.nan])) == pytest.approx([0.04, 0.09, 0.09, 0.025, 1])
-    assert study.holm(np.array([0.5, 0.9])) == pytest.approx([1.0, 1.0])  # never below a smaller p's
-
-
 def test_a_resumed_run_skips_finished_units_and_appends_nothing(tmp_path, monkeypatch):
     first = run_smoke("design", study.run, tmp_path, ["recipes=[designed,chain,random]"])
     metrics = (tmp_path / "metrics.jsonl").read_text()

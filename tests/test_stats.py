@@ -56,6 +56,8 @@ def test_holm_adjusts_against_a_hand_computed_family():
     np.testing.assert_allclose(holm([0.2]), [0.2])
     np.testing.assert_allclose(holm([0.5, 0.6]), [1.0, 1.0])
     np.testing.assert_allclose(holm([np.nan, 0.01]), [1.0, 0.02])  # no test: counts, never rejected
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005, np.nan]), [0.04, 0.09, 0.09, 0.025, 1.0])
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])  # never below a smaller p's
     assert holm([]).shape == (0,)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         holm([0.1, 1.5])
