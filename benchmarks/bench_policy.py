@@ -30,7 +30,7 @@ import numpy as np
 from flax import nnx
 
 from rm_theory.policy import ppo, tables
-from rm_theory.world.spaces import PrefixTreeSpace
+from rm_theory.world import PrefixTreeSpace
 
 
 def _timed(fn, *args) -> float:

@@ -32,7 +32,7 @@ from IPython.display import display
 from rm_theory.figures import best_of_n as best_of_n_figs
 from rm_theory.figures import safe_rlhf as safe_rlhf_figs
 from rm_theory.figures import win_rates as win_rates_figs
-from rm_theory.runs.aggregate import ENTRY, latest_run
+from rm_theory.runs import ENTRY, latest_run
 
 # %matplotlib inline
 

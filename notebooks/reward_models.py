@@ -26,7 +26,7 @@ SMOKE = os.environ.get("RM_THEORY_SMOKE") == "1"
 
 # %%
 from rm_theory.figures import train_rm as plots_models
-from rm_theory.runs.aggregate import latest_run
+from rm_theory.runs import latest_run
 
 # %matplotlib inline
 

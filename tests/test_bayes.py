@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from scipy import optimize, special
 
-from rm_theory.ibn import distance
+from rm_theory.ibn import HP, LabelVariance, distance, ibn_network
 from rm_theory.ibn.distance import Network, network_distance
-from rm_theory.ibn.network import HP, LabelVariance, ibn_network
 from rm_theory.rm import bayes
 from rm_theory.world.labels import LabelConfig, label_comparisons
 from rm_theory.world.spaces import PrefixTreeSpace, Responses

@@ -11,6 +11,8 @@ import importlib
 
 from hydra.core.config_store import ConfigStore
 
+__all__ = ["SCHEMAS", "register", "schema"]
+
 # entry point (experiments/<name>.py, conf/<name>.yaml) -> "module:Class" of its schema
 SCHEMAS = {
     "ibn_scaling": "rm_theory.config.scaling:IBNScalingSchema",

@@ -39,7 +39,14 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
 
 from rm_theory.common.linalg import SPDFactor
-from rm_theory.ibn.distance import Network, merge_zero_edges, network_distance, validate_network, validate_pairs
+from rm_theory.ibn.distance import (
+    Network,
+    add_hp_edges,
+    merge_zero_edges,
+    network_distance,
+    validate_network,
+    validate_pairs,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,13 +180,6 @@ def _incidence(n: int, a_P: np.ndarray, b_P: np.ndarray) -> sp.csc_matrix:
     P = len(a_P)
     return sp.csc_matrix(
         (np.r_[np.ones(P), -np.ones(P)], (np.r_[a_P, b_P], np.r_[np.arange(P), np.arange(P)])), shape=(n, P)
-    )
-
-
-def _with_edges(net: Network, a_B: np.ndarray, b_B: np.ndarray, xi2: float) -> Network:
-    kind = None if net.kind_E is None else np.r_[net.kind_E, np.ones(len(a_B), np.int8)]
-    return Network(
-        net.num_nodes, np.r_[net.u_E, a_B], np.r_[net.v_E, b_B], np.r_[net.var_E, np.full(len(a_B), xi2)], kind
     )
 
 
@@ -331,7 +331,7 @@ def design_comparisons(net: Network, targets_Tx2: np.ndarray, candidates_Cx2: np
         if not m:
             break
         new = np.array(chosen[len(chosen) - m :], np.int64)
-        current = _with_edges(current, cand_Cx2[new, 0], cand_Cx2[new, 1], cfg.xi2)
+        current = add_hp_edges(current, cand_Cx2[new, 0], cand_Cx2[new, 1], cfg.xi2)
         solver = _Grounded(current)
         history.append(float(np.mean(solver.resistance(targets_Tx2))))
         r += 1

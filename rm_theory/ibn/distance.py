@@ -46,6 +46,7 @@ from rm_theory.common.linalg import SOLVE_COLUMNS, SPDFactor
 
 Method = Literal["path", "resistance"]
 KINDS = ("ib", "hp")
+IB, HP = 0, 1  # kind_E codes: inductive-bias and human-preference edges
 
 # Memory bound (bytes) for one dense block of Dijkstra rows or solve columns.
 _BLOCK_BYTES = 1 << 27
@@ -277,6 +278,19 @@ def ib_subnetwork(net: Network) -> Network:
     return Network(net.num_nodes, net.u_E[keep_E], net.v_E[keep_E], net.var_E[keep_E], net.kind_E[keep_E])
 
 
+def add_hp_edges(net: Network, a_P: np.ndarray, b_P: np.ndarray, xi2: float) -> Network:
+    """`net` plus one HP edge of variance ξ² per comparison (a_P[p], b_P[p]); edges without a kind are IB."""
+    a_P, b_P = np.asarray(a_P, np.int64), np.asarray(b_P, np.int64)
+    kind_E = net.kind_E if net.kind_E is not None else np.full(net.num_edges, IB, np.int8)
+    return Network(
+        net.num_nodes,
+        np.r_[net.u_E, a_P],
+        np.r_[net.v_E, b_P],
+        np.r_[net.var_E, np.full(len(a_P), xi2)],
+        np.r_[kind_E, np.full(len(a_P), HP, np.int8)],
+    )
+
+
 # ----------------------------------------------------------------------------- kernel reduction
 
 
@@ -372,6 +386,13 @@ def _collapse_parallel(
 
 def _symmetric(n: int, u_U: np.ndarray, v_U: np.ndarray, x_U: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((np.r_[x_U, x_U], (np.r_[u_U, v_U], np.r_[v_U, u_U])), shape=(n, n))
+
+
+def conductance_matrix(net: Network) -> sp.csr_matrix:
+    """The symmetric N x N matrix of edge conductances (1/variance), parallel edges summed: the
+    off-diagonal of the network's Laplacian, negated (no zero-variance edges: merge them first)."""
+    u_U, v_U, g_U = _collapse_parallel(net.num_nodes, net.u_E, net.v_E, 1.0 / net.var_E, np.add)
+    return _symmetric(net.num_nodes, u_U, v_U, g_U)
 
 
 # ----------------------------------------------------------------------------- bridges
@@ -556,7 +577,7 @@ def _component_batches(comp_N: np.ndarray, src_P: np.ndarray) -> Iterable[np.nda
         yield np.concatenate([order_N[first_C[c] : first_C[c + 1]] for c in batch])
 
 
-class _ForestSolver:
+class ForestSolver:
     """Exact solve with the grounded Laplacian of a minimum-variance spanning forest.
 
     MST is invariant to monotone reweighting, so this is the maximum-conductance forest. Nodes
@@ -647,7 +668,7 @@ def _spmm_acc(a_csr: sp.csr_matrix, x_NxK: np.ndarray, y_MxK: np.ndarray) -> Non
         y_MxK += a_csr @ x_NxK
 
 
-def _block_pcg(
+def block_pcg(
     lap: sp.csr_matrix,
     rhs_MxK: np.ndarray,
     precond_into: Callable[[np.ndarray, np.ndarray], None],
@@ -936,10 +957,10 @@ def _grounded_solver(
         elif m:
             solve = SPDFactor(lap).solve
     else:
-        forest = _ForestSolver(n, u_U, v_U, 1.0 / g_U, ground_C)
+        forest = ForestSolver(n, u_U, v_U, 1.0 / g_U, ground_C)
         node_M = forest.perm_M  # BFS order of the forest, so its solve is level-vectorised
         lap = lap_NxN[node_M][:, node_M].tocsr()
-        solve = lambda rhs: _block_pcg(lap, rhs, forest.solve_into, _CG_RTOL, max_iter=10 * m + 100)
+        solve = lambda rhs: block_pcg(lap, rhs, forest.solve_into, _CG_RTOL, max_iter=10 * m + 100)
     row_N = np.full(n, -1)
     row_N[node_M] = np.arange(m)
     return solve, row_N, m

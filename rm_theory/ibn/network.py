@@ -42,23 +42,10 @@ import networkx as nx
 import numpy as np
 from scipy import spatial
 
-from rm_theory.ibn.distance import Network, inference_distance, network_distance, to_networkx
+from rm_theory.ibn.distance import HP, IB, Network, network_distance, to_networkx
 from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, Responses, ResponseSpace
 from rm_theory.world.topology import Comparisons
 
-__all__ = [
-    "LabelVariance",
-    "IBN",
-    "hp_variance",
-    "ibn_network",
-    "build_ibn",
-    "inference_distance",
-    "network_distance",
-    "item_labels",
-    "node_label",
-]
-
-IB, HP = 0, 1
 # Pairs per prompt that calibrate the metric geometry's IB edges (module docstring): a prompt's factor
 # varies by 1-1.5% (s.d.) over draws of its 256 pairs (n = 1,024 and 4,096 chain comparisons, 16 prompts).
 CALIBRATION_PAIRS = 256

@@ -1,5 +1,29 @@
-"""Preference records, their JSONL format, and loaders of the real data sets."""
+"""Real preference data: loaders of the public data sets, selection and splits by prompt, frozen
+encoder features and the heads trained on them with bootstrap intervals, baselines, chain-like vs
+tree-like comparison choice (`topology`), and the smoke runs' tiny data sets."""
 
+from rm_theory.real import topology
+from rm_theory.real.baselines import BowModel, fit_bow_logistic, prefer_longer_accuracy, record_accuracy
+from rm_theory.real.encoders import FeatureCache, cached_encode, default_model_dir, load_encoder, numpy_forward
+from rm_theory.real.features import (
+    DataSpec,
+    Estimate,
+    FeatureConfig,
+    Items,
+    baseline_eval,
+    bootstrap_mean,
+    cost_eval,
+    data_rng,
+    feature_model,
+    featurize,
+    item_embeddings,
+    items_of,
+    load_selection,
+    reward_eval,
+    test_mask,
+    train_heads,
+)
+from rm_theory.real.fixtures import write_fixture
 from rm_theory.real.loaders import (
     LOADERS,
     load,
@@ -15,28 +39,28 @@ from rm_theory.real.loaders import (
     split_by_prompt,
     split_hh_transcript,
 )
-from rm_theory.world.records import (
-    HARM_CATEGORIES,
-    LoadReport,
-    PreferenceRecord,
-    PreferenceTable,
-    RecordError,
-    audit,
-    prompt_hash,
-    read_jsonl,
-    record_from_dict,
-    write_jsonl,
-)
 
 __all__ = [
-    "HARM_CATEGORIES",
     "LOADERS",
-    "LoadReport",
-    "PreferenceRecord",
-    "PreferenceTable",
-    "RecordError",
-    "audit",
+    "BowModel",
+    "DataSpec",
+    "Estimate",
+    "FeatureCache",
+    "FeatureConfig",
+    "Items",
+    "baseline_eval",
+    "bootstrap_mean",
+    "cached_encode",
+    "cost_eval",
+    "data_rng",
+    "default_model_dir",
+    "feature_model",
+    "featurize",
+    "fit_bow_logistic",
+    "item_embeddings",
+    "items_of",
     "load",
+    "load_encoder",
     "load_gsm8k_solutions",
     "load_hh_rlhf",
     "load_jsonl",
@@ -44,12 +68,17 @@ __all__ = [
     "load_pandalm",
     "load_pku_saferlhf",
     "load_safer_instruct",
+    "load_selection",
     "load_ultrafeedback",
-    "prompt_hash",
+    "numpy_forward",
+    "prefer_longer_accuracy",
     "randomize_sides",
-    "read_jsonl",
-    "record_from_dict",
+    "record_accuracy",
+    "reward_eval",
     "split_by_prompt",
     "split_hh_transcript",
-    "write_jsonl",
+    "test_mask",
+    "topology",
+    "train_heads",
+    "write_fixture",
 ]

@@ -22,8 +22,8 @@ import jax
 import numpy as np
 from scipy import stats
 
-from rm_theory.ibn.distance import Network
-from rm_theory.ibn.real import IBNConfig, add_hp, heldout_distance
+from rm_theory.ibn.distance import Network, add_hp_edges
+from rm_theory.ibn.real import IBNConfig, heldout_distance
 from rm_theory.real.features import Items, reward_eval, train_heads
 from rm_theory.rm.models import ModelConfig
 
@@ -112,7 +112,7 @@ def run_topology(
                 ens = train_heads(x_NxD, it, m_P, mc, tc, k, cost=False)["reward"]
                 s_KxN = ens.score(x_NxD)
                 ev = reward_eval(s_KxN, it, test_P, rng, n_boot)
-                net = add_hp(ib_net, it.a_P[chosen], it.b_P[chosen], ibn_cfg.xi2)
+                net = add_hp_edges(ib_net, it.a_P[chosen], it.b_P[chosen], ibn_cfg.xi2)
                 d_T, dist = heldout_distance(net, a_T, b_T, "resistance")
                 var_T = np.var(s_KxN[:, a_T] - s_KxN[:, b_T], axis=0, ddof=1)
                 ok = np.isfinite(d_T)

@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from scipy import special, stats
 
 from rm_theory.common.linalg import CHOLESPY_MAX_UNKNOWNS, SOLVE_COLUMNS, LDLFactor, SPDFactor
-from rm_theory.ibn.distance import Network, _block_pcg, _ForestSolver, has_cholmod, network_distance
+from rm_theory.ibn.distance import ForestSolver, Network, block_pcg, has_cholmod, network_distance
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
 
 # Grounded systems up to this size are factorised once by a sparse Cholesky (`common.linalg`); larger
@@ -219,10 +219,10 @@ class SPDSolver:
         # grounded through a virtual node that stands for the prompt roots.
         F = prec.shape[0]
         net = grounded_network(prec)
-        self._forest = _ForestSolver(F + 1, net.u_E, net.v_E, net.var_E, np.array([F]))
+        self._forest = ForestSolver(F + 1, net.u_E, net.v_E, net.var_E, np.array([F]))
         self._perm = self._forest.perm_M
         self._lap = prec[self._perm][:, self._perm].tocsr()
-        self._pcg = _block_pcg
+        self._pcg = block_pcg
         self._max_iter = 10 * F + 100
 
     def solve(self, b_FxK: np.ndarray) -> np.ndarray:

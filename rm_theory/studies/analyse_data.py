@@ -60,7 +60,7 @@ from rm_theory.figures import analyse_data as figs
 from rm_theory.figures.common import save
 from rm_theory.ibn import real as real_ibn
 from rm_theory.ibn.design import DesignConfig, design_comparisons
-from rm_theory.ibn.distance import Network, network_distance
+from rm_theory.ibn.distance import HP, Network, network_distance
 from rm_theory.real.encoders import load_encoder
 from rm_theory.real.features import DataSpec, FeatureConfig, featurize, item_embeddings, items_of, load_selection
 from rm_theory.real.features import test_mask as heldout_mask
@@ -239,7 +239,7 @@ def run(cfg: AnalyseDataSchema, runlog: RunLog) -> dict:
         out / "degrees.csv", index=False
     )
     comp_rows = [{"edges": "all", "size": int(s)} for s in np.bincount(real_ibn.components(it.n, net.u_E, net.v_E))]
-    hp = net.kind_E == real_ibn.HP
+    hp = net.kind_E == HP
     touched = np.bincount(np.r_[net.u_E[hp], net.v_E[hp]], minlength=it.n) > 0
     hp_comp = real_ibn.components(it.n, net.u_E[hp], net.v_E[hp])[touched]
     comp_rows += [{"edges": "hp", "size": int(s)} for s in np.bincount(hp_comp) if s > 0]

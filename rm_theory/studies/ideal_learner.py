@@ -38,8 +38,8 @@ from rm_theory.config.common import make_labels, make_model, make_space, make_tr
 from rm_theory.config.ideal_learner import IdealLearnerSchema
 from rm_theory.figures import ideal_learner as plots
 from rm_theory.figures.common import save
-from rm_theory.ibn.distance import Network, network_distance
-from rm_theory.ibn.network import HP, LabelVariance, ibn_network
+from rm_theory.ibn.distance import HP, Network, network_distance
+from rm_theory.ibn.network import LabelVariance, ibn_network
 from rm_theory.rm import bayes, gp
 from rm_theory.rm.evaluate import QueryPairs, query_pairs, reward_metrics
 from rm_theory.rm.models import ModelConfig
