@@ -30,7 +30,7 @@ from rm_theory.runs import latest_run
 
 # %matplotlib inline
 
-run = latest_run(RESULTS, "reward_models")
+run = latest_run(RESULTS, "train_rm")
 if run is None:
     print(
         f"No reward-model run under {RESULTS!r}. Make one with\n"

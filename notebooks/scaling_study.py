@@ -32,7 +32,7 @@ from rm_theory.runs import latest_run
 
 # %matplotlib inline
 
-run = latest_run(RESULTS, "scaling")
+run = latest_run(RESULTS, "ibn_scaling")
 if run is None:
     print(
         f"No scaling-study run under {RESULTS!r}. Make one with\n"

@@ -3,7 +3,6 @@ fingerprint, lock, summary), metrics.jsonl and summary.json, aggregation of fold
 tables, and the key-by-key comparison of two folders' summaries."""
 
 from rm_theory.runs.aggregate import (
-    ENTRY,
     KINDS,
     Aggregate,
     aggregate,
@@ -33,7 +32,6 @@ from rm_theory.runs.folder import (
 )
 
 __all__ = [
-    "ENTRY",
     "KINDS",
     "Aggregate",
     "Difference",

@@ -57,7 +57,7 @@ import pandas as pd
 from rm_theory.common.rng import str_hash
 from rm_theory.config.analyse_data import AnalyseDataSchema
 from rm_theory.figures import analyse_data as figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn import real as real_ibn
 from rm_theory.ibn.design import DesignConfig, design_comparisons
 from rm_theory.ibn.distance import HP, Network, network_distance
@@ -235,9 +235,8 @@ def run(cfg: AnalyseDataSchema, runlog: RunLog) -> dict:
         dist[method] = network_distance(net, pairs_Hx2, method) if len(pairs_Hx2) else []
     dist.to_csv(out / "distances.csv", index=False)
     deg_N = np.bincount(np.r_[net.u_E, net.v_E], minlength=net.num_nodes)
-    pd.DataFrame({"item": np.arange(it.n), "prompt_id": it.prompt_id, "degree": deg_N}).to_csv(
-        out / "degrees.csv", index=False
-    )
+    degrees = pd.DataFrame({"item": np.arange(it.n), "prompt_id": it.prompt_id, "degree": deg_N})
+    degrees.to_csv(out / "degrees.csv", index=False)
     comp_rows = [{"edges": "all", "size": int(s)} for s in np.bincount(real_ibn.components(it.n, net.u_E, net.v_E))]
     hp = net.kind_E == HP
     touched = np.bincount(np.r_[net.u_E[hp], net.v_E[hp]], minlength=it.n) > 0
@@ -357,7 +356,7 @@ def run(cfg: AnalyseDataSchema, runlog: RunLog) -> dict:
     rows += [{"quantity": k, "value": v} for k, v in summary.items() if isinstance(v, int | float)]
     pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
     if cfg.figures:
-        save(figs.distances(dist, deg_N), out / "figures" / "distances")
-        save(figs.structural(structural), out / "figures" / "structural")
-        save(figs.design_curve(design), out / "figures" / batch_file.removesuffix(".jsonl"))
+        tables = {"distances": dist, "degrees": degrees, "structural": structural}
+        extra = {"design": design, "batch": batch_file.removesuffix(".jsonl")}
+        save_figures(figs.figures(RunTables(pd.DataFrame(rows), tables, cfg, extra)), out / "figures")
     return summary

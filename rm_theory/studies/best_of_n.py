@@ -28,7 +28,7 @@ from rm_theory.config.downstream import (
     task_space,
 )
 from rm_theory.figures import best_of_n as best_of_n_figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.policy import exact, tables
 from rm_theory.policy.rewards import leaf_inputs, reward_table
 from rm_theory.runs.folder import RunLog
@@ -75,7 +75,7 @@ def _best_of_n(cfg: BestOfNSchema, runlog: RunLog) -> dict:
         )
     df = pd.DataFrame(rows)
     df.to_csv(runlog.dir / "results.csv", index=False)
-    save(best_of_n_figs.best_of_n_curve(df), runlog.dir / "figures" / "best_of_n")
+    save_figures(best_of_n_figs.figures(RunTables(df, config=cfg)), runlog.dir / "figures")
     per_seed = df.groupby(["rm", "N", "seed"])["gold_reward"].mean()
     out = {}
     for (rm, N), g in per_seed.groupby(level=[0, 1]):

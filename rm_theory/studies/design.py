@@ -48,7 +48,7 @@ from rm_theory.common.stats import holm_claims, mean_ci
 from rm_theory.config.common import make_labels, make_model, make_space, make_train, make_tree_sampling
 from rm_theory.config.design import DesignSchema
 from rm_theory.figures import design as design_figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn.design import DesignConfig, design_comparisons
 from rm_theory.ibn.network import LabelVariance, ibn_network
 from rm_theory.policy import exact, tables
@@ -286,7 +286,7 @@ def run(cfg: DesignSchema, runlog: RunLog) -> dict:
                 runlog.metric(row)
     df = pd.DataFrame(rows)
     df.to_csv(runlog.dir / "results.csv", index=False)
-    save(design_figs.against_budget(df), runlog.dir / "figures" / "design_vs_budget")
+    save_figures(design_figs.figures(RunTables(df, config=cfg)), runlog.dir / "figures")
     return summarise(df, cfg, worlds)
 
 

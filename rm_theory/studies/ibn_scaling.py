@@ -14,7 +14,7 @@ from rm_theory.common.stats import mean_ci, seed_means
 from rm_theory.config.common import make_label_variance, make_space, make_tree_sampling
 from rm_theory.config.scaling import IBNScalingSchema
 from rm_theory.figures import ibn_scaling as ibn_scaling_figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn.scaling import (
     AXES,
     expand_points,
@@ -103,14 +103,9 @@ def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
     on_map = df[df["n"].isin(cfg.map.n_values)]
     on_map = on_map[on_map[list(AXES)].apply(tuple, axis=1).isin([dataclasses.astuple(p) for p in map_points])]
     if cfg.figures:
-        figs = runlog.dir / "figures"
         # An empty axis (e.g. map.n_values=[] for the curve only) selects no rows: its figure is skipped.
-        if len(curve):
-            save(ibn_scaling_figs.distance_vs_n(curve), figs / "distance_vs_n")
-            save(ibn_scaling_figs.ratio_vs_n(curve), figs / "ratio_vs_n")
-        if len(on_map):
-            save(ibn_scaling_figs.ratio_heatmap(on_map), figs / "ratio_heatmap")
-            save(ibn_scaling_figs.query_heatmap(on_map), figs / "ratio_heatmap_queries")
+        tables = RunTables(df, {"curve": curve, "map": on_map}, cfg)
+        save_figures(ibn_scaling_figs.figures(tables), runlog.dir / "figures")
 
     rb = _at_point(ratio_table(curve), base)
     c, r2 = fit_log_ratio(rb["n"].to_numpy(), rb["ratio"].to_numpy())

@@ -37,7 +37,7 @@ from rm_theory.common.stats import mean_ci, round_significant, seed_means
 from rm_theory.config.common import make_labels, make_model, make_space, make_train, make_tree_sampling
 from rm_theory.config.ideal_learner import IdealLearnerSchema
 from rm_theory.figures import ideal_learner as plots
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn.distance import HP, Network, network_distance
 from rm_theory.ibn.network import LabelVariance, ibn_network
 from rm_theory.rm import bayes, gp
@@ -414,14 +414,8 @@ def run(cfg: IdealLearnerSchema, runlog: RunLog) -> dict:
         ("best_of_n", bon_df),
     ]:
         table.to_csv(runlog.dir / f"{name}.csv", index=False)
-    figs = runlog.dir / "figures"
-    save(plots.accuracy_vs_n(df, neural_df), figs / "accuracy_vs_n")
-    if len(pairs_df):
-        save(plots.variance_scatter(pairs_df), figs / "variance_scatter")
-    if len(conv_df):
-        save(plots.convergence(conv_df), figs / "anchored_convergence")
-    if len(bon_df):
-        save(plots.best_of_n(bon_df), figs / "best_of_n")
+    tables = {"neural": neural_df, "pairs": pairs_df, "convergence": conv_df, "best_of_n": bon_df}
+    save_figures(plots.figures(RunTables(df, tables, cfg)), runlog.dir / "figures")
     out = headline(cfg, df, neural_df, conv_df, bon_df) | {"rows": len(df), "field_per_seed": cfg.space.field_per_seed}
     if cfg.gp_n:
         gp_df = pd.DataFrame([gp_point(cfg, s) for s in range(cfg.seed, cfg.seed + cfg.seeds)])

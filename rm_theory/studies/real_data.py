@@ -31,7 +31,7 @@ from rm_theory.common.rng import str_hash
 from rm_theory.config.common import make_train
 from rm_theory.config.real_data import RealDataSchema
 from rm_theory.figures import real_data as plots_real
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn import real as real_ibn
 from rm_theory.real import topology as real_topology
 from rm_theory.real.encoders import load_encoder
@@ -357,13 +357,7 @@ def run(cfg: RealDataSchema, runlog: RunLog) -> dict:
     df = pd.DataFrame(rows)
     df.to_csv(runlog.dir / "results.csv", index=False)
     if cfg.figures and len(df):
-        figs = runlog.dir / "figures"
-        if "accuracy" in cfg.parts:
-            save(plots_real.accuracy_figure(df), figs / "accuracy")
-        if "ibn" in cfg.parts:
-            save(plots_real.structural_figure(df), figs / "structural_function")
-        if "topology" in cfg.parts:
-            save(plots_real.topology_figure(df), figs / "topology")
+        save_figures(plots_real.figures(RunTables(df, config=cfg)), runlog.dir / "figures")
     return {
         **summ,
         **times,

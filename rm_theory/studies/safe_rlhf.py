@@ -21,7 +21,7 @@ from rm_theory.config.downstream import (
     task_space,
 )
 from rm_theory.figures import safe_rlhf as safe_rlhf_figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.policy import ppo, tables
 from rm_theory.policy import safe_rlhf as srl
 from rm_theory.policy.rewards import leaf_inputs, score_table, to_pref_data
@@ -103,14 +103,7 @@ def _safe_rlhf(cfg: SafeRLHFSchema, runlog: RunLog) -> dict:
     df, curve_df = pd.DataFrame(rows), pd.DataFrame(curves)
     df.to_csv(runlog.dir / "results.csv", index=False)
     curve_df.to_csv(runlog.dir / "curves.csv", index=False)
-    save(
-        safe_rlhf_figs.safe_traces(curve_df, cfg.threshold),
-        runlog.dir / "figures" / "safe_rlhf_traces",
-    )
-    save(
-        safe_rlhf_figs.safe_frontier(df, cfg.threshold),
-        runlog.dir / "figures" / "safe_rlhf_frontier",
-    )
+    save_figures(safe_rlhf_figs.figures(RunTables(df, {"curves": curve_df}, cfg)), runlog.dir / "figures")
     return summarize(df, cfg.threshold)
 
 

@@ -32,7 +32,7 @@ from rm_theory.config.common import (
 )
 from rm_theory.config.train_rm import TrainRMSchema
 from rm_theory.figures import train_rm as plots_models
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.rm import sharding as distributed
 from rm_theory.rm.evaluate import (
     correlation,
@@ -235,12 +235,7 @@ def run(cfg: TrainRMSchema, runlog: RunLog) -> dict:
     df.to_csv(runlog.dir / "results.csv", index=False)
     if cats:
         pd.DataFrame(cats).to_csv(runlog.dir / "categories.csv", index=False)
-    figs = runlog.dir / "figures"
-    save(plots_models.metrics_vs_n(df), figs / "accuracy_variance_vs_n")
-    save(plots_models.theory_vs_practice(df, cfg.labels.beta), figs / "theory_vs_practice")
-    if "cost_sign_accuracy" in df:
-        save(plots_models.cost_vs_n(df), figs / "cost_vs_n")
-        save(plots_models.severity_accuracy(df), figs / "severity_accuracy")
+    save_figures(plots_models.figures(RunTables(df, config=cfg)), runlog.dir / "figures")
     return headline(df, cfg.labels.beta) | {
         "rows": len(df),
         "heldout_pairs": cfg.num_queries,

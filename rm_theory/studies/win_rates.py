@@ -26,7 +26,7 @@ from rm_theory.config.downstream import (
     task_space,
 )
 from rm_theory.figures import win_rates as win_rates_figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.policy import dpo, exact, ppo, tables
 from rm_theory.policy.rewards import exact_reward_table, leaf_inputs, reward_table
 from rm_theory.runs.folder import RunLog, from_jsonable
@@ -205,17 +205,9 @@ def _win_rates(cfg: WinRatesSchema, runlog: RunLog) -> dict:
     curve_df.to_csv(out_dir / "curves.csv", index=False)
     ann_table = ann_df.groupby(["task", "topology", "shared_prefix_once"])["tokens_per_comparison"].mean().unstack()
     ann_table.to_csv(out_dir / "annotation_cost.csv")
-    figs = out_dir / "figures"
     base = wins_df[(wins_df["n"] == cfg.n_values[0]) & (wins_df["incomplete_frac"] == cfg.incomplete_fracs[0])]
-    save(win_rates_figs.win_rate_bars(base), figs / "win_rates")
-    save(win_rates_figs.overoptimisation(curve_df), figs / "overoptimisation")
-    if len(cfg.n_values) > 1:
-        save(win_rates_figs.win_rate_vs(wins_df, "n"), figs / "win_rate_vs_n")
-    if len(cfg.incomplete_fracs) > 1:
-        save(
-            win_rates_figs.win_rate_vs(wins_df, "incomplete_frac"),
-            figs / "win_rate_vs_incomplete_frac",
-        )
+    tables = RunTables(wins_df, {"curves": curve_df, "base": base}, cfg)
+    save_figures(win_rates_figs.figures(tables), out_dir / "figures")
 
     out: dict = {"seeds": cfg.seeds, "tasks": len(tasks)}
     for (a, b), key in {
