@@ -11,7 +11,7 @@ process so that peak memory (max RSS) is its own:
 * exact: the Laplace fit (sparse Newton on the prefix-node system, THEORY.md §2 "Labels") and the
   posterior variances of the query pairs;
 * ibn: the IBN of the same data and queries whose preference edges have variance 1/(β² p̂(1 − p̂)) at
-  the exact learner's MAP, and its effective resistances (`ibn.distance.network_distance`).
+  the exact learner's MAP, and its effective resistances (`rm_theory.ibn.network_distance`).
 
 The two answers are the same quantity (the identity the tests check on small spaces); the printout
 gives both times, the ratio, peak memory, and their largest relative difference at this size.

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rm_theory.ibn import Network, add_hp_edges, network_distance
 from rm_theory.ibn.design import (
     DesignConfig,
     _Grounded,
@@ -10,7 +11,6 @@ from rm_theory.ibn.design import (
     mean_resistance,
     target_sums,
 )
-from rm_theory.ibn.distance import Network, add_hp_edges, network_distance
 
 
 def _tree_pool(seed: int, prompts: int = 3, per: int = 7):

@@ -188,7 +188,7 @@ def test_chosen_rejected_data_gets_cross_prompt_comparisons_and_prompts_to_exten
 
 
 def test_prompt_extension_gain_is_the_exact_decrease():
-    from rm_theory.ibn.distance import Network, network_distance
+    from rm_theory.ibn import Network, network_distance
 
     rng = np.random.default_rng(1)
     # two parts {0..4} and {5..7}: S = {1, 3, 6} spans both

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from rm_theory.ibn.distance import add_hp_edges, network_distance
+from rm_theory.ibn import add_hp_edges, network_distance
 from rm_theory.ibn.real import (
     HP,
     IBNConfig,

@@ -1,35 +1,31 @@
-"""Induced Bayesian networks (THEORY.md §2): the network type, inference distance (fast solvers and
-the networkx reference), building the IBN of a data set, F(M) and its regime, the design of the
-next comparisons, the IBN of real data, and the scaling study's computations."""
+"""Induced Bayesian networks (THEORY.md §2): the network type and its networkx I/O (`graph`), inference
+distance (`distance`: exact reductions, the path and resistance solvers, the networkx reference, the
+sketch of a mean), building the IBN of a data set (`network`), F(M) and its regime (`structural`), the
+design of the next comparisons (`design`), the IBN of real data (`real`), and the scaling study's
+computations (`scaling`)."""
 
+from rm_theory.ibn.cg import ForestSolver, block_pcg
 from rm_theory.ibn.design import DesignConfig, design_comparisons, mean_resistance, target_sums
-from rm_theory.ibn.distance import (
+from rm_theory.ibn.distance import inference_distance, network_distance
+from rm_theory.ibn.graph import (
     HP,
     IB,
-    RESISTANCE_SOLVERS,
     VARIANCE_RANGE,
-    ForestSolver,
     Network,
     add_hp_edges,
-    block_pcg,
-    conductance_matrix,
     from_networkx,
-    has_cholmod,
     ib_subnetwork,
-    inference_distance,
-    mean_resistance_sketch,
-    merge_zero_edges,
-    network_distance,
-    reduce_network,
-    reference_distance,
     to_networkx,
-    two_edge_components,
     validate_network,
     validate_pairs,
 )
 from rm_theory.ibn.network import IBN, LabelVariance, build_ibn, hp_variance, ibn_network, item_labels, node_label
 from rm_theory.ibn.real import IBNConfig, heldout_distance, ib_network, measure_structural, real_ibn
+from rm_theory.ibn.reduction import conductance_matrix, merge_zero_edges, reduce_network, two_edge_components
+from rm_theory.ibn.reference import reference_distance
+from rm_theory.ibn.resistance import RESISTANCE_SOLVERS, has_cholmod
 from rm_theory.ibn.scaling import AXES, expand_points, fit_log_ratio, paired_ratio_table, ratio_table
+from rm_theory.ibn.sketch import mean_resistance_sketch
 from rm_theory.ibn.structural import REGIMES, fit_regime, regime_curve, structural_function_by_clustering
 
 __all__ = [

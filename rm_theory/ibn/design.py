@@ -39,14 +39,9 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
 
 from rm_theory.common.linalg import SPDFactor
-from rm_theory.ibn.distance import (
-    Network,
-    add_hp_edges,
-    merge_zero_edges,
-    network_distance,
-    validate_network,
-    validate_pairs,
-)
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import Network, add_hp_edges, validate_network, validate_pairs
+from rm_theory.ibn.reduction import merge_zero_edges
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +75,7 @@ class _Grounded:
     """L⁺-products on a network, one sparse factorisation per connected component.
 
     Zero-variance edges are perfect information: their endpoints are merged first, as everywhere
-    in the solver (`ibn.distance.merge_zero_edges`), and every method takes and returns the
+    in the solver (`ibn.reduction.merge_zero_edges`), and every method takes and returns the
     original nodes (merged nodes share their potential). One node per component (its smallest) is
     grounded (potential 0), so each component's grounded Laplacian is nonsingular; for
     b = e_u − e_v within a component, b_tᵀ L⁺ b_s is the same for any choice of grounds. L⁺ b_e for

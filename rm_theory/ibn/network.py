@@ -42,7 +42,8 @@ import networkx as nx
 import numpy as np
 from scipy import spatial
 
-from rm_theory.ibn.distance import HP, IB, Network, network_distance, to_networkx
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import HP, IB, Network, to_networkx
 from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, Responses, ResponseSpace
 from rm_theory.world.topology import Comparisons
 

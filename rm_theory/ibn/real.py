@@ -27,7 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
 
-from rm_theory.ibn.distance import HP, IB, Network, add_hp_edges, network_distance
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import HP, IB, Network, add_hp_edges
 from rm_theory.ibn.structural import fit_regime, structural_function_by_clustering
 
 

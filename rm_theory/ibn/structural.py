@@ -25,7 +25,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import scipy.cluster.vq as vq
 
-from rm_theory.ibn.distance import Method, Network, ib_subnetwork, network_distance
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import Method, Network, ib_subnetwork
 
 REGIMES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "polynomial": lambda m: m,

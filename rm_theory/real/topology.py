@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from scipy import stats
 
-from rm_theory.ibn.distance import Network, add_hp_edges
+from rm_theory.ibn.graph import Network, add_hp_edges
 from rm_theory.ibn.real import IBNConfig, heldout_distance
 from rm_theory.real.features import Items, reward_eval, train_heads
 from rm_theory.rm.models import ModelConfig

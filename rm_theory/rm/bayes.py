@@ -40,16 +40,17 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import special, stats
 
-from rm_theory.common.linalg import CHOLESPY_MAX_UNKNOWNS, SOLVE_COLUMNS, LDLFactor, SPDFactor
-from rm_theory.ibn.distance import ForestSolver, Network, block_pcg, has_cholmod, network_distance
+from rm_theory.common.linalg import CHOLESPY_MAX_UNKNOWNS, MAX_COLUMNS, SOLVE_COLUMNS, LDLFactor, SPDFactor
+from rm_theory.ibn.cg import CG_RTOL, ForestSolver, block_pcg
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import Network
+from rm_theory.ibn.resistance import has_cholmod
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
 
 # Grounded systems up to this size are factorised once by a sparse Cholesky (`common.linalg`); larger
 # ones are solved by block CG preconditioned with the exact spanning-forest solve the IBN uses (an IBN
 # is a shallow trie plus random preference edges, expander-like: fill grows fast with size).
 DIRECT_MAX_UNKNOWNS = 400_000
-_CG_RTOL = 1e-10
-_MAX_COLUMNS = 128
 # Where CHOLMOD is installed, pair variances of systems above this size go through the IBN's
 # resistance solver on the network whose grounded Laplacian the precision is (the identity THEORY.md
 # §2 states): it orders the queried nodes last and solves on their Schur complement, where the plain
@@ -174,7 +175,7 @@ def difference_matrix(nodes: PrefixNodes, a_P: np.ndarray, b_P: np.ndarray) -> s
 
 
 def grounded_network(prec_FxF: sp.spmatrix):
-    """The network (`ibn.distance.Network`, F + 1 nodes) whose Laplacian grounded at node F is
+    """The network (`ibn.graph.Network`, F + 1 nodes) whose Laplacian grounded at node F is
     `prec_FxF`: each off-diagonal −g_ij is an edge of variance 1/g_ij, each row's surplus g_i an
     edge of variance 1/g_i to node F, the merged prompt roots where r = 0. A row's surplus is a sum
     that should cancel for nodes away from the roots; what is left of it below 1e-12 of the row's
@@ -207,7 +208,7 @@ class SPDSolver:
     @property
     def columns(self) -> int:
         """Right-hand sides to solve at once: a few for the factor, a wide block for block CG."""
-        return SOLVE_COLUMNS if self.method == "direct" else 2 * _MAX_COLUMNS
+        return SOLVE_COLUMNS if self.method == "direct" else 2 * MAX_COLUMNS
 
     @staticmethod
     def resolve(method: str, F: int) -> str:
@@ -233,10 +234,10 @@ class SPDSolver:
             x = self._factor.solve(b)
         else:
             x = np.empty_like(b)
-            for lo in range(0, b.shape[1], _MAX_COLUMNS):
-                blk = np.ascontiguousarray(b[self._perm, lo : lo + _MAX_COLUMNS])
-                y = self._pcg(self._lap, blk, self._forest.solve_into, _CG_RTOL, self._max_iter)
-                x[self._perm, lo : lo + _MAX_COLUMNS] = y
+            for lo in range(0, b.shape[1], MAX_COLUMNS):
+                blk = np.ascontiguousarray(b[self._perm, lo : lo + MAX_COLUMNS])
+                y = self._pcg(self._lap, blk, self._forest.solve_into, CG_RTOL, self._max_iter)
+                x[self._perm, lo : lo + MAX_COLUMNS] = y
         return x[:, 0] if vec else x
 
 

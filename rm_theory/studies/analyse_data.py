@@ -60,7 +60,8 @@ from rm_theory.figures import analyse_data as figs
 from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn import real as real_ibn
 from rm_theory.ibn.design import DesignConfig, design_comparisons
-from rm_theory.ibn.distance import HP, Network, network_distance
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import HP, Network
 from rm_theory.real.encoders import load_encoder
 from rm_theory.real.features import DataSpec, FeatureConfig, featurize, item_embeddings, items_of, load_selection
 from rm_theory.real.features import test_mask as heldout_mask

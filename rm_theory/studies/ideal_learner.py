@@ -38,7 +38,8 @@ from rm_theory.config.common import make_labels, make_model, make_space, make_tr
 from rm_theory.config.ideal_learner import IdealLearnerSchema
 from rm_theory.figures import ideal_learner as plots
 from rm_theory.figures.common import RunTables, save_figures
-from rm_theory.ibn.distance import HP, Network, network_distance
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import HP, Network
 from rm_theory.ibn.network import LabelVariance, ibn_network
 from rm_theory.rm import bayes, gp
 from rm_theory.rm.evaluate import QueryPairs, query_pairs, reward_metrics
