@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rm_theory.runs.folder import run_entry
+from rm_theory.runs import run_entry
 from rm_theory.studies import analyse_data as study
 from rm_theory.world.records import read_jsonl
 from tests.helpers import compose_config, run_smoke

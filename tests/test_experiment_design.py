@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from rm_theory.config.common import make_space
 from rm_theory.config.design import DesignSchema
-from rm_theory.runs.folder import apply_smoke, override_keys
+from rm_theory.runs import apply_smoke, override_keys
 from rm_theory.studies import design as study
 from tests.helpers import compose_config, run_smoke
 

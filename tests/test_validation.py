@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from rm_theory.common.validate import ConfigError, problems
 from rm_theory.config import SCHEMAS, schema
-from rm_theory.runs.folder import read_json, run_entry
+from rm_theory.runs import read_json, run_entry
 from rm_theory.studies import ibn_scaling
 from tests.helpers import CONF, compose_config, run_smoke
 

@@ -17,7 +17,7 @@ import pandas as pd
 from rm_theory.figures.common import RunTables
 from rm_theory.registry import STUDIES, resolve
 from rm_theory.runs.aggregate import Aggregate, read_csv
-from rm_theory.runs.folder import read_json
+from rm_theory.runs.jsonio import read_json
 
 log = logging.getLogger(__name__)
 

@@ -15,21 +15,13 @@ from rm_theory.runs.aggregate import (
     write_table,
 )
 from rm_theory.runs.compare import Difference, compare_summaries, summaries
-from rm_theory.runs.folder import (
-    RunFolderError,
-    RunLock,
-    RunLog,
-    apply_smoke,
-    die_with_parent,
-    enable_compilation_cache,
-    from_jsonable,
-    override_keys,
-    read_json,
-    read_metrics,
-    run_entry,
-    to_jsonable,
-    write_json,
-)
+from rm_theory.runs.compile_cache import enable_compilation_cache
+from rm_theory.runs.folder import run_entry
+from rm_theory.runs.jsonio import from_jsonable, read_json, to_jsonable, write_json
+from rm_theory.runs.lock import RunFolderError, RunLock
+from rm_theory.runs.log import RunLog, read_metrics
+from rm_theory.runs.process import die_with_parent
+from rm_theory.runs.smoke import apply_smoke, override_keys
 
 __all__ = [
     "KINDS",

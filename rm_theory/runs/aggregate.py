@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from rm_theory.registry import STUDIES
-from rm_theory.runs.folder import read_json
+from rm_theory.runs.jsonio import read_json
 
 log = logging.getLogger(__name__)
 

@@ -67,7 +67,7 @@ from rm_theory.real.features import DataSpec, FeatureConfig, featurize, item_emb
 from rm_theory.real.features import test_mask as heldout_mask
 from rm_theory.real.fixtures import write_fixture
 from rm_theory.real.loaders import LOADERS
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.records import EmptyDataError, PreferenceRecord, write_jsonl
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from rm_theory.figures import best_of_n as best_of_n_figs
 from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.policy import exact, tables
 from rm_theory.policy.rewards import leaf_inputs, reward_table
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.labels import labelled_data
 from rm_theory.world.topology import TOPOLOGIES
 

@@ -55,7 +55,7 @@ from rm_theory.policy import exact, tables
 from rm_theory.rm import bayes
 from rm_theory.rm.metrics import pairwise_accuracy
 from rm_theory.rm.train import train_ensemble
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.labels import label_comparisons, vocab_size
 from rm_theory.world.queries import QuerySpec, sample_query_sets
 from rm_theory.world.spaces import PrefixTreeSpace, Responses

@@ -26,7 +26,7 @@ from rm_theory.ibn.scaling import (
     run_study,
     study_cells,
 )
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.queries import QuerySpec
 
 log = logging.getLogger(__name__)

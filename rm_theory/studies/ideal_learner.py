@@ -45,7 +45,7 @@ from rm_theory.rm import bayes, gp
 from rm_theory.rm.evaluate import QueryPairs, query_pairs, reward_metrics
 from rm_theory.rm.models import ModelConfig
 from rm_theory.rm.train import train_ensemble
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.labels import label_comparisons
 from rm_theory.world.queries import QuerySpec, sample_query_sets
 from rm_theory.world.spaces import PrefixTreeSpace, Responses

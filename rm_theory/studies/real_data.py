@@ -54,7 +54,7 @@ from rm_theory.real.features import (
 from rm_theory.real.fixtures import write_fixture
 from rm_theory.real.loaders import randomize_sides
 from rm_theory.rm.train import Ensemble
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.records import PreferenceRecord
 
 log = logging.getLogger(__name__)

@@ -28,14 +28,10 @@ import numpy as np
 from rm_theory.common.stats import LEVEL, holm, p_from_interval, verdict
 from rm_theory.config import schema
 from rm_theory.config.reproduce import ReproduceSchema, StepSchema
-from rm_theory.runs.folder import (
-    RunFolderError,
-    RunLock,
-    RunLog,
-    override_keys,
-    read_json,
-    write_json,
-)
+from rm_theory.runs.jsonio import read_json, write_json
+from rm_theory.runs.lock import RunFolderError, RunLock
+from rm_theory.runs.log import RunLog
+from rm_theory.runs.smoke import override_keys
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,7 +26,7 @@ from rm_theory.policy import ppo, tables
 from rm_theory.policy import safe_rlhf as srl
 from rm_theory.policy.rewards import leaf_inputs, score_table, to_pref_data
 from rm_theory.rm.train import train_reward_and_cost
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.labels import gold_cost, label_comparisons
 from rm_theory.world.spaces import Responses
 from rm_theory.world.topology import make_dataset

@@ -20,6 +20,7 @@ import jax
 import pandas as pd
 from tqdm import tqdm
 
+from rm_theory.common.distributed import maybe_initialize
 from rm_theory.common.rng import rng, tag
 from rm_theory.common.stats import mean_ci, seed_means
 from rm_theory.config.common import (
@@ -44,7 +45,7 @@ from rm_theory.rm.evaluate import (
 )
 from rm_theory.rm.models import ModelConfig
 from rm_theory.rm.train import train_ensemble, train_reward_and_cost
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.labels import label_comparisons
 from rm_theory.world.records import write_jsonl
 from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, ResponseSpace
@@ -196,7 +197,7 @@ def _done_points(logged: list[dict]) -> tuple[dict[tuple, dict], dict[tuple, lis
 
 
 def run(cfg: TrainRMSchema, runlog: RunLog) -> dict:
-    distributed.maybe_initialize(cfg.distributed)  # multi-host: before any other JAX work
+    maybe_initialize(cfg.distributed)  # multi-host: before any other JAX work
     mesh = distributed.make_mesh(cfg.distributed, cfg.train.ensemble_size)
     for t in cfg.topologies:
         if t not in ("chain", "tree"):

@@ -29,7 +29,8 @@ from rm_theory.figures import win_rates as win_rates_figs
 from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.policy import dpo, exact, ppo, tables
 from rm_theory.policy.rewards import exact_reward_table, leaf_inputs, reward_table
-from rm_theory.runs.folder import RunLog, from_jsonable
+from rm_theory.runs.jsonio import from_jsonable
+from rm_theory.runs.log import RunLog
 from rm_theory.world.labels import labelled_data
 from rm_theory.world.topology import TOPOLOGIES, annotation_tokens
 
