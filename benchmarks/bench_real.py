@@ -30,6 +30,7 @@ def main() -> None:
 
     import jax
 
+    from rm_theory.lm import load_encoder
     from rm_theory.real import (
         DataSpec,
         FeatureConfig,
@@ -38,7 +39,6 @@ def main() -> None:
         feature_model,
         featurize,
         items_of,
-        load_encoder,
         load_selection,
         randomize_sides,
         reward_eval,

@@ -16,21 +16,13 @@ from rm_theory.ibn.real import (
     measure_structural,
     topology,
 )
+from rm_theory.lm.encoders import load_encoder
 from rm_theory.real import load
-from rm_theory.real.encoders import load_encoder
-from rm_theory.real.features import (
-    FeatureConfig,
-    bootstrap_mean,
-    cap_by_prompt,
-    dedupe,
-    feature_model,
-    featurize,
-    items_of,
-    pref_data,
-    reward_eval,
-    train_heads,
-)
+from rm_theory.real.evaluation import bootstrap_mean, reward_eval
+from rm_theory.real.features import FeatureConfig, featurize, items_of
 from rm_theory.real.fixtures import write_fixture
+from rm_theory.real.heads import feature_model, pref_data, train_heads
+from rm_theory.real.selection import cap_by_prompt, dedupe
 from rm_theory.real.topology import choice_stats, choose_pairs
 from rm_theory.rm.metrics import pair_hits
 from rm_theory.rm.train import TrainConfig

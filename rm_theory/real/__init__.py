@@ -1,29 +1,14 @@
 """Real preference data: loaders of the public data sets, selection and splits by prompt, frozen
-encoder features and the heads trained on them with bootstrap intervals, baselines, chain-like vs
-tree-like comparison choice (`topology`), and the smoke runs' tiny data sets."""
+encoder features (the encoder is `lm`'s) and the heads trained on them with bootstrap intervals,
+baselines, chain-like vs tree-like comparison choice (`topology`), and the smoke runs' tiny data
+sets (`write_fixture`)."""
 
 from rm_theory.real import topology
-from rm_theory.real.baselines import BowModel, fit_bow_logistic, prefer_longer_accuracy, record_accuracy
-from rm_theory.real.encoders import FeatureCache, cached_encode, default_model_dir, load_encoder, numpy_forward
-from rm_theory.real.features import (
-    DataSpec,
-    Estimate,
-    FeatureConfig,
-    Items,
-    baseline_eval,
-    bootstrap_mean,
-    cost_eval,
-    data_rng,
-    feature_model,
-    featurize,
-    item_embeddings,
-    items_of,
-    load_selection,
-    reward_eval,
-    test_mask,
-    train_heads,
-)
+from rm_theory.real.baselines import BowModel, baseline_eval, fit_bow_logistic, prefer_longer_accuracy, record_accuracy
+from rm_theory.real.evaluation import Estimate, bootstrap_mean, cost_eval, reward_eval
+from rm_theory.real.features import FeatureConfig, Items, featurize, item_embeddings, items_of
 from rm_theory.real.fixtures import write_fixture
+from rm_theory.real.heads import feature_model, train_heads
 from rm_theory.real.loaders import (
     LOADERS,
     load,
@@ -39,28 +24,25 @@ from rm_theory.real.loaders import (
     split_by_prompt,
     split_hh_transcript,
 )
+from rm_theory.real.selection import DataSpec, data_rng, load_selection, test_mask
 
 __all__ = [
     "LOADERS",
     "BowModel",
     "DataSpec",
     "Estimate",
-    "FeatureCache",
     "FeatureConfig",
     "Items",
     "baseline_eval",
     "bootstrap_mean",
-    "cached_encode",
     "cost_eval",
     "data_rng",
-    "default_model_dir",
     "feature_model",
     "featurize",
     "fit_bow_logistic",
     "item_embeddings",
     "items_of",
     "load",
-    "load_encoder",
     "load_gsm8k_solutions",
     "load_hh_rlhf",
     "load_jsonl",
@@ -70,7 +52,6 @@ __all__ = [
     "load_safer_instruct",
     "load_selection",
     "load_ultrafeedback",
-    "numpy_forward",
     "prefer_longer_accuracy",
     "randomize_sides",
     "record_accuracy",

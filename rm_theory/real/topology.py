@@ -24,7 +24,9 @@ from scipy import stats
 
 from rm_theory.ibn.graph import Network, add_hp_edges
 from rm_theory.ibn.real import IBNConfig, heldout_distance
-from rm_theory.real.features import Items, reward_eval, train_heads
+from rm_theory.real.evaluation import reward_eval
+from rm_theory.real.features import Items
+from rm_theory.real.heads import train_heads
 from rm_theory.rm.models import ModelConfig
 
 STRATEGIES = ("chain", "tree")

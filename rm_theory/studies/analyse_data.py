@@ -62,11 +62,12 @@ from rm_theory.ibn import real as real_ibn
 from rm_theory.ibn.design import DesignConfig, design_comparisons
 from rm_theory.ibn.distance import network_distance
 from rm_theory.ibn.graph import HP, Network
-from rm_theory.real.encoders import load_encoder
-from rm_theory.real.features import DataSpec, FeatureConfig, featurize, item_embeddings, items_of, load_selection
-from rm_theory.real.features import test_mask as heldout_mask
+from rm_theory.lm.encoders import load_encoder
+from rm_theory.real.features import FeatureConfig, featurize, item_embeddings, items_of
 from rm_theory.real.fixtures import write_fixture
 from rm_theory.real.loaders import LOADERS
+from rm_theory.real.selection import DataSpec, load_selection
+from rm_theory.real.selection import test_mask as heldout_mask
 from rm_theory.runs.log import RunLog
 from rm_theory.world.records import EmptyDataError, PreferenceRecord, write_jsonl
 

@@ -33,26 +33,15 @@ from rm_theory.config.real_data import RealDataSchema
 from rm_theory.figures import real_data as plots_real
 from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn import real as real_ibn
+from rm_theory.lm.encoders import load_encoder
 from rm_theory.real import topology as real_topology
-from rm_theory.real.encoders import load_encoder
-from rm_theory.real.features import (
-    DataSpec,
-    FeatureConfig,
-    Items,
-    baseline_eval,
-    cost_eval,
-    data_rng,
-    feature_model,
-    featurize,
-    item_embeddings,
-    items_of,
-    load_selection,
-    reward_eval,
-    test_mask,
-    train_heads,
-)
+from rm_theory.real.baselines import baseline_eval
+from rm_theory.real.evaluation import cost_eval, reward_eval
+from rm_theory.real.features import FeatureConfig, Items, featurize, item_embeddings, items_of
 from rm_theory.real.fixtures import write_fixture
+from rm_theory.real.heads import feature_model, train_heads
 from rm_theory.real.loaders import randomize_sides
+from rm_theory.real.selection import DataSpec, data_rng, load_selection, test_mask
 from rm_theory.rm.train import Ensemble
 from rm_theory.runs.log import RunLog
 from rm_theory.world.records import PreferenceRecord
