@@ -46,6 +46,7 @@ from rm_theory.ibn.distance import network_distance
 from rm_theory.ibn.graph import Network
 from rm_theory.ibn.resistance import has_cholmod
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
+from rm_theory.world.trie import prefix_trie
 
 # Grounded systems up to this size are factorised once by a sparse Cholesky (`common.linalg`); larger
 # ones are solved by block CG preconditioned with the exact spanning-forest solve the IBN uses (an IBN
@@ -87,46 +88,20 @@ class PrefixNodes:
 
 
 def prefix_nodes(space: PrefixTreeSpace, items: Responses, compress: bool = True) -> PrefixNodes:
-    """Prefix nodes of `items` with their tree edges (THEORY.md §2 "Induced Bayesian network")."""
+    """Prefix nodes of `items` with their tree edges (THEORY.md §2 "Induced Bayesian network"): the
+    trie below the prompt roots (`world.trie`, the IBN's too), roots fixed at 0 and left out."""
     if not isinstance(space, PrefixTreeSpace):
         raise TypeError(f"the exact prefix-node learner needs a PrefixTreeSpace, got {type(space).__name__}")
-    ids_NxL1 = space.node_ids(items)
-    depth_N = space.depth(items)
-    if (depth_N < 1).any():
+    if (space.depth(items) < 1).any():
         raise ValueError("every item needs depth >= 1 (a prompt root carries no reward)")
-    item_id_N = ids_NxL1[np.arange(len(items)), depth_N]
-    valid = ids_NxL1 >= 0
-    if compress:
-        # Keep items and branching prefixes: a node with one child and no item on it is a series resistor.
-        child_u, first = np.unique(ids_NxL1[:, 1:][valid[:, 1:]], return_index=True)
-        parent_u = ids_NxL1[:, :-1][valid[:, 1:]][first]
-        parents, counts = np.unique(parent_u, return_counts=True)
-        kept = np.union1d(item_id_N, parents[counts >= 2])
-        keep = valid & np.isin(ids_NxL1, kept)
-    else:
-        keep = valid
-    keep[:, 0] = False  # roots are grounded, not unknowns
-    cum = space.cum_s2
-    last = np.full(len(items), -1, dtype=np.int64)  # nearest kept ancestor's node id (−1 = root)
-    last_depth = np.zeros(len(items), dtype=np.int64)
-    node, parent, var, depth = [], [], [], []
-    for j in range(1, space.L + 1):
-        m = keep[:, j]
-        node.append(ids_NxL1[m, j])
-        parent.append(last[m])
-        var.append(cum[j] - cum[last_depth[m]])
-        depth.append(np.full(int(m.sum()), j))
-        last[m], last_depth[m] = ids_NxL1[m, j], j
-    node_id, first = np.unique(np.concatenate(node), return_index=True)
-    parent_id = np.concatenate(parent)[first]
-    pidx = np.searchsorted(node_id, parent_id)
-    parent_F = np.where(parent_id >= 0, pidx, -1).astype(np.int64)
+    trie = prefix_trie(space, items, compress)
+    parent_F = np.where(trie.parent_depth_F > 0, np.searchsorted(trie.node_id_F, trie.parent_id_F), -1)
     return PrefixNodes(
-        node_id_F=node_id,
-        parent_F=parent_F,
-        var_F=np.concatenate(var)[first],
-        depth_F=np.concatenate(depth)[first],
-        item_N=np.searchsorted(node_id, item_id_N).astype(np.int64),
+        node_id_F=trie.node_id_F,
+        parent_F=parent_F.astype(np.int64),
+        var_F=trie.var_F,
+        depth_F=trie.depth_F,
+        item_N=np.searchsorted(trie.node_id_F, trie.item_id_N).astype(np.int64),
         compressed=compress,
     )
 

@@ -1,5 +1,6 @@
 """The synthetic preference world: response spaces with a gold reward, chain and tree data sets,
-labels, query pairs, the preference record and its JSONL format, and the trainer's input arrays."""
+labels, query pairs, the prefix trie of a set of responses (the IBN's and the exact learner's), the
+preference record and its JSONL format, and the trainer's input arrays."""
 
 from rm_theory.world.inputs import PrefData
 from rm_theory.world.labels import LabelConfig, Labels, gold_cost, label_comparisons, labelled_data
@@ -28,6 +29,7 @@ from rm_theory.world.topology import (
     sample_chain,
     sample_tree_data,
 )
+from rm_theory.world.trie import PrefixTrie, prefix_trie
 
 __all__ = [
     "HARM_CATEGORIES",
@@ -42,6 +44,7 @@ __all__ = [
     "PreferenceRecord",
     "PreferenceTable",
     "PrefixTreeSpace",
+    "PrefixTrie",
     "QuerySpec",
     "RecordError",
     "ResponseSpace",
@@ -56,6 +59,7 @@ __all__ = [
     "label_comparisons",
     "labelled_data",
     "make_dataset",
+    "prefix_trie",
     "prompt_hash",
     "read_jsonl",
     "record_from_dict",
