@@ -120,13 +120,15 @@ def check_inputs(run_dir: Path, inputs: dict[str, str]) -> None:
 
 
 def _inputs(obj: Any) -> dict[str, str]:
-    """The files and folders a config reads (the schema's `inputs()`); a missing one is a
-    `ConfigError` naming its key."""
+    """The files and folders a config reads (the schema's `inputs()`); one that is not set or does not
+    exist is a `ConfigError` naming its key."""
     inputs = obj.inputs() if hasattr(obj, "inputs") else {}
     missing = [
-        f"{key} = {path!r}: does not exist (relative paths are read from {Path.cwd()})"
+        f"{key} = '': {key} is not set"
+        if not path
+        else f"{key} = {path!r}: does not exist (relative paths are read from {Path.cwd()})"
         for key, path in inputs.items()
-        if not Path(path).exists()
+        if not path or not Path(path).exists()
     ]
     if missing:
         raise ConfigError("invalid config:\n  " + "\n  ".join(missing))

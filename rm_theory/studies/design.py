@@ -79,11 +79,9 @@ def _pool(space: PrefixTreeSpace, cfg: DesignSchema, rng: np.random.Generator) -
         )
         items, S = trees.leaves, trees.slots
         group = np.repeat(np.arange(len(items) // S), S)
-    elif cfg.pool == "chain":
+    else:  # "chain", the schema's other choice
         items = space.sample(rng, np.repeat(np.arange(P), cfg.pool_per_prompt))
         group = items.prompt
-    else:
-        raise ValueError(f"pool must be 'tree' or 'chain', got {cfg.pool!r}")
     cand = [
         (i, j)
         for g in np.unique(group)
@@ -119,9 +117,7 @@ class World:
 
 
 def make_world(cfg: DesignSchema, seed: int) -> World:
-    space = make_space(cfg.space, seed)
-    if not isinstance(space, PrefixTreeSpace):
-        raise ValueError("the design study needs the prefix-tree geometry (space.geometry=tree)")
+    space = make_space(cfg.space, seed)  # the prefix-tree geometry (`DesignSchema.cross_checks`)
     rng = named_rng("design-world", seed)
     q_a, q_b, ties = target_pairs(space, cfg, rng)
     pool, cand = _pool(space, cfg, rng)
@@ -187,9 +183,8 @@ def _recipe_data(space, cfg: DesignSchema, recipe: str, world: World, net_pool, 
             DesignConfig(budget=n, batch=cfg.batch, xi2=xi2, seed=seed),
         )
         return _pairs(pool, cand[d.chosen_B])
-    if recipe == "disagreement":
-        return _pairs(pool, cand[_disagreement(space, pool, cand, labels_of, cfg, mc, tc, seed)])
-    raise ValueError(f"unknown recipe {recipe!r}; known: {RECIPES}")
+    # "disagreement", the last of the schema's choices
+    return _pairs(pool, cand[_disagreement(space, pool, cand, labels_of, cfg, mc, tc, seed)])
 
 
 def _measure(world: World, comps: Comparisons, lab, ens, lc, lv, tt, leaves: Responses, best_of_n: int) -> dict:
@@ -220,8 +215,6 @@ def _measure(world: World, comps: Comparisons, lab, ens, lc, lv, tt, leaves: Res
 
 
 def run(cfg: DesignSchema, runlog: RunLog) -> dict:
-    if unknown := set(cfg.recipes) - set(RECIPES):
-        raise ValueError(f"recipes: unknown {sorted(unknown)}; known: {list(RECIPES)}")
     seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     worlds = {seed: make_world(cfg, seed) for seed in seeds}
     for seed, world in worlds.items():  # before any work: a budget the pool cannot fill is refused

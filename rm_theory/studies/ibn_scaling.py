@@ -68,10 +68,6 @@ def _units(row, field_per_seed: bool) -> str:
 
 
 def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
-    for name in {*cfg.curve.label_variance, *cfg.map.label_variance} - cfg.label_variances.keys():
-        raise KeyError(f"label_variance {name!r} is not defined under label_variances")
-    for name in {*cfg.curve.shape, *cfg.map.shape} - cfg.shapes.keys():
-        raise KeyError(f"shape {name!r} is not defined under shapes")
     axes = lambda sweep: {a: list(getattr(sweep, a)) for a in AXES}
     curve_points, map_points = expand_points(axes(cfg.curve)), expand_points(axes(cfg.map))
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))

@@ -167,9 +167,8 @@ def family_configs(cfg: IdealLearnerSchema, space: PrefixTreeSpace, family: str,
     spec = input_spec(space)
     if family in ("mlp", "transformer"):
         return make_model(cfg.model, family=family, **spec), make_train(cfg.train)
-    if family not in ("prefix", "anchored"):
-        raise ValueError(f"unknown family {family!r}; expected mlp, transformer, prefix or anchored")
-    # Neural scores are β·r (the BT loss has no β), so their prior variances are β² s_j².
+    # "prefix" or "anchored" (the schema's FAMILIES). Neural scores are β·r (the BT loss has no β), so their
+    # prior variances are β² s_j².
     prior_var = tuple(float(v) for v in cfg.labels.beta**2 * space.s2_L)
     mc = ModelConfig(
         family="prefix", table_size=cfg.prefix_table_size, prior_var=prior_var, anchored=family == "anchored", **spec
@@ -379,11 +378,6 @@ def headline(cfg, df: pd.DataFrame, neural: pd.DataFrame, conv: pd.DataFrame, bo
 
 
 def run(cfg: IdealLearnerSchema, runlog: RunLog) -> dict:
-    if cfg.space.geometry != "tree":
-        raise ValueError("the exact prefix-node learner needs space.geometry=tree (the metric one is rm.gp)")
-    for t in cfg.topologies:
-        if t not in ("chain", "tree"):
-            raise ValueError(f"unknown topology {t!r}; expected chain or tree")
     rows, neural, pairs, conv, bon = [], [], [], [], []
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         space = make_space(cfg.space, seed)  # the seed's own world (one gold field when field_per_seed=false)
