@@ -33,7 +33,7 @@ tok = rng.integers(1, V, (N, L)).astype(np.int32)
 gold = rng.normal(size=(L, V))[np.arange(L), tok].sum(1)
 a, b = rng.integers(0, N, (2, 800))
 group = np.take_along_axis(g := rng.choice(N, (100, 4)), np.argsort(-gold[g], 1), 1)
-data = PrefData(x=tok, a_P=a, b_P=b, pref_P=(gold[a] > gold[b]).astype(np.float32), group_GxK=group)
+data = PrefData(x=tok, a_P=a, b_P=b, pref_P=(gold[a] > gold[b]).astype(np.float32), group_GxNg=group)
 mc = ModelConfig(family="mlp", vocab=V, max_len=8, hidden=(32,))
 tc = TrainConfig(ensemble_size=4, steps=40, batch_size=32, group_batch_size=8, warmup_steps=5,
                  log_every=20)

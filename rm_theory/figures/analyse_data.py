@@ -1,5 +1,8 @@
 """Figures of the IBN report of a user's data set: held-out inference distances and degrees, F(M)
-with both estimates, and what the designed next batch is predicted to buy."""
+with both estimates, and what the designed next batch is predicted to buy.
+
+Legend: B round of comparisons (the design's next batch), N items, R rounds of the design.
+"""
 
 from __future__ import annotations
 

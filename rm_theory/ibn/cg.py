@@ -2,8 +2,8 @@
 grounded-Laplacian solve of the resistance solver (`ibn.resistance`, method "cg") and of the exact
 learner's large posteriors (`rm.bayes`).
 
-Legend: N nodes, U edges, M unknowns (grounded nodes left out), K right-hand sides, C components,
-D levels of the forest.
+Legend: N nodes, U edges (one per pair of nodes), M unknowns (grounded nodes left out), K columns
+(right-hand sides), G components, L levels of the forest.
 """
 
 from __future__ import annotations
@@ -33,18 +33,18 @@ class ForestSolver:
     shallow: a trie of depth L plus a few HP links).
     """
 
-    def __init__(self, n: int, u_U: np.ndarray, v_U: np.ndarray, var_U: np.ndarray, ground_C: np.ndarray):
+    def __init__(self, n: int, u_U: np.ndarray, v_U: np.ndarray, var_U: np.ndarray, ground_G: np.ndarray):
         forest = csg.minimum_spanning_tree(sp.csr_matrix((var_U, (u_U, v_U)), shape=(n, n)))
         forest = forest.tocoo()
         # A virtual super-root joined to every grounded node makes one BFS cover all components.
-        fu = np.r_[forest.row, np.full(ground_C.size, n)]
-        fv = np.r_[forest.col, ground_C]
-        fw = np.r_[forest.data, np.ones(ground_C.size)]
+        fu = np.r_[forest.row, np.full(ground_G.size, n)]
+        fv = np.r_[forest.col, ground_G]
+        fw = np.r_[forest.data, np.ones(ground_G.size)]
         sym = symmetric(n + 1, fu, fv, fw)
         order, pred = csg.breadth_first_order(sym, n, directed=False, return_predecessors=True)
         order = order[1:]  # drop the super-root
         is_ground = np.zeros(n + 1, dtype=bool)
-        is_ground[ground_C] = True
+        is_ground[ground_G] = True
         order = order[~is_ground[order]]  # BFS order of the unknowns
         self.perm_M = order  # position i of the permuted system holds node order[i]
         rank_N = np.full(n + 1, -1)
@@ -61,15 +61,15 @@ class ForestSolver:
             depth_M = new_M
         edges = np.searchsorted(depth_M, np.arange(depth_M.max(initial=0) + 2))
         self.levels = [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-        # up_D[d]: level d (children) -> level d-1 (parents); down_D[d] is its transpose.
-        self.up_D, self.down_D = [None], [None]
+        # up_L[d]: level d (children) -> level d-1 (parents); down_L[d] is its transpose.
+        self.up_L, self.down_L = [None], [None]
         for prev, lev in zip(self.levels[:-1], self.levels[1:], strict=True):
             rows = parent_M[lev] - prev.start
             agg = sp.csr_matrix(
                 (np.ones(rows.size), (rows, np.arange(rows.size))), shape=(prev.stop - prev.start, rows.size)
             )
-            self.up_D.append(agg)
-            self.down_D.append(agg.T.tocsr())
+            self.up_L.append(agg)
+            self.down_L.append(agg.T.tocsr())
         self.lu = None
         if len(self.levels) > _MAX_LEVELS:
             # Deep forest (not an IBN trie): a sparse LU of the forest has no fill either.
@@ -90,10 +90,10 @@ class ForestSolver:
         if x_MxK is not b_MxK:
             x_MxK[...] = b_MxK
         for d in range(len(self.levels) - 1, 0, -1):
-            _spmm_acc(self.up_D[d], x_MxK[self.levels[d]], x_MxK[self.levels[d - 1]])
+            _spmm_acc(self.up_L[d], x_MxK[self.levels[d]], x_MxK[self.levels[d - 1]])
         x_MxK *= self.res_M[:, None]
         for d in range(1, len(self.levels)):
-            _spmm_acc(self.down_D[d], x_MxK[self.levels[d - 1]], x_MxK[self.levels[d]])
+            _spmm_acc(self.down_L[d], x_MxK[self.levels[d - 1]], x_MxK[self.levels[d]])
 
 
 def _spmm_acc(a_csr: sp.csr_matrix, x_NxK: np.ndarray, y_MxK: np.ndarray) -> None:

@@ -17,7 +17,8 @@ split at the kernel's bridges where it pays, then the path solver (`ibn.path`) o
 solvers (`ibn.resistance`). ``reference_distance`` (`ibn.reference`, networkx) is the check of them
 all; ``mean_resistance_sketch`` (`ibn.sketch`) the one approximate tool.
 
-Legend: N nodes, P pairs, Q pairs not merged, T terminals.
+Legend: N nodes, P pairs (the pairs asked), Pk pairs of two distinct nodes (after the merge), Nt
+terminals (their nodes).
 """
 
 from __future__ import annotations
@@ -76,19 +77,19 @@ def _distance(net: Network, a_P: np.ndarray, b_P: np.ndarray, method: Method, so
     todo_P = a_P != b_P
     if not todo_P.any():
         return out_P
-    term_T, inv = np.unique(np.r_[a_P[todo_P], b_P[todo_P]], return_inverse=True)
-    kernel, kt_T = reduce_network(net, term_T)
+    term_Nt, inv = np.unique(np.r_[a_P[todo_P], b_P[todo_P]], return_inverse=True)
+    kernel, kt_Nt = reduce_network(net, term_Nt)
     q = todo_P.sum()
-    ka_P, kb_P = kt_T[inv[:q]], kt_T[inv[q:]]
-    d_Q = None
+    ka_P, kb_P = kt_Nt[inv[:q]], kt_Nt[inv[q:]]
+    d_Pk = None
     if split:
         combine = "min" if method == "path" else "conductance"
-        d_Q = across_bridges(kernel, ka_P, kb_P, combine, lambda k, a, b: _distance(k, a, b, method, solver, False))
-    if d_Q is None:
-        d_Q = (
+        d_Pk = across_bridges(kernel, ka_P, kb_P, combine, lambda k, a, b: _distance(k, a, b, method, solver, False))
+    if d_Pk is None:
+        d_Pk = (
             path_distances(kernel, ka_P, kb_P) if method == "path" else resistance_distances(kernel, ka_P, kb_P, solver)
         )
-    out_P[todo_P] = d_Q
+    out_P[todo_P] = d_Pk
     return out_P
 
 

@@ -5,7 +5,7 @@ An IBN is a multigraph whose edges carry variances: edge e joins u_E[e] and v_E[
 var_E[e], of kind "ib" (inductive bias) or "hp" (human preference). A variance of 0 is perfect
 information (the solvers merge its endpoints); positive ones must lie in `VARIANCE_RANGE`.
 
-Legend: N nodes, E edges, P pairs, H half-edges (an undirected edge seen from each end).
+Legend: N nodes, E edges, P pairs (asked), Eh half-edges (an undirected edge seen from each end).
 """
 
 from __future__ import annotations
@@ -148,23 +148,23 @@ def edge_arrays(graph: nx.Graph, with_kinds: bool) -> tuple[Network, list, dict]
     if graph.is_multigraph():
         # nbrs[v] is {key: data}: one half-edge per key.
         deg_N = np.fromiter((sum(map(len, nbrs.values())) for nbrs in nbrs_N), dtype=np.int64, count=len(nodes))
-        mult_H = np.fromiter((len(keys) for nbrs in nbrs_N for keys in nbrs.values()), dtype=np.int64)
-        data_H = [d for nbrs in nbrs_N for keys in nbrs.values() for d in keys.values()]
-        nbr_count = int(mult_H.size)
+        mult_Eh = np.fromiter((len(keys) for nbrs in nbrs_N for keys in nbrs.values()), dtype=np.int64)
+        data_Eh = [d for nbrs in nbrs_N for keys in nbrs.values() for d in keys.values()]
+        nbr_count = int(mult_Eh.size)
     else:
         deg_N = np.fromiter(map(len, nbrs_N), dtype=np.int64, count=len(nodes))
-        mult_H = None
-        data_H = [d for nbrs in nbrs_N for d in nbrs.values()]
+        mult_Eh = None
+        data_Eh = [d for nbrs in nbrs_N for d in nbrs.values()]
         nbr_count = int(deg_N.sum())
-    u_H = np.repeat(np.arange(len(nodes), dtype=np.int64), deg_N)
-    v_H = np.fromiter(map(index.__getitem__, itertools.chain.from_iterable(nbrs_N)), dtype=np.int64, count=nbr_count)
-    if mult_H is not None:
-        v_H = np.repeat(v_H, mult_H)
+    u_Eh = np.repeat(np.arange(len(nodes), dtype=np.int64), deg_N)
+    v_Eh = np.fromiter(map(index.__getitem__, itertools.chain.from_iterable(nbrs_N)), dtype=np.int64, count=nbr_count)
+    if mult_Eh is not None:
+        v_Eh = np.repeat(v_Eh, mult_Eh)
     # Each undirected edge is seen twice (a self-loop once).
-    keep_H = u_H <= v_H
-    half_E = np.flatnonzero(keep_H)
-    var_E = [data_H[h].get("variance") for h in half_E.tolist()]
-    u_E, v_E = u_H[half_E], v_H[half_E]
+    keep_Eh = u_Eh <= v_Eh
+    half_E = np.flatnonzero(keep_Eh)
+    var_E = [data_Eh[h].get("variance") for h in half_E.tolist()]
+    u_E, v_E = u_Eh[half_E], v_Eh[half_E]
     # Every variance must be a real number: "2" or True would convert to float silently. The set of
     # their types is small and cheap to check; an edge of another type is looked up and named.
     if all(_is_number_type(t) for t in set(map(type, var_E))):
@@ -177,7 +177,7 @@ def edge_arrays(graph: nx.Graph, with_kinds: bool) -> tuple[Network, list, dict]
         _check_variance(nodes[u_E[e]], nodes[v_E[e]], var_E[e])
     kind_E = None
     if with_kinds and u_E.size:
-        kinds = [data_H[h].get("kind") for h in half_E.tolist()]
+        kinds = [data_Eh[h].get("kind") for h in half_E.tolist()]
         if all(k is not None for k in kinds):
             bad = [k for k in kinds if k not in KINDS]
             if bad:

@@ -31,7 +31,7 @@ to the items, the roots and the branching prefixes (a unary chain of prefixes is
 resistor), which leaves every inference distance between items unchanged. `build_ibn` returns the
 uncompressed networkx graph.
 
-Legend: N items, L depth, P comparisons, Q query pairs, E edges.
+Legend: N items, L depth, P comparisons, Q query pairs, E edges, F prefix nodes (below the roots).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ the embeddings (`structural.structural_function_by_clustering`) with its fitted 
 this measures it. Two estimates of F: resistance on the k-NN network (nearly flat by construction,
 see `measure_structural`) and the within-cluster IB edge variance of the encoder distance.
 
-Legend: N items, H embedding width, k neighbours, E edges, P pairs, K values of M, G prompts.
+Legend: N items, H hidden width (of the sentence encoder: the embeddings), B block of rows, E edges, P
+comparisons, K runs (one per value of M), X prompts.
 """
 
 from __future__ import annotations

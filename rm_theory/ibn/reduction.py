@@ -3,9 +3,9 @@ zero-variance edges, the kernel for a set of terminals (dangling trees pruned, c
 nodes in series), parallel edges combined, and the split of a kernel at its bridges, across which
 both distances add in series.
 
-Legend: N nodes, E edges, U edges after parallel ones are combined, T terminals, P pairs, C
-components (or chains of series nodes), O outer edges of a chain, K pieces (2-edge-connected
-components), B bridges.
+Legend: N nodes, E edges, U edges (one per pair of nodes), Nt terminals, P pairs (asked), G components
+(or chains of series nodes, or pieces: 2-edge-connected components), Eo outer edges of a chain, Eb
+bridges.
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ def reduce_network(net: Network, terminals: Iterable[int] | np.ndarray) -> tuple
     """
     validate_network(net)
     n = net.num_nodes
-    t_T = np.asarray(list(terminals) if not isinstance(terminals, np.ndarray) else terminals, dtype=np.int64).reshape(
+    t_Nt = np.asarray(list(terminals) if not isinstance(terminals, np.ndarray) else terminals, dtype=np.int64).reshape(
         -1
     )
-    if t_T.size and (t_T.min() < 0 or t_T.max() >= n):
+    if t_Nt.size and (t_Nt.min() < 0 or t_Nt.max() >= n):
         raise ValueError(f"terminal out of range [0, {n})")
     is_term_N = np.zeros(n, dtype=bool)
-    is_term_N[t_T] = True
+    is_term_N[t_Nt] = True
     keep_E = net.u_E != net.v_E
     u_E, v_E, w_E = net.u_E[keep_E], net.v_E[keep_E], net.var_E[keep_E]
     while True:
@@ -76,23 +76,23 @@ def reduce_network(net: Network, terminals: Iterable[int] | np.ndarray) -> tuple
         adj = sp.coo_matrix((np.ones(inner_E.sum()), (u_E[inner_E], v_E[inner_E])), shape=(n, n))
         num, comp_N = csg.connected_components(adj, directed=False)
         chain_sum = np.bincount(comp_N[u_E[inner_E]], w_E[inner_E], minlength=num).astype(float)
-        in_O = np.where(ser_N[u_E[outer_E]], u_E[outer_E], v_E[outer_E])
-        out_O = np.where(ser_N[u_E[outer_E]], v_E[outer_E], u_E[outer_E])
-        comp_O = comp_N[in_O]
-        chain_sum += np.bincount(comp_O, w_E[outer_E], minlength=num).astype(float)
+        in_Eo = np.where(ser_N[u_E[outer_E]], u_E[outer_E], v_E[outer_E])
+        out_Eo = np.where(ser_N[u_E[outer_E]], v_E[outer_E], u_E[outer_E])
+        comp_Eo = comp_N[in_Eo]
+        chain_sum += np.bincount(comp_Eo, w_E[outer_E], minlength=num).astype(float)
         # A path-shaped chain has exactly two outer edges; a cycle of degree-2 nodes has none.
-        order = np.argsort(comp_O, kind="stable")
-        comp_O, out_O = comp_O[order], out_O[order]
-        a_C, b_C, c_C = out_O[0::2], out_O[1::2], comp_O[0::2]
-        new_C = a_C != b_C
+        order = np.argsort(comp_Eo, kind="stable")
+        comp_Eo, out_Eo = comp_Eo[order], out_Eo[order]
+        a_G, b_G, c_G = out_Eo[0::2], out_Eo[1::2], comp_Eo[0::2]
+        new_G = a_G != b_G
         rest_E = ~(inner_E | outer_E)
-        u_E = np.concatenate([u_E[rest_E], a_C[new_C]])
-        v_E = np.concatenate([v_E[rest_E], b_C[new_C]])
-        w_E = np.concatenate([w_E[rest_E], chain_sum[c_C[new_C]]])
+        u_E = np.concatenate([u_E[rest_E], a_G[new_G]])
+        v_E = np.concatenate([v_E[rest_E], b_G[new_G]])
+        w_E = np.concatenate([w_E[rest_E], chain_sum[c_G[new_G]]])
     alive_N = is_term_N | (_degree(n, u_E, v_E) > 0)
     new_N = np.cumsum(alive_N) - 1
     kernel = Network(int(alive_N.sum()), new_N[u_E], new_N[v_E], w_E)
-    return kernel, new_N[t_T]
+    return kernel, new_N[t_Nt]
 
 
 def collapse_parallel(
@@ -143,9 +143,9 @@ def two_edge_components(n: int, u_U: np.ndarray, v_U: np.ndarray) -> tuple[np.nd
     adj = symmetric(n, u_U, v_U, np.ones(u_U.size))
     num, comp_N = csg.connected_components(adj, directed=False)
     # One depth-first search from a virtual node joined to one node of each component.
-    root_C = np.full(num, n)
-    np.minimum.at(root_C, comp_N, np.arange(n))
-    hub = sp.csr_matrix((np.ones(num), (np.full(num, n), root_C)), shape=(n + 1, n + 1))
+    root_G = np.full(num, n)
+    np.minimum.at(root_G, comp_N, np.arange(n))
+    hub = sp.csr_matrix((np.ones(num), (np.full(num, n), root_G)), shape=(n + 1, n + 1))
     order, pred_N = csg.depth_first_order(
         sp.bmat([[adj, None], [None, sp.csr_matrix((1, 1))]]).tocsr() + hub, n, directed=False, return_predecessors=True
     )
@@ -195,7 +195,7 @@ def across_bridges(
     num = int(piece_N.max()) + 1
     pu, pv = piece_N[u_U[bridge_U]], piece_N[v_U[bridge_U]]
     tree = symmetric(num, pu, pv, np.ones(pu.size))
-    order, pred_K = csg.breadth_first_order(
+    order, pred_G = csg.breadth_first_order(
         sp.bmat([[tree, None], [None, sp.csr_matrix((1, 1))]]).tocsr()
         + sp.csr_matrix(
             (np.ones(comp_N.max() + 1), (np.full(comp_N.max() + 1, num), _first_of(piece_N, comp_N))),
@@ -205,18 +205,18 @@ def across_bridges(
         directed=False,
         return_predecessors=True,
     )
-    is_root_K = pred_K[:num] == num
-    depth_K = np.zeros(num, dtype=np.int64)
+    is_root_G = pred_G[:num] == num
+    depth_G = np.zeros(num, dtype=np.int64)
     for k in order[1:]:  # breadth-first: parents first
-        depth_K[k] = 0 if is_root_K[k] else depth_K[pred_K[k]] + 1
+        depth_G[k] = 0 if is_root_G[k] else depth_G[pred_G[k]] + 1
     # the bridge of each non-root piece, oriented from the piece to its parent
-    x_K, y_K, var_K = np.full(num, -1), np.full(num, -1), np.zeros(num)
+    x_G, y_G, var_G = np.full(num, -1), np.full(num, -1), np.zeros(num)
     bu, bv, bw = u_U[bridge_U], v_U[bridge_U], var_U[bridge_U]
-    child_B = np.where(pred_K[pu] == pv, pu, pv)
-    up_B = piece_N[bu] == child_B
-    x_K[child_B] = np.where(up_B, bu, bv)
-    y_K[child_B] = np.where(up_B, bv, bu)
-    var_K[child_B] = bw
+    child_Eb = np.where(pred_G[pu] == pv, pu, pv)
+    up_Eb = piece_N[bu] == child_Eb
+    x_G[child_Eb] = np.where(up_Eb, bu, bv)
+    y_G[child_Eb] = np.where(up_Eb, bv, bu)
+    var_G[child_Eb] = bw
     out_P = np.zeros(a_P.size)
     far_P = comp_N[a_P] != comp_N[b_P]
     out_P[far_P] = np.inf
@@ -228,15 +228,15 @@ def across_bridges(
         apart = ka != kb
         if not apart.any():
             break
-        up_a = apart & (depth_K[ka] >= depth_K[kb])
-        up_b = apart & (depth_K[kb] >= depth_K[ka])
+        up_a = apart & (depth_G[ka] >= depth_G[kb])
+        up_b = apart & (depth_G[kb] >= depth_G[ka])
         for node, piece, up in ((na, ka, up_a), (nb, kb, up_b)):
             sub_a.append(node[up])
-            sub_b.append(x_K[piece[up]])
+            sub_b.append(x_G[piece[up]])
             owner.append(q_P[up])
-            out_P[q_P[up]] += var_K[piece[up]]
-            node[up] = y_K[piece[up]]
-            piece[up] = pred_K[piece[up]]
+            out_P[q_P[up]] += var_G[piece[up]]
+            node[up] = y_G[piece[up]]
+            piece[up] = pred_G[piece[up]]
     sub_a, sub_b, owner = np.concatenate([*sub_a, na]), np.concatenate([*sub_b, nb]), np.concatenate([*owner, q_P])
     keep_E = ~bridge_U
     inner = Network(n, u_U[keep_E], v_U[keep_E], var_U[keep_E])
@@ -246,6 +246,6 @@ def across_bridges(
 
 def _first_of(piece_N: np.ndarray, comp_N: np.ndarray) -> np.ndarray:
     """The piece of each component's first node (the root of that component's tree of pieces)."""
-    first_C = np.full(comp_N.max() + 1, piece_N.size)
-    np.minimum.at(first_C, comp_N, np.arange(piece_N.size))
-    return piece_N[first_C]
+    first_G = np.full(comp_N.max() + 1, piece_N.size)
+    np.minimum.at(first_G, comp_N, np.arange(piece_N.size))
+    return piece_N[first_G]

@@ -11,9 +11,9 @@ touches the rest of the factor; without it, low-degree nodes are eliminated in v
 on one BLAS thread; the others are a sparse Cholesky factor with a solve per pair ("direct") and
 forest-preconditioned block CG (`ibn.cg`).
 
-Legend: N nodes, U edges (parallel ones combined), P pairs, Q pairs within one component, C
-components, T terminals (queried nodes), I inner (non-queried) unknowns, M unknowns, R nodes left
-after elimination, K columns.
+Legend: N nodes, E edges, U edges (one per pair of nodes), P pairs (asked), Pc pairs within one
+component, G components, Nt terminals (queried nodes), Ne inner (non-queried) nodes, or the nodes
+eliminated, Nr nodes left after elimination, M unknowns, K columns.
 """
 
 from __future__ import annotations
@@ -96,39 +96,42 @@ def sparse_solver(unknowns: int) -> str:
     return "cholmod" if has_cholmod() else ("direct" if unknowns <= _DIRECT_MAX_NODES else "cg")
 
 
-def _pair_rhs(row_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray, size: int) -> np.ndarray:
+def _pair_rhs(row_N: np.ndarray, a_Pc: np.ndarray, b_Pc: np.ndarray, size: int) -> np.ndarray:
     """Columns e_a - e_b over ``size`` unknowns; a node with row -1 is grounded (potential 0)."""
-    rhs_MxK = np.zeros((size, a_Q.size))
-    ra, rb, q = row_N[a_Q], row_N[b_Q], np.arange(a_Q.size)
+    rhs_MxK = np.zeros((size, a_Pc.size))
+    ra, rb, q = row_N[a_Pc], row_N[b_Pc], np.arange(a_Pc.size)
     rhs_MxK[ra[ra >= 0], q[ra >= 0]] += 1.0
     rhs_MxK[rb[rb >= 0], q[rb >= 0]] -= 1.0
     return rhs_MxK
 
 
-def _forward_norms(lower_TxT: np.ndarray, row_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray) -> np.ndarray:
+def _forward_norms(lower_NtxNt: np.ndarray, row_N: np.ndarray, a_Pc: np.ndarray, b_Pc: np.ndarray) -> np.ndarray:
     """||C^-1 (e_a - e_b)||^2 per pair for a dense lower-triangular C (C C^T = grounded Laplacian).
 
     Only the forward half of a solve: x^T (C C^T)^-1 x = ||C^-1 x||^2.
     """
-    t = lower_TxT.shape[0]
-    out_Q = np.empty(a_Q.size)
+    t = lower_NtxNt.shape[0]
+    out_Pc = np.empty(a_Pc.size)
     chunk = max(1, BLOCK_BYTES // (8 * max(t, 1)))
-    for lo in range(0, a_Q.size, chunk):
-        y_TxK = sla.solve_triangular(
-            lower_TxT, _pair_rhs(row_N, a_Q[lo : lo + chunk], b_Q[lo : lo + chunk], t), lower=True, check_finite=False
+    for lo in range(0, a_Pc.size, chunk):
+        y_NtxK = sla.solve_triangular(
+            lower_NtxNt,
+            _pair_rhs(row_N, a_Pc[lo : lo + chunk], b_Pc[lo : lo + chunk], t),
+            lower=True,
+            check_finite=False,
         )
-        out_Q[lo : lo + chunk] = np.einsum("tk,tk->k", y_TxK, y_TxK)
-    return out_Q
+        out_Pc[lo : lo + chunk] = np.einsum("tk,tk->k", y_NtxK, y_NtxK)
+    return out_Pc
 
 
-def _live_nodes(comp_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _live_nodes(comp_N: np.ndarray, a_Pc: np.ndarray, b_Pc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nodes of components holding a pair (the rest is never factored) and the terminal mask."""
-    live_C = np.zeros(comp_N.max() + 1, dtype=bool)
-    live_C[comp_N[a_Q]] = True
+    live_G = np.zeros(comp_N.max() + 1, dtype=bool)
+    live_G[comp_N[a_Pc]] = True
     is_term_N = np.zeros(comp_N.size, dtype=bool)
-    is_term_N[a_Q] = True
-    is_term_N[b_Q] = True
-    return live_C[comp_N], is_term_N
+    is_term_N[a_Pc] = True
+    is_term_N[b_Pc] = True
+    return live_G[comp_N], is_term_N
 
 
 def _ground_nodes(comp_N: np.ndarray, live_N: np.ndarray, is_term_N: np.ndarray) -> np.ndarray:
@@ -136,13 +139,13 @@ def _ground_nodes(comp_N: np.ndarray, live_N: np.ndarray, is_term_N: np.ndarray)
     unknown, and the terminal block of the factor holds the whole Schur complement)."""
     n = comp_N.size
     key_N = np.where(is_term_N, n, 0) + np.arange(n)
-    best_C = np.full(comp_N.max() + 1, 2 * n)
-    np.minimum.at(best_C, comp_N[live_N], key_N[live_N])
-    best_C = best_C[best_C < 2 * n]
-    return np.where(best_C >= n, best_C - n, best_C)
+    best_G = np.full(comp_N.max() + 1, 2 * n)
+    np.minimum.at(best_G, comp_N[live_N], key_N[live_N])
+    best_G = best_G[best_G < 2 * n]
+    return np.where(best_G >= n, best_G - n, best_G)
 
 
-def _resistance_cholmod(lap: sp.csr_matrix, comp_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray) -> np.ndarray:
+def _resistance_cholmod(lap: sp.csr_matrix, comp_N: np.ndarray, a_Pc: np.ndarray, b_Pc: np.ndarray) -> np.ndarray:
     """Resistances from one CHOLMOD factorisation of the grounded Laplacian.
 
     The queried nodes T are ordered after the others (a fill-reducing ordering of the rest), so the
@@ -158,43 +161,43 @@ def _resistance_cholmod(lap: sp.csr_matrix, comp_N: np.ndarray, a_Q: np.ndarray,
             "(it builds against SuiteSparse, e.g. apt-get install libsuitesparse-dev)"
         )
     n = lap.shape[0]
-    live_N, is_term_N = _live_nodes(comp_N, a_Q, b_Q)
+    live_N, is_term_N = _live_nodes(comp_N, a_Pc, b_Pc)
     unknown_N = live_N.copy()
     unknown_N[_ground_nodes(comp_N, live_N, is_term_N)] = False
-    inner_I = np.flatnonzero(unknown_N & ~is_term_N)
-    term_T = np.flatnonzero(unknown_N & is_term_N)
-    if inner_I.size + term_T.size == 0:
-        return np.zeros(a_Q.size)
+    inner_Ne = np.flatnonzero(unknown_N & ~is_term_N)
+    term_Nt = np.flatnonzero(unknown_N & is_term_N)
+    if inner_Ne.size + term_Nt.size == 0:
+        return np.zeros(a_Pc.size)
     row_N = np.full(n, -1)
-    if term_T.size <= _SCHUR_MAX_TERMINALS and _SCHUR_MIN_RATIO * term_T.size <= inner_I.size + term_T.size:
-        perm_I = np.arange(0)
-        if inner_I.size:
-            lap_II = lap[inner_I][:, inner_I].tocsc()
-            perm_I = cholmod.analyze(lap_II, ordering_method=_CHOLMOD_ORDERING, mode="supernodal").P()
-        order_M = np.r_[inner_I[perm_I], term_T]
+    if term_Nt.size <= _SCHUR_MAX_TERMINALS and _SCHUR_MIN_RATIO * term_Nt.size <= inner_Ne.size + term_Nt.size:
+        perm_Ne = np.arange(0)
+        if inner_Ne.size:
+            lap_II = lap[inner_Ne][:, inner_Ne].tocsc()
+            perm_Ne = cholmod.analyze(lap_II, ordering_method=_CHOLMOD_ORDERING, mode="supernodal").P()
+        order_M = np.r_[inner_Ne[perm_Ne], term_Nt]
         factor = cholmod.cholesky(lap[order_M][:, order_M].tocsc(), ordering_method="natural", mode="supernodal")
         # CHOLMOD still postorders the elimination tree; that keeps every terminal's ancestors among
         # the terminals, so the columns of T hold rows of T only.
         pos_M = np.empty(order_M.size, dtype=np.int64)
         pos_M[factor.P()] = np.arange(order_M.size)
-        pos_T = np.sort(pos_M[inner_I.size :])
-        row_N[order_M[np.argsort(pos_M)][pos_T]] = np.arange(term_T.size)
+        pos_Nt = np.sort(pos_M[inner_Ne.size :])
+        row_N[order_M[np.argsort(pos_M)][pos_Nt]] = np.arange(term_Nt.size)
         lower = factor.L()
         del factor
-        lower_TxT = lower[:, pos_T][pos_T, :].toarray()
+        lower_NtxNt = lower[:, pos_Nt][pos_Nt, :].toarray()
         del lower
-        return _forward_norms(lower_TxT, row_N, a_Q, b_Q)
+        return _forward_norms(lower_NtxNt, row_N, a_Pc, b_Pc)
     unknown_M = np.flatnonzero(unknown_N)
     row_N[unknown_M] = np.arange(unknown_M.size)
     factor = cholmod.cholesky(lap[unknown_M][:, unknown_M].tocsc(), ordering_method=_CHOLMOD_ORDERING)
-    out_Q = np.empty(a_Q.size)
+    out_Pc = np.empty(a_Pc.size)
     chunk = max(1, min(MAX_COLUMNS, BLOCK_BYTES // (8 * unknown_M.size)))
-    for lo in range(0, a_Q.size, chunk):
-        rhs_MxK = _pair_rhs(row_N, a_Q[lo : lo + chunk], b_Q[lo : lo + chunk], unknown_M.size)
+    for lo in range(0, a_Pc.size, chunk):
+        rhs_MxK = _pair_rhs(row_N, a_Pc[lo : lo + chunk], b_Pc[lo : lo + chunk], unknown_M.size)
         # L L^T = P A P^T, so x^T A^-1 x = ||L^-1 P x||^2.
         y_MxK = np.asarray(factor.solve_L(factor.apply_P(rhs_MxK), use_LDLt_decomposition=False))
-        out_Q[lo : lo + chunk] = np.einsum("mk,mk->k", y_MxK, y_MxK)
-    return out_Q
+        out_Pc[lo : lo + chunk] = np.einsum("mk,mk->k", y_MxK, y_MxK)
+    return out_Pc
 
 
 def _star_mesh(adj: sp.csr_matrix, keep_N: np.ndarray, max_degree: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -208,33 +211,33 @@ def _star_mesh(adj: sp.csr_matrix, keep_N: np.ndarray, max_degree: int) -> tuple
     Returns the reduced conductance matrix and the original index of each remaining node.
     """
     w = adj.tocsr()
-    node_R = np.arange(w.shape[0])
+    node_Nr = np.arange(w.shape[0])
     while True:
         m = w.shape[0]
-        deg_R = np.diff(w.indptr)
-        cand_R = ~keep_N
-        if not cand_R.any():
+        deg_Nr = np.diff(w.indptr)
+        cand_Nr = ~keep_N
+        if not cand_Nr.any():
             break
-        least = deg_R[cand_R].min()
+        least = deg_Nr[cand_Nr].min()
         if least > max_degree:
             break
-        cand_R &= deg_R <= max(least + 2, (3 * least) // 2)
+        cand_Nr &= deg_Nr <= max(least + 2, (3 * least) // 2)
         # Ties broken by index: a strict order, so the local minima form an independent set.
-        key_R = deg_R * float(m) + np.arange(m)
-        key_cand_R = np.where(cand_R, key_R, np.inf)
-        near_R = np.full(m, np.inf)
-        has_R = deg_R > 0
-        near_R[has_R] = np.minimum.reduceat(key_cand_R[w.indices], w.indptr[:-1][has_R])
-        elim_R = cand_R & (key_R < near_R)
-        out_I, rest_R = np.flatnonzero(elim_R), np.flatnonzero(~elim_R)
-        d_I = np.asarray(w[out_I].sum(axis=1)).ravel()
-        w_RxI = w[rest_R][:, out_I]
-        mesh = (w_RxI @ sp.diags(1.0 / np.where(d_I > 0, d_I, 1.0)) @ w_RxI.T).tocsr()
+        key_Nr = deg_Nr * float(m) + np.arange(m)
+        key_cand_Nr = np.where(cand_Nr, key_Nr, np.inf)
+        near_Nr = np.full(m, np.inf)
+        has_Nr = deg_Nr > 0
+        near_Nr[has_Nr] = np.minimum.reduceat(key_cand_Nr[w.indices], w.indptr[:-1][has_Nr])
+        elim_Nr = cand_Nr & (key_Nr < near_Nr)
+        out_Ne, rest_Nr = np.flatnonzero(elim_Nr), np.flatnonzero(~elim_Nr)
+        d_Ne = np.asarray(w[out_Ne].sum(axis=1)).ravel()
+        w_NrxNe = w[rest_Nr][:, out_Ne]
+        mesh = (w_NrxNe @ sp.diags(1.0 / np.where(d_Ne > 0, d_Ne, 1.0)) @ w_NrxNe.T).tocsr()
         mesh.setdiag(0.0)
         mesh.eliminate_zeros()
-        w = (w[rest_R][:, rest_R] + mesh).tocsr()
-        keep_N, node_R = keep_N[rest_R], node_R[rest_R]
-    return w, node_R
+        w = (w[rest_Nr][:, rest_Nr] + mesh).tocsr()
+        keep_N, node_Nr = keep_N[rest_Nr], node_Nr[rest_Nr]
+    return w, node_Nr
 
 
 @functools.cache
@@ -256,48 +259,48 @@ def _blas_threads(size: int):
 
 
 def _resistance_dense(
-    adj: sp.csr_matrix, comp_N: np.ndarray, a_Q: np.ndarray, b_Q: np.ndarray, strict: bool
+    adj: sp.csr_matrix, comp_N: np.ndarray, a_Pc: np.ndarray, b_Pc: np.ndarray, strict: bool
 ) -> np.ndarray | None:
     """Star-mesh elimination, then a dense Cholesky per component with the terminals last.
 
     Returns None (or raises, if ``strict``) when a component left has over ``_DENSE_MAX_NODES`` nodes.
     """
-    live_N, is_term_N = _live_nodes(comp_N, a_Q, b_Q)
+    live_N, is_term_N = _live_nodes(comp_N, a_Pc, b_Pc)
     live = np.flatnonzero(live_N)
-    w, node_R = _star_mesh(adj[live][:, live], is_term_N[live], _KRON_MAX_DEGREE)
-    node_R = live[node_R]
-    comp_R = comp_N[node_R]
-    size_C = np.bincount(comp_R)
-    if size_C.max() > _DENSE_MAX_NODES:
+    w, node_Nr = _star_mesh(adj[live][:, live], is_term_N[live], _KRON_MAX_DEGREE)
+    node_Nr = live[node_Nr]
+    comp_Nr = comp_N[node_Nr]
+    size_G = np.bincount(comp_Nr)
+    if size_G.max() > _DENSE_MAX_NODES:
         if strict:
             raise ValueError(
-                f"a component keeps {size_C.max()} nodes after elimination, more than the dense limit "
+                f"a component keeps {size_G.max()} nodes after elimination, more than the dense limit "
                 f"{_DENSE_MAX_NODES}; use resistance_solver='cholmod' or 'cg'"
             )
         return None
-    d_R = np.asarray(w.sum(axis=1)).ravel()
-    out_Q = np.empty(a_Q.size)
-    term_R = is_term_N[node_R]
+    d_Nr = np.asarray(w.sum(axis=1)).ravel()
+    out_Pc = np.empty(a_Pc.size)
+    term_Nr = is_term_N[node_Nr]
     row_N = np.full(comp_N.size, -1)
-    for c in np.unique(comp_N[a_Q]):
+    for c in np.unique(comp_N[a_Pc]):
         # Non-terminals first: the first is grounded, and the pairs' right-hand sides vanish above
         # the terminal block, so only its trailing triangle is solved with.
-        mine_R = np.flatnonzero(comp_R == c)
-        mine_R = mine_R[np.argsort(term_R[mine_R], kind="stable")]
-        unk_R = mine_R[1:]
-        inner = int((~term_R[unk_R]).sum())
-        g_MxM = -w[unk_R][:, unk_R].toarray()
-        g_MxM[np.diag_indices_from(g_MxM)] += d_R[unk_R]
-        q_Q = np.flatnonzero(comp_N[a_Q] == c)
-        if unk_R.size == 0:
-            out_Q[q_Q] = 0.0
+        mine_Nr = np.flatnonzero(comp_Nr == c)
+        mine_Nr = mine_Nr[np.argsort(term_Nr[mine_Nr], kind="stable")]
+        unk_Nr = mine_Nr[1:]
+        inner = int((~term_Nr[unk_Nr]).sum())
+        g_MxM = -w[unk_Nr][:, unk_Nr].toarray()
+        g_MxM[np.diag_indices_from(g_MxM)] += d_Nr[unk_Nr]
+        q_Pc = np.flatnonzero(comp_N[a_Pc] == c)
+        if unk_Nr.size == 0:
+            out_Pc[q_Pc] = 0.0
             continue
-        row_N[node_R[unk_R[inner:]]] = np.arange(unk_R.size - inner)
-        with _blas_threads(unk_R.size):
+        row_N[node_Nr[unk_Nr[inner:]]] = np.arange(unk_Nr.size - inner)
+        with _blas_threads(unk_Nr.size):
             lower_MxM = sla.cholesky(g_MxM, lower=True, overwrite_a=True, check_finite=False)
-            out_Q[q_Q] = _forward_norms(lower_MxM[inner:, inner:], row_N, a_Q[q_Q], b_Q[q_Q])
-        row_N[node_R[mine_R]] = -1
-    return out_Q
+            out_Pc[q_Pc] = _forward_norms(lower_MxM[inner:, inner:], row_N, a_Pc[q_Pc], b_Pc[q_Pc])
+        row_N[node_Nr[mine_Nr]] = -1
+    return out_Pc
 
 
 def grounded_solver(
@@ -315,14 +318,14 @@ def grounded_solver(
     preconditioned block CG). Returns the solve (M x K -> M x K), each node's row (-1: grounded) and M.
     """
     n = adj.shape[0]
-    ground_C = np.full(num, n)
-    np.minimum.at(ground_C, comp_N, np.arange(n))
+    ground_G = np.full(num, n)
+    np.minimum.at(ground_G, comp_N, np.arange(n))
     m = n - num
     lap_NxN = (sp.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj).tocsr()
     solve = None
     if solver in ("direct", "cholmod"):
         keep_N = np.ones(n, dtype=bool)
-        keep_N[ground_C] = False
+        keep_N[ground_G] = False
         node_M = np.flatnonzero(keep_N)
         lap = lap_NxN[node_M][:, node_M].tocsc()
         if m and solver == "cholmod":
@@ -330,7 +333,7 @@ def grounded_solver(
         elif m:
             solve = SPDFactor(lap).solve
     else:
-        forest = ForestSolver(n, u_U, v_U, 1.0 / g_U, ground_C)
+        forest = ForestSolver(n, u_U, v_U, 1.0 / g_U, ground_G)
         node_M = forest.perm_M  # BFS order of the forest, so its solve is level-vectorised
         lap = lap_NxN[node_M][:, node_M].tocsr()
         solve = lambda rhs: block_pcg(lap, rhs, forest.solve_into, CG_RTOL, max_iter=10 * m + 100)
@@ -346,31 +349,31 @@ def _resistance_grounded(
     u_U: np.ndarray,
     v_U: np.ndarray,
     g_U: np.ndarray,
-    a_Q: np.ndarray,
-    b_Q: np.ndarray,
+    a_Pc: np.ndarray,
+    b_Pc: np.ndarray,
     solver: str,
 ) -> np.ndarray:
     """A sparse Cholesky factor ("direct", "cholmod") or forest-preconditioned block CG ("cg") on the
     grounded Laplacian, one solve per pair."""
     solve, row_N, m = grounded_solver(adj, comp_N, num, u_U, v_U, g_U, solver)
-    a_Q, b_Q = row_N[a_Q], row_N[b_Q]
-    res_Q = np.zeros(a_Q.size)
+    a_Pc, b_Pc = row_N[a_Pc], row_N[b_Pc]
+    res_Pc = np.zeros(a_Pc.size)
     if m == 0:
-        return res_Q
+        return res_Pc
     chunk = SOLVE_COLUMNS if solver == "direct" else max(1, min(MAX_COLUMNS, BLOCK_BYTES // (8 * m)))
-    q_all = np.arange(a_Q.size)
-    for lo in range(0, a_Q.size, chunk):
+    q_all = np.arange(a_Pc.size)
+    for lo in range(0, a_Pc.size, chunk):
         q = q_all[lo : lo + chunk]
         rhs_MxK = np.zeros((m, q.size))
         # e_a - e_b on the grounded system (a grounded endpoint has potential 0).
-        ha, hb = a_Q[q] >= 0, b_Q[q] >= 0
-        rhs_MxK[a_Q[q][ha], q[ha] - lo] += 1.0
-        rhs_MxK[b_Q[q][hb], q[hb] - lo] -= 1.0
+        ha, hb = a_Pc[q] >= 0, b_Pc[q] >= 0
+        rhs_MxK[a_Pc[q][ha], q[ha] - lo] += 1.0
+        rhs_MxK[b_Pc[q][hb], q[hb] - lo] -= 1.0
         x_MxK = solve(rhs_MxK)
-        xa = np.where(ha, x_MxK[np.maximum(a_Q[q], 0), q - lo], 0.0)
-        xb = np.where(hb, x_MxK[np.maximum(b_Q[q], 0), q - lo], 0.0)
-        res_Q[q] = xa - xb
-    return res_Q
+        xa = np.where(ha, x_MxK[np.maximum(a_Pc[q], 0), q - lo], 0.0)
+        xb = np.where(hb, x_MxK[np.maximum(b_Pc[q], 0), q - lo], 0.0)
+        res_Pc[q] = xa - xb
+    return res_Pc
 
 
 RESISTANCE_SOLVERS = ("auto", "cholmod", "dense", "direct", "cg")
@@ -385,24 +388,24 @@ def resistance_distances(kernel: Network, a_P: np.ndarray, b_P: np.ndarray, solv
     same_P = comp_N[a_P] == comp_N[b_P]
     if not same_P.any():
         return out_P
-    a_Q, b_Q = a_P[same_P], b_P[same_P]
+    a_Pc, b_Pc = a_P[same_P], b_P[same_P]
     requested, direct_fits = solver, n - num <= _DIRECT_MAX_NODES
     if solver == "auto":
         if _cholmod() is not None:
             solver = "cholmod"
-        elif direct_fits and (n - num) * a_Q.size <= _DIRECT_MAX_WORK:
+        elif direct_fits and (n - num) * a_Pc.size <= _DIRECT_MAX_WORK:
             solver = "direct"
         else:
             solver = "dense"
-    res_Q = None
+    res_Pc = None
     if solver == "cholmod":
         lap = (sp.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj).tocsr()
-        res_Q = _resistance_cholmod(lap, comp_N, a_Q, b_Q)
+        res_Pc = _resistance_cholmod(lap, comp_N, a_Pc, b_Pc)
     elif solver == "dense":
-        res_Q = _resistance_dense(adj, comp_N, a_Q, b_Q, strict=requested == "dense")
+        res_Pc = _resistance_dense(adj, comp_N, a_Pc, b_Pc, strict=requested == "dense")
         # used only where the components left are too large for dense factors
         solver = "direct" if direct_fits else "cg"
-    if res_Q is None:
-        res_Q = _resistance_grounded(adj, comp_N, num, u_U, v_U, g_U, a_Q, b_Q, solver)
-    out_P[same_P] = np.maximum(res_Q, 0.0)
+    if res_Pc is None:
+        res_Pc = _resistance_grounded(adj, comp_N, num, u_U, v_U, g_U, a_Pc, b_Pc, solver)
+    out_P[same_P] = np.maximum(res_Pc, 0.0)
     return out_P

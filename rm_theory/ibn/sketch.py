@@ -1,8 +1,8 @@
 """The one approximate tool: an unbiased estimate of a MEAN effective resistance over many pairs, with
 its standard error, for when exact values are out of reach.
 
-Legend: N nodes, U edges (parallel ones combined), P pairs, Q pairs not merged, T terminals, M
-unknowns, K probes.
+Legend: N nodes, E edges, U edges (one per pair of nodes), P pairs (asked), Pk pairs of two distinct
+nodes (after the merge), Nt terminals, M unknowns, K probes.
 """
 
 from __future__ import annotations
@@ -53,15 +53,15 @@ def mean_resistance_sketch(
     todo_P = a_P != b_P  # merged pairs are at resistance 0 exactly
     if not todo_P.any():
         return 0.0, 0.0
-    term_T, inv = np.unique(np.r_[a_P[todo_P], b_P[todo_P]], return_inverse=True)
-    kernel, kt_T = reduce_network(merged, term_T)
+    term_Nt, inv = np.unique(np.r_[a_P[todo_P], b_P[todo_P]], return_inverse=True)
+    kernel, kt_Nt = reduce_network(merged, term_Nt)
     q = int(todo_P.sum())
-    ka_Q, kb_Q = kt_T[inv[:q]], kt_T[inv[q:]]
+    ka_Pk, kb_Pk = kt_Nt[inv[:q]], kt_Nt[inv[q:]]
     n = kernel.num_nodes
     u_U, v_U, g_U = collapse_parallel(n, kernel.u_E, kernel.v_E, 1.0 / kernel.var_E, np.add)
     adj = symmetric(n, u_U, v_U, g_U)
     num, comp_N = csg.connected_components(adj, directed=False)
-    if (comp_N[ka_Q] != comp_N[kb_Q]).any():
+    if (comp_N[ka_Pk] != comp_N[kb_Pk]).any():
         return float("inf"), 0.0
     solver = resistance_solver
     if solver == "auto":
@@ -85,6 +85,6 @@ def mean_resistance_sketch(
         x_NxK = np.zeros((n, k))
         if m:
             x_NxK[held_N] = solve(rhs_MxK)[row_N[held_N]]
-        z_QxK = x_NxK[ka_Q] - x_NxK[kb_Q]
-        mean_K[lo : lo + k] = (z_QxK**2).sum(axis=0) / pairs_Px2.shape[0]
+        z_PkxK = x_NxK[ka_Pk] - x_NxK[kb_Pk]
+        mean_K[lo : lo + k] = (z_PkxK**2).sum(axis=0) / pairs_Px2.shape[0]
     return float(mean_K.mean()), float(mean_K.std(ddof=1) / np.sqrt(probes))

@@ -13,7 +13,7 @@ the leading fit is not better than the runner-up beyond the noise of F, the regi
 "indeterminate": over the few decades of M a data set allows, the three curves can be
 indistinguishable.
 
-Legend: N responses, D embedding dims, K values of M, P pairs.
+Legend: N responses, D embedding dimensions, K runs (one per value of M), P pairs.
 """
 
 from __future__ import annotations

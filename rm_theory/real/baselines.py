@@ -8,7 +8,7 @@
 
 Accuracy (`record_accuracy`) is over non-tied records; an equal score counts as half right.
 
-Legend: N records, P test records (comparisons), V hashed feature dimension.
+Legend: N records, P comparisons (test records), D feature width (hashed).
 """
 
 from __future__ import annotations
@@ -83,12 +83,12 @@ def hash_features(responses: Sequence[Response], dim: int = 2**18, ngrams: int =
 
 @dataclasses.dataclass(frozen=True)
 class BowModel:
-    w_V: np.ndarray
+    w_D: np.ndarray
     ngrams: int
 
     def score(self, responses: Sequence[Response]) -> np.ndarray:
         """[N] rewards r(y) = w · φ(y)."""
-        return hash_features(responses, len(self.w_V), self.ngrams) @ self.w_V
+        return hash_features(responses, len(self.w_D), self.ngrams) @ self.w_D
 
 
 def _targets(records: Sequence[PreferenceRecord]) -> np.ndarray:
@@ -107,12 +107,12 @@ def fit_bow_logistic(
     y_N = _targets(records)
     n = max(len(records), 1)
 
-    def loss_grad(w_V):
-        z_N = X_NxV @ w_V
+    def loss_grad(w_D):
+        z_N = X_NxV @ w_D
         # softplus(z) − y z is the same loss, written stably.
-        loss = (np.logaddexp(0.0, z_N) - y_N * z_N).sum() / n + 0.5 * l2 * w_V @ w_V
+        loss = (np.logaddexp(0.0, z_N) - y_N * z_N).sum() / n + 0.5 * l2 * w_D @ w_D
         p_N = 0.5 * (1.0 + np.tanh(0.5 * z_N))  # sigmoid without overflow
-        return loss, X_NxV.T @ (p_N - y_N) / n + l2 * w_V
+        return loss, X_NxV.T @ (p_N - y_N) / n + l2 * w_D
 
     res = scipy.optimize.minimize(loss_grad, np.zeros(dim), jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     return BowModel(res.x, ngrams)

@@ -2,7 +2,8 @@
 prompts (pairs of one prompt are not independent, so resampling whole prompts keeps the interval
 honest).
 
-Legend: N items, P pairs, K ensemble members, R bootstrap resamples, G prompts (the groups resampled).
+Legend: N items, P pairs, K ensemble members, R bootstrap resamples, G clusters (prompts, resampled
+whole).
 """
 
 from __future__ import annotations

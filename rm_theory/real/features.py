@@ -5,8 +5,8 @@ Features of an item: "concat" = [e(prompt), e(response)] (the head may learn pro
 rewards), or "response" = e(response). Prompts are encoded from their last `prompt_chars`
 characters, since the encoder truncates from the end and a transcript's last turn matters most.
 
-Legend: N items (distinct prompt+response), P pairs, U unique texts, H encoder width (384),
-D = feature width (H or 2H), G prompts.
+Legend: N items (distinct prompt+response), P pairs, U texts (each once), H hidden width of the encoder
+(384), D feature width (H or 2H), G clusters (prompts).
 """
 
 from __future__ import annotations

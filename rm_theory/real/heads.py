@@ -2,7 +2,7 @@
 ensembles trained by the same fused loop and losses as the synthetic world (THEORY.md §2, "Theory
 against practice"), only the input is a frozen sentence embedding instead of tokens.
 
-Legend: N items, M items the selected pairs use, P pairs, D feature width.
+Legend: N items, Nu items the selected pairs use, P pairs, D feature width.
 """
 
 from __future__ import annotations
@@ -34,12 +34,17 @@ def pref_data(
     safer_P = it.safer_P[m_P]
     safety = with_safety and P > 0 and bool(np.isfinite(safer_P).all())
     x_NxD = np.asarray(x_NxD, np.float32)
-    used_M, inv = np.unique(np.r_[a_P, b_P], return_inverse=True)
-    if safety and np.isfinite(it.safe_N[used_M]).all():
+    used_Nu, inv = np.unique(np.r_[a_P, b_P], return_inverse=True)
+    if safety and np.isfinite(it.safe_N[used_Nu]).all():
         data = PrefData(
-            x=x_NxD[used_M], a_P=inv[:P], b_P=inv[P:], pref_P=it.pref_P[m_P], safer_P=safer_P, safe_N=it.safe_N[used_M]
+            x=x_NxD[used_Nu],
+            a_P=inv[:P],
+            b_P=inv[P:],
+            pref_P=it.pref_P[m_P],
+            safer_P=safer_P,
+            safe_N=it.safe_N[used_Nu],
         )
-        return data, used_M
+        return data, used_Nu
     data = PrefData(x=x_NxD, a_P=a_P, b_P=b_P, pref_P=it.pref_P[m_P], safer_P=safer_P if safety else None)
     return data, np.arange(len(x_NxD))
 

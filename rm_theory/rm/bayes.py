@@ -27,8 +27,8 @@ A prompt root is fixed at 0 (r* has no root increment), so two prompts never exc
 through a root; the IBN keeps each prompt's root as its own node, which agrees as long as no
 comparison joins two prompts (none does in the chain and tree designs).
 
-Legend: N items, F unknown prefix nodes (features), P comparisons, Q query pairs, K columns of a
-block solve, L depth.
+Legend: N items, F prefix nodes (the unknowns: one-hot features of the items), P comparisons, Q query
+pairs, K columns (of a block solve), L depth, E edges.
 """
 
 from __future__ import annotations

@@ -38,7 +38,9 @@ What enters the network, decided per kind of record and counted in the summary:
   case for an uncased encoder) get an IB edge of variance 0, i.e. one node, as everywhere in the
   solver; a held-out pair of them is at distance 0 and stays in the mean (`heldout_zero_distance`).
 
-Legend: N items, P comparisons, T target pairs, C candidate pairs, S a prompt's items.
+Legend: N items, Np items of one prompt, P comparisons, Q query pairs (held out, or targets), E edges, B
+round of comparisons (the batch proposed), R rounds of the design, G components, K runs (one per value
+of M).
 """
 
 from __future__ import annotations
@@ -124,16 +126,16 @@ def prompt_extension_gain(R_SxS: np.ndarray, xi2: float) -> tuple[float, float]:
     R_SxS = np.asarray(R_SxS, np.float64)
     m = len(R_SxS)
     iu = np.triu_indices(m, 1)
-    part_S = np.unique(np.isfinite(R_SxS), axis=0, return_inverse=True)[1].reshape(-1)
-    lap_SxS = np.zeros((m, m))
-    for c in np.unique(part_S):
-        idx = np.flatnonzero(part_S == c)
+    part_Np = np.unique(np.isfinite(R_SxS), axis=0, return_inverse=True)[1].reshape(-1)
+    lap_NpxNp = np.zeros((m, m))
+    for c in np.unique(part_Np):
+        idx = np.flatnonzero(part_Np == c)
         J = np.eye(len(idx)) - 1.0 / len(idx)
-        lap_SxS[np.ix_(idx, idx)] = np.linalg.pinv(-0.5 * J @ R_SxS[np.ix_(idx, idx)] @ J, hermitian=True)
-    L_plus = np.linalg.pinv(lap_SxS + (np.eye(m) - 1.0 / m) / xi2, hermitian=True)
-    d_S = np.diag(L_plus)
-    after_SxS = d_S[:, None] + d_S[None, :] - 2 * L_plus
-    return float(R_SxS[iu].mean()), float(after_SxS[iu].mean())
+        lap_NpxNp[np.ix_(idx, idx)] = np.linalg.pinv(-0.5 * J @ R_SxS[np.ix_(idx, idx)] @ J, hermitian=True)
+    L_plus = np.linalg.pinv(lap_NpxNp + (np.eye(m) - 1.0 / m) / xi2, hermitian=True)
+    d_Np = np.diag(L_plus)
+    after_NpxNp = d_Np[:, None] + d_Np[None, :] - 2 * L_plus
+    return float(R_SxS[iu].mean()), float(after_NpxNp[iu].mean())
 
 
 def _prompts_to_extend(net: Network, it, xi2: float) -> pd.DataFrame:
@@ -224,10 +226,10 @@ def run(cfg: AnalyseDataSchema, runlog: RunLog) -> dict:
     train_P = ~test_P & ~self_P
     net = real_ibn.real_ibn(e, it.a_P[train_P], it.b_P[train_P], icfg)
     topo = real_ibn.topology(net, it.prompt_id)
-    pairs_Hx2 = np.stack([it.a_P[test_P & ~self_P], it.b_P[test_P & ~self_P]], axis=1)
-    dist = pd.DataFrame({"a": pairs_Hx2[:, 0], "b": pairs_Hx2[:, 1]})
+    pairs_Qx2 = np.stack([it.a_P[test_P & ~self_P], it.b_P[test_P & ~self_P]], axis=1)
+    dist = pd.DataFrame({"a": pairs_Qx2[:, 0], "b": pairs_Qx2[:, 1]})
     for method in ("resistance", "path"):
-        dist[method] = network_distance(net, pairs_Hx2, method) if len(pairs_Hx2) else []
+        dist[method] = network_distance(net, pairs_Qx2, method) if len(pairs_Qx2) else []
     dist.to_csv(out / "distances.csv", index=False)
     deg_N = np.bincount(np.r_[net.u_E, net.v_E], minlength=net.num_nodes)
     degrees = pd.DataFrame({"item": np.arange(it.n), "prompt_id": it.prompt_id, "degree": deg_N})

@@ -7,7 +7,7 @@ and labelled, reward ensembles are trained, and E[r*] of the Best-of-N choice is
 JAX work runs under `jax.threefry_partitionable(False)`: with the partitionable Threefry, XLA on
 CPU spends seconds compiling each program that draws random numbers.
 
-Legend: P prompts, Y leaves per prompt.
+Legend: X prompts, Y responses (leaves of a prompt), P comparisons.
 """
 
 from __future__ import annotations
@@ -53,15 +53,15 @@ def _best_of_n(cfg: BestOfNSchema, runlog: RunLog) -> dict:
         ref = tt.ref_logp()
         x_all = leaf_inputs(space)
         rng = np.random.default_rng(s)
-        rm_tables = {"gold": tt.gold_PxY}
+        rm_tables = {"gold": tt.gold_XxY}
         for i, topo in enumerate(TOPOLOGIES):
             comps, labels = labelled_data(space, topo, cfg.n, tree, cfg.labels.beta, rng)
             rm_tables[topo], _ = reward_table(
                 space, comps, labels, *model_configs(space, cfg), jax.random.fold_in(jax.random.key(s), i), x_all
             )
         for rm, N in itertools.product(rm_tables, Ns):
-            g_P = exact.best_of_n(ref, rm_tables[rm], tt.gold_PxY, N)
-            rows += [{"seed": s, "prompt": p, "rm": rm, "N": N, "gold_reward": float(g)} for p, g in enumerate(g_P)]
+            g_X = exact.best_of_n(ref, rm_tables[rm], tt.gold_XxY, N)
+            rows += [{"seed": s, "prompt": p, "rm": rm, "N": N, "gold_reward": float(g)} for p, g in enumerate(g_X)]
         runlog.metric(
             {
                 "seed": s,

@@ -20,6 +20,9 @@ learner (Laplace on Bradley–Terry labels). One run:
 
 Outputs: `results.csv` (exact learner), `neural.csv`, `pairs.csv` (per-pair variances), `convergence.csv`,
 `best_of_n.csv`, figures, and the headline scalars.
+
+Legend: P comparisons, Q query pairs, E edges, F prefix nodes (the exact learner's unknowns), K ensemble
+members, L depth, X prompts, B samples drawn per prompt.
 """
 
 from __future__ import annotations
@@ -278,24 +281,24 @@ def best_of_n_point(cfg, space, world: World, topology, seed, keep) -> list[dict
     cand = space.sample(g, np.repeat(prompts, M))
     fit = bayes.fit(space, comps.a, comps.b, labels.better_P, queries=cand, beta=cfg.labels.beta)
     idx = fit.query_index(np.arange(len(cand)))
-    mu_TxM = fit.posterior.item_mean(idx).reshape(-1, M)
-    sd_TxM = np.sqrt(fit.posterior.item_variance(idx)).reshape(-1, M)
-    gold_TxM = space.gold_reward(cand).reshape(-1, M)
+    mu_XxB = fit.posterior.item_mean(idx).reshape(-1, M)
+    sd_XxB = np.sqrt(fit.posterior.item_variance(idx)).reshape(-1, M)
+    gold_XxB = space.gold_reward(cand).reshape(-1, M)
     rows = []
     N = 1
     while N <= M:
         for kappa in cfg.kappas:
             # Candidates the data cannot tell apart have equal scores up to the solver's rounding:
             # rounded, the tie goes to the first drawn, whichever solver computed the posterior.
-            pick_T = np.argmax(round_significant(mu_TxM[:, :N] - kappa * sd_TxM[:, :N]), axis=1)
+            pick_X = np.argmax(round_significant(mu_XxB[:, :N] - kappa * sd_XxB[:, :N]), axis=1)
             rows.append(
                 {
                     "topology": topology,
                     "seed": seed,
                     "N": N,
                     "kappa": kappa,
-                    "gold_reward": float(gold_TxM[np.arange(len(pick_T)), pick_T].mean()),
-                    "oracle": float(gold_TxM[:, :N].max(axis=1).mean()),
+                    "gold_reward": float(gold_XxB[np.arange(len(pick_X)), pick_X].mean()),
+                    "oracle": float(gold_XxB[:, :N].max(axis=1).mean()),
                 }
             )
         N *= 2

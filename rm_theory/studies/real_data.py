@@ -14,6 +14,8 @@ Outputs: results.csv (tidy, a `part` column), figures/, summary.json (`test_accu
 
 `real.fixtures.write_fixture` writes a tiny data set in every source format plus a tiny random-weight encoder:
 the smoke run (`fixture=true`) and the tests use it, so neither needs the real data or wheel.
+
+Legend: N items, P pairs, Q query pairs (held out), D feature width, K ensemble members.
 """
 
 from __future__ import annotations
@@ -243,16 +245,16 @@ def ibn_part(st: Study, runlog: RunLog) -> tuple[list[dict], dict]:
         train = ~p.test_P
         net = real_ibn.real_ibn(e, it.a_P[train], it.b_P[train], icfg)
         row = {"part": "ibn", "dataset": name, **real_ibn.topology(net, it.prompt_id)}
-        a_T, b_T = it.a_P[p.test_P], it.b_P[p.test_P]
+        a_Q, b_Q = it.a_P[p.test_P], it.b_P[p.test_P]
         for method in cfg.ibn.methods:
-            d_T, dist = real_ibn.heldout_distance(net, a_T, b_T, method)
+            d_Q, dist = real_ibn.heldout_distance(net, a_Q, b_Q, method)
             row |= dist
-            if p.s_KxN is not None and method == "resistance" and len(a_T) >= 3:
+            if p.s_KxN is not None and method == "resistance" and len(a_Q) >= 3:
                 from scipy import stats
 
-                var_T = np.var(p.s_KxN[:, a_T] - p.s_KxN[:, b_T], axis=0, ddof=1)
-                ok = np.isfinite(d_T)
-                row["var_distance_spearman"] = float(stats.spearmanr(var_T[ok], d_T[ok]).statistic)
+                var_Q = np.var(p.s_KxN[:, a_Q] - p.s_KxN[:, b_Q], axis=0, ddof=1)
+                ok = np.isfinite(d_Q)
+                row["var_distance_spearman"] = float(stats.spearmanr(var_Q[ok], d_Q[ok]).statistic)
         # F(M) two ways: the configured network distance, and the unbiased edge-variance estimate
         for method in dict.fromkeys([cfg.ibn.f_method, "edge_variance"]):
             sr = real_ibn.measure_structural(

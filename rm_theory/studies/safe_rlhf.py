@@ -1,7 +1,8 @@
 """Safe RLHF in the gold world (Dai et al., arXiv 2310.12773 §3): reward and cost models trained on
 one data set, PPO with a Lagrange multiplier on the cost against fixed penalties.
 
-Legend: P prompts, Y leaves per prompt, K runs (the Lagrangian and each fixed λ), S steps.
+Legend: X prompts, Y responses (leaves of a prompt), N items, K runs (the Lagrangian and each fixed λ),
+S steps.
 """
 
 from __future__ import annotations

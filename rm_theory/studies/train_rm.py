@@ -7,6 +7,8 @@ resamples, vmapped members), and it is evaluated on held-out query pairs from th
 (`evaluate`; the same pairs for every n and topology of a seed and regime), beside the mean
 effective resistance of the same pairs in the IBN of the same data. Outputs: `results.csv` (one row
 per ensemble), `categories.csv` (cost model, per harm category), figures, and the headline scalars.
+
+Legend: N items, Q query pairs, K ensemble members, C harm categories.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ incomplete-response ablation and the data-size scaling figure): PPO against chai
 models, DPO on the same data, and the exact KL-regularised optima against those reward models and
 against the exact Bayesian learner's posterior mean (`rm.bayes`), judged by the gold reward.
 
-Legend: P prompts, Y leaves per prompt, K runs (seeds x reward models), S steps.
+Legend: X prompts, Y responses (leaves of a prompt), K runs (seeds x reward models), S steps.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def _win_point(cfg: WinRatesSchema, name: str, task: SpaceSchema, n: int, frac: 
     # every seed, so it compiles once).
     for k, (s, tt) in enumerate(zip(seeds, tts, strict=True)):
         ref = tt.ref_logp()
-        pol = {"ref": ref, "opt_gold": exact.optimal_logp(ref, tt.gold_PxY, ppo_cfg.beta)}
+        pol = {"ref": ref, "opt_gold": exact.optimal_logp(ref, tt.gold_XxY, ppo_cfg.beta)}
         logp, trace = ppo.optimise(tt, np.stack(rm_tables[2 * k : 2 * k + 2]), ppo_cfg, jax.random.key(s))
         for i, topo in enumerate(TOPOLOGIES):
             pol[f"ppo_{topo}"] = logp[i]
@@ -121,7 +121,7 @@ def _win_point(cfg: WinRatesSchema, name: str, task: SpaceSchema, n: int, frac: 
         if cfg.run_dpo:
             dlogp, _ = dpo.train_dpo(tt, dpo_data[2 * k : 2 * k + 2], build(dpo.DPOConfig, cfg.dpo))
             pol["dpo_chain"], pol["dpo_tree"] = dlogp
-        gold = tt.gold_PxY
+        gold = tt.gold_XxY
         for m, lp in pol.items():
             rows.append(
                 {

@@ -11,7 +11,8 @@ With `compress`, a unary chain of prefixes (a prefix with one child and no item 
 whose variance is the chain's sum (the series law): every node kept is an item, a prompt root or a
 branching prefix, and every distance between items is unchanged.
 
-Legend: N items, L depth, F nodes below the roots (the trie's edges: each to its nearest kept ancestor).
+Legend: N items, L depth, F prefix nodes (below the roots: the trie's edges, each to its nearest kept
+ancestor).
 """
 
 from __future__ import annotations
