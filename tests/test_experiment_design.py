@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from rm_theory.config.common import make_space
 from rm_theory.config.design import DesignSchema
-from rm_theory.runs.folder import apply_smoke, override_keys
+from rm_theory.runs import apply_smoke, override_keys
 from rm_theory.studies import design as study
 from tests.helpers import compose_config, run_smoke
 
@@ -75,7 +75,7 @@ def test_gold_ties_are_left_out_of_the_targets_and_counted():
 def test_disagreement_rounds_start_from_the_runs_seed():
     cfg = _cfg(["budgets=[8]", "batch=8"])  # one round: the random start alone
     w = study.make_world(cfg, 0)
-    picks = [study._disagreement(w.space, w.pool, w.cand_Cx2, None, cfg, None, None, seed) for seed in (0, 1)]
+    picks = [study._disagreement(w.space, w.pool, w.cand_Px2, None, cfg, None, None, seed) for seed in (0, 1)]
     assert len(picks[0]) == 8 and not np.array_equal(picks[0], picks[1])
 
 

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from rm_theory.config import register
-from rm_theory.runs.folder import run_entry
+from rm_theory.runs import run_entry
 from rm_theory.studies import best_of_n, safe_rlhf, win_rates
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -72,7 +72,7 @@ def test_smoke_with_transformer_and_cost_model(tmp_path):
 
 def test_unknown_topology_fails_with_its_name(tmp_path):
     cfg = compose_config("train_rm", ["debug=smoke", "topologies=[chain,forest]"])
-    from rm_theory.runs.folder import run_entry
+    from rm_theory.runs import run_entry
 
     with pytest.raises(ValueError, match="forest"):
         run_entry(cfg, train_rm_study.run, out_dir=tmp_path)

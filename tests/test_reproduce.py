@@ -101,7 +101,7 @@ def test_verdicts_read_the_interval_against_the_claimed_line():
 
 def test_the_claims_table_quotes_number_interval_size_and_verdict(tmp_path):
     from rm_theory.config.reproduce import ClaimSchema, ReproduceSchema, StepSchema
-    from rm_theory.runs.folder import write_json
+    from rm_theory.runs import write_json
     from rm_theory.studies.reproduce import claims_table, interval
 
     (tmp_path / "runs" / "a").mkdir(parents=True)
@@ -125,7 +125,7 @@ def test_the_claims_table_names_units_and_judges_the_claims_as_a_family_with_hol
     """Each row says what its interval's units are and how it is drawn; the Holm column judges the
     table as one family, and the note says which verdicts it changes."""
     from rm_theory.config.reproduce import ClaimSchema, ReproduceSchema, StepSchema
-    from rm_theory.runs.folder import write_json
+    from rm_theory.runs import write_json
     from rm_theory.studies.reproduce import claims_table
 
     # x: t = 0.1·4.303/0.05 → p = 0.0132 (two-sided, 2 df): Holm's first step, 0.0132·3 = 0.04.

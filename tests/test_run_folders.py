@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from rm_theory.common.validate import ConfigError
-from rm_theory.runs.folder import RunFolderError, RunLock, RunLog, read_json, run_entry
+from rm_theory.runs import RunFolderError, RunLock, RunLog, read_json, run_entry
 from rm_theory.studies import ibn_scaling, reproduce, train_rm, win_rates
 from tests.helpers import compose_config, run_smoke
 
@@ -132,7 +132,7 @@ def test_a_corrupt_line_inside_the_file_names_file_and_line(tmp_path):
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from rm_theory.runs.folder import RunLock
+    from rm_theory.runs import RunLock
     RunLock(sys.argv[1]).acquire()
     print("held", flush=True)
     time.sleep(120)
@@ -417,14 +417,14 @@ def test_a_link_inside_the_run_folder_to_an_input_outside_is_refused(tmp_path):
 
 
 def test_an_input_that_cannot_be_read_is_a_config_error_naming_the_key(tmp_path, monkeypatch):
-    from rm_theory.runs import folder
+    from rm_theory.runs import fingerprint
 
     def denied(path):
         raise PermissionError(13, "Permission denied", str(path))
 
     data = tmp_path / "pairs.jsonl"
     data.write_text("a\n")
-    monkeypatch.setattr(folder, "file_digest", denied)
+    monkeypatch.setattr(fingerprint, "file_digest", denied)
     with pytest.raises(ConfigError, match=r"data\.path = '.*pairs\.jsonl': cannot be read \(.*Permission denied"):
         _analyse(data, tmp_path / "run")
     assert not (tmp_path / "run").exists()

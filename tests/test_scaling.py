@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from rm_theory.ibn.scaling import fit_log_ratio
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs import RunLog
 from rm_theory.studies import ibn_scaling as scaling_study
 from tests.helpers import compose_config, run_smoke
 
@@ -68,7 +68,7 @@ def test_smoke_entry_point_contract(tmp_path, project_root):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    from rm_theory.runs.folder import read_json
+    from rm_theory.runs import read_json
 
     assert read_json(tmp_path / "summary.json")["status"] == "ok"
     assert (tmp_path / ".hydra" / "config.yaml").exists()

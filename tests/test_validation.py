@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from rm_theory.common.validate import ConfigError, problems
 from rm_theory.config import SCHEMAS, schema
-from rm_theory.runs.folder import read_json, run_entry
+from rm_theory.runs import read_json, run_entry
 from rm_theory.studies import ibn_scaling
 from tests.helpers import CONF, compose_config, run_smoke
 
@@ -86,6 +86,30 @@ def test_an_invalid_value_fails_at_config_time_naming_key_and_range(name, overri
     assert message in str(err.value)
     summary = read_json(tmp_path / "summary.json")  # a new folder says why it stayed empty
     assert summary["status"] == "failed" and message in summary["error"]
+
+
+# checks that sat in the studies' bodies, run after the folder was locked and fingerprinted
+BODY_CHECKS = [
+    ("train_rm", ["topologies=[forest]"], "topologies[0] = 'forest': must be one of 'chain', 'tree'"),
+    ("train_rm", ["tree_loss=listwise"], "tree_loss = 'listwise': must be one of 'pairs', 'plackett_luce'"),
+    ("analyse_data", ["fixture=false"], "data.path = '': data.path is not set"),
+    ("design", ["space.geometry=metric"], "space.geometry = 'metric': the design study needs the prefix-tree"),
+    ("ideal_learner", ["space.geometry=metric"], "space.geometry = 'metric': the exact prefix-node learner needs"),
+    ("real_data", ["fixture=false", "datasets.pku.path=''"], "datasets.pku.path = '': datasets.pku.path is not"),
+    ("ibn_scaling", ["map.shape=[nope]"], "map.shape[0] = 'nope': must be one of"),
+    ("win_rates", ["run_tasks=[nope]"], "run_tasks[0] = 'nope': must be one of"),
+    ("reproduce", ["only=[nope]"], "only[0] = 'nope': must be one of"),
+]
+
+
+@pytest.mark.parametrize("name,overrides,message", BODY_CHECKS, ids=[f"{n}:{o[-1]}" for n, o, _ in BODY_CHECKS])
+def test_a_refusal_comes_before_the_run_folder_is_touched(name, overrides, message, tmp_path):
+    """Each field's check lives in its schema: the run is refused before the study runs, and the new
+    folder holds only the summary saying why (no lock, fingerprint or config of a run)."""
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _run(name, overrides, out)
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
 
 
 def test_an_earlier_runs_summary_is_not_overwritten_by_an_invalid_rerun(tmp_path):

@@ -10,7 +10,6 @@ With fewer than two units there is no interval: the half-width is NaN (never 0, 
 as certainty). A NaN unit makes the mean and the interval NaN: a caller that may have NaN units
 drops them first and reports how many it dropped (`seed_means` counts them).
 
-Legend: M claims of a family.
 """
 
 from __future__ import annotations
@@ -77,11 +76,11 @@ def verdict(lo: float, hi: float, null: float, direction: str) -> str:
     return "agrees" if above else "contradicts" if below else "inconclusive"
 
 
-def holm(p_M: Sequence[float]) -> np.ndarray:
+def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm–Bonferroni adjusted p-values of a family of M hypotheses (Holm 1979): with the p-values
     sorted p_(1) ≤ … ≤ p_(M), p̃_(i) = max_{j ≤ i} min(1, (M − j + 1)·p_(j)). Rejecting where p̃ ≤ α
     keeps the family-wise error rate at α. A NaN p-value (no test) counts in M and is never rejected."""
-    p = np.asarray(p_M, np.float64)
+    p = np.asarray(p_values, np.float64)
     if p.ndim != 1:
         raise ValueError(f"p-values must be a 1-D array, got shape {p.shape}")
     if np.any((p < 0) | (p > 1)):

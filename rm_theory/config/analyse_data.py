@@ -45,8 +45,9 @@ class AnalyseDataSchema(RunSchema):
     figures: bool = True
 
     def inputs(self) -> dict[str, str]:
-        # the fixture replaces the encoder, and the data only when data.path names none
-        out = {"data.path": self.data.path} if self.data.path else {}
+        # the fixture replaces the encoder, and the data only when data.path names none; without the
+        # fixture data.path must name the file (or folder) to analyse
+        out = {"data.path": self.data.path} if self.data.path or not self.fixture else {}
         if self.features.encoder_dir and not self.fixture:
             out["features.encoder_dir"] = self.features.encoder_dir
         return out

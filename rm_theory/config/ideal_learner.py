@@ -60,6 +60,14 @@ class IdealLearnerSchema(SeededRunSchema):
     # `gp_n` chain comparisons with Gaussian observations of variance xi2 in 4 prompts (0: skip).
     gp_n: int = spec(512, ge=0)
 
+    def cross_checks(self) -> list[str]:
+        if self.space.geometry != "tree":
+            return [
+                f"space.geometry = {self.space.geometry!r}: the exact prefix-node learner needs the prefix-tree "
+                "geometry (tree); the metric one's exact learner is rm.gp"
+            ]
+        return []
+
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 2,
         "n_values": [64, 128],

@@ -125,10 +125,10 @@ class RealDataSchema(RunSchema):
     ibn: RealIBNSchema = dataclasses.field(default_factory=RealIBNSchema)
     topology: TopologySchema = dataclasses.field(default_factory=TopologySchema)
 
-    def inputs(self) -> dict[str, str]:
-        """The data sets the chosen parts read, and the encoder folder (none with the fixture)."""
+    def used_datasets(self) -> list[str]:
+        """The data sets the chosen parts read (none with the fixture, which writes its own)."""
         if self.fixture:
-            return {}
+            return []
         used = set()
         if "accuracy" in self.parts:
             used |= {*self.accuracy.in_domain, *self.accuracy.transfer_from, *self.accuracy.transfer_to}
@@ -136,7 +136,15 @@ class RealDataSchema(RunSchema):
             used |= set(self.ibn.datasets)
         if "topology" in self.parts:
             used |= set(self.topology.datasets)
-        out = {f"datasets.{k}.path": self.datasets[k].path for k in sorted(used) if self.datasets[k].path}
+        return sorted(used)
+
+    def inputs(self) -> dict[str, str]:
+        """The data sets the chosen parts read, and the encoder folder (none with the fixture)."""
+        if self.fixture:
+            return {}
+        # every data set the parts read: one that is not set is refused (set data_root or RM_THEORY_DATA,
+        # or run with fixture=true)
+        out = {f"datasets.{k}.path": self.datasets[k].path for k in self.used_datasets()}
         if self.features.encoder_dir:
             out["features.encoder_dir"] = self.features.encoder_dir
         return out

@@ -4,11 +4,13 @@ chain/tree ratio with its c·log n / log log n fit, and heat maps of the ratio o
 
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rm_theory.figures.common import by_topology
+from rm_theory.figures.common import Draw, RunTables, by_topology
 from rm_theory.ibn.scaling import AXES, fit_log_ratio, ratio_table
 
 
@@ -169,3 +171,18 @@ def query_heatmap(df: pd.DataFrame, metric: str = "res", n: int | None = None) -
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    """The study's figures: distance and ratio against n on the curve's rows (table "curve"), the heat
+    maps on the map's rows (table "map"); every row where a table is not given. An axis that selects
+    no rows (`map.n_values=[]`) skips its figures."""
+    curve, on_map = run.table("curve", run.results), run.table("map", run.results)
+    out: dict[str, Draw] = {}
+    if len(curve):
+        out |= {"distance_vs_n": partial(distance_vs_n, curve), "ratio_vs_n": partial(ratio_vs_n, curve)}
+    if len(on_map):
+        out["ratio_heatmap"] = partial(ratio_heatmap, on_map)
+        if any(c.startswith("d_res_") for c in on_map):
+            out["ratio_heatmap_queries"] = partial(query_heatmap, on_map)
+    return out

@@ -3,11 +3,13 @@ incomplete-response ablation and data-size scaling)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rm_theory.figures.common import COLORS, ci
+from rm_theory.figures.common import COLORS, Draw, RunTables, ci
 
 
 def win_rate_bars(wins: pd.DataFrame) -> plt.Figure:
@@ -68,3 +70,16 @@ def win_rate_vs(
     ax.set_ylabel("win rate (ties excluded)")
     ax.legend(fontsize=8)
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    """The study's figures: the win rates of the headline's rows (table "base"; every row without it),
+    the over-optimisation traces (table "curves"), and the win rates against each axis that varies."""
+    wins, curves = run.results, run.table("curves")
+    out: dict[str, Draw] = {"win_rates": partial(win_rate_bars, run.table("base", wins))}
+    if len(curves):
+        out["overoptimisation"] = partial(overoptimisation, curves)
+    for axis in ("n", "incomplete_frac"):
+        if axis in wins and wins[axis].nunique() > 1:
+            out[f"win_rate_vs_{axis}"] = partial(win_rate_vs, wins, axis)
+    return out

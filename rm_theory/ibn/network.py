@@ -25,12 +25,13 @@ order of the prior's resistances; κ grows with the density of points (about 11 
 16 prompts, 17 at 8,000: the finer the graph, the more parallel paths). The pairs are drawn from a
 generator seeded by the prompt and its number of points, so the network is a function of its items.
 
-`ibn_network` builds the array form used by the fast solvers. By default it compresses the prefix
-trie to the items, the roots and the branching prefixes (a unary chain of prefixes is one series
+`ibn_network` builds the array form used by the fast solvers. Its IB edges are the prefix trie of
+`world.trie`, the one the exact learner (`rm.bayes`) is built on. By default it compresses the trie
+to the items, the roots and the branching prefixes (a unary chain of prefixes is one series
 resistor), which leaves every inference distance between items unchanged. `build_ibn` returns the
 uncompressed networkx graph.
 
-Legend: N items, L depth, P comparisons, Q query pairs, E edges.
+Legend: N items, L depth, P comparisons, Q query pairs, E edges, F prefix nodes (below the roots).
 """
 
 from __future__ import annotations
@@ -42,23 +43,12 @@ import networkx as nx
 import numpy as np
 from scipy import spatial
 
-from rm_theory.ibn.distance import Network, inference_distance, network_distance, to_networkx
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import HP, IB, Network, to_networkx
 from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, Responses, ResponseSpace
 from rm_theory.world.topology import Comparisons
+from rm_theory.world.trie import prefix_trie
 
-__all__ = [
-    "LabelVariance",
-    "IBN",
-    "hp_variance",
-    "ibn_network",
-    "build_ibn",
-    "inference_distance",
-    "network_distance",
-    "item_labels",
-    "node_label",
-]
-
-IB, HP = 0, 1
 # Pairs per prompt that calibrate the metric geometry's IB edges (module docstring): a prompt's factor
 # varies by 1-1.5% (s.d.) over draws of its 256 pairs (n = 1,024 and 4,096 chain comparisons, 16 prompts).
 CALIBRATION_PAIRS = 256
@@ -101,35 +91,6 @@ class IBN:
 
     def distance(self, pairs_Qx2: np.ndarray, method: Literal["path", "resistance"] = "resistance") -> np.ndarray:
         return network_distance(self.network, pairs_Qx2, method)
-
-
-def _trie(space: PrefixTreeSpace, items: Responses, compress: bool):
-    """IB edges of the prefix trie of `items`: (node id per item, node ids, child, parent, variance)."""
-    ids = space.node_ids(items)
-    depth = space.depth(items)
-    item_id = ids[np.arange(len(items)), depth]
-    valid = ids >= 0
-    if compress:
-        child, first = np.unique(ids[:, 1:][valid[:, 1:]], return_index=True)
-        parent = ids[:, :-1][valid[:, 1:]][first]
-        parents, counts = np.unique(parent, return_counts=True)
-        kept = np.union1d(np.union1d(item_id, ids[:, 0]), parents[counts >= 2])
-        keep = valid & np.isin(ids, kept)
-    else:
-        keep = valid
-    cum = space.cum_s2
-    last, last_depth = ids[:, 0].copy(), np.zeros(len(items), dtype=np.int64)
-    cu, pu, var = [], [], []
-    for j in range(1, space.L + 1):
-        m = keep[:, j]
-        cu.append(ids[m, j])
-        pu.append(last[m])
-        var.append(cum[j] - cum[last_depth[m]])
-        last[m], last_depth[m] = ids[m, j], j
-    cu, pu, var = np.concatenate(cu), np.concatenate(pu), np.concatenate(var)
-    cu, first = np.unique(cu, return_index=True)  # each child has one parent
-    nodes = np.unique(np.concatenate([ids[:, 0], cu]))
-    return item_id, nodes, cu, pu[first], var[first]
 
 
 def _metric(space: MetricSpace, items: Responses):
@@ -196,9 +157,14 @@ def ibn_network(
     items = Responses.concat(parts)
     P = len(comps)
     if isinstance(space, PrefixTreeSpace):
-        item_id, nodes, child, parent, ib_var = _trie(space, items, compress)
-        item_node = np.searchsorted(nodes, item_id)
-        ib_u, ib_v = np.searchsorted(nodes, child), np.searchsorted(nodes, parent)
+        trie = prefix_trie(space, items, compress)
+        nodes = trie.node_ids
+        item_node = np.searchsorted(nodes, trie.item_id_N)
+        ib_u, ib_v, ib_var = (
+            np.searchsorted(nodes, trie.node_id_F),
+            np.searchsorted(nodes, trie.parent_id_F),
+            trie.var_F,
+        )
         labels = nodes.tolist()
     elif isinstance(space, MetricSpace):
         item_node, uniq, ib_u, ib_v, ib_var = _metric(space, items)

@@ -10,6 +10,8 @@ seed's pairs when there is one seed).
 The paper's claim: in regime 𝔄 (large label variance) with polynomial F, tree data reduces the
 distance by up to Θ(log n / log log n). `fit_log_ratio` fits c·log n / log log n to the measured
 chain/tree ratio; the study reports it whatever the ratio does.
+
+Legend: Q query pairs.
 """
 
 from __future__ import annotations

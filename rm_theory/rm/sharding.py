@@ -14,7 +14,7 @@ With K = 8 on 8 devices the run is purely member-parallel; with K = 3 it is pure
 "data" is the last mesh axis, so `jax.make_mesh` puts it on the devices closest together (one
 host, one slice) and only the member axis spans hosts.
 
-Multi-host: every process runs the same script; `maybe_initialize` calls
+Multi-host: every process runs the same script; `common.distributed.maybe_initialize` calls
 `jax.distributed.initialize` (coordinator/process count/id from the config, or detected from
 SLURM / Open MPI / TPU environment when left None) before any other JAX call, after which
 `jax.devices()` lists the devices of all hosts and the mesh spans them.
@@ -49,18 +49,6 @@ class DistributedConfig:
     coordinator_address: str | None = None  # "host:port" of process 0; None = auto-detect
     num_processes: int | None = spec(None, ge=1)
     process_id: int | None = spec(None, ge=0)
-
-
-def maybe_initialize(cfg: DistributedConfig) -> bool:
-    """Joins the multi-host job when `cfg.initialize`; True if it did. Call before other JAX use."""
-    if not cfg.initialize or jax.distributed.is_initialized():  # once per process (multirun)
-        return False
-    jax.distributed.initialize(
-        coordinator_address=cfg.coordinator_address,
-        num_processes=cfg.num_processes,
-        process_id=cfg.process_id,
-    )
-    return True
 
 
 def make_mesh(cfg: DistributedConfig, ensemble_size: int) -> Mesh | None:

@@ -15,7 +15,7 @@ import math
 import re
 from pathlib import Path
 
-from rm_theory.runs.folder import read_json
+from rm_theory.runs.jsonio import read_json
 
 TIMING = re.compile(r"(^|_)(s|seconds|wall_time_s|time_s)$|_s$")
 

@@ -14,7 +14,7 @@ from rm_theory.common.stats import mean_ci, seed_means
 from rm_theory.config.common import make_label_variance, make_space, make_tree_sampling
 from rm_theory.config.scaling import IBNScalingSchema
 from rm_theory.figures import ibn_scaling as ibn_scaling_figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn.scaling import (
     AXES,
     expand_points,
@@ -26,7 +26,7 @@ from rm_theory.ibn.scaling import (
     run_study,
     study_cells,
 )
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.queries import QuerySpec
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,6 @@ def _units(row, field_per_seed: bool) -> str:
 
 
 def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
-    for name in {*cfg.curve.label_variance, *cfg.map.label_variance} - cfg.label_variances.keys():
-        raise KeyError(f"label_variance {name!r} is not defined under label_variances")
-    for name in {*cfg.curve.shape, *cfg.map.shape} - cfg.shapes.keys():
-        raise KeyError(f"shape {name!r} is not defined under shapes")
     axes = lambda sweep: {a: list(getattr(sweep, a)) for a in AXES}
     curve_points, map_points = expand_points(axes(cfg.curve)), expand_points(axes(cfg.map))
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
@@ -103,14 +99,9 @@ def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
     on_map = df[df["n"].isin(cfg.map.n_values)]
     on_map = on_map[on_map[list(AXES)].apply(tuple, axis=1).isin([dataclasses.astuple(p) for p in map_points])]
     if cfg.figures:
-        figs = runlog.dir / "figures"
         # An empty axis (e.g. map.n_values=[] for the curve only) selects no rows: its figure is skipped.
-        if len(curve):
-            save(ibn_scaling_figs.distance_vs_n(curve), figs / "distance_vs_n")
-            save(ibn_scaling_figs.ratio_vs_n(curve), figs / "ratio_vs_n")
-        if len(on_map):
-            save(ibn_scaling_figs.ratio_heatmap(on_map), figs / "ratio_heatmap")
-            save(ibn_scaling_figs.query_heatmap(on_map), figs / "ratio_heatmap_queries")
+        tables = RunTables(df, {"curve": curve, "map": on_map}, cfg)
+        save_figures(ibn_scaling_figs.figures(tables), runlog.dir / "figures")
 
     rb = _at_point(ratio_table(curve), base)
     c, r2 = fit_log_ratio(rb["n"].to_numpy(), rb["ratio"].to_numpy())

@@ -20,6 +20,9 @@ learner (Laplace on Bradley–Terry labels). One run:
 
 Outputs: `results.csv` (exact learner), `neural.csv`, `pairs.csv` (per-pair variances), `convergence.csv`,
 `best_of_n.csv`, figures, and the headline scalars.
+
+Legend: P comparisons, Q query pairs, E edges, F prefix nodes (the exact learner's unknowns), K ensemble
+members, L depth, X prompts, B samples drawn per prompt.
 """
 
 from __future__ import annotations
@@ -37,14 +40,15 @@ from rm_theory.common.stats import mean_ci, round_significant, seed_means
 from rm_theory.config.common import make_labels, make_model, make_space, make_train, make_tree_sampling
 from rm_theory.config.ideal_learner import IdealLearnerSchema
 from rm_theory.figures import ideal_learner as plots
-from rm_theory.figures.common import save
-from rm_theory.ibn.distance import Network, network_distance
-from rm_theory.ibn.network import HP, LabelVariance, ibn_network
+from rm_theory.figures.common import RunTables, save_figures
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import HP, Network
+from rm_theory.ibn.network import LabelVariance, ibn_network
 from rm_theory.rm import bayes, gp
 from rm_theory.rm.evaluate import QueryPairs, query_pairs, reward_metrics
 from rm_theory.rm.models import ModelConfig
 from rm_theory.rm.train import train_ensemble
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.labels import label_comparisons
 from rm_theory.world.queries import QuerySpec, sample_query_sets
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
@@ -166,9 +170,8 @@ def family_configs(cfg: IdealLearnerSchema, space: PrefixTreeSpace, family: str,
     spec = input_spec(space)
     if family in ("mlp", "transformer"):
         return make_model(cfg.model, family=family, **spec), make_train(cfg.train)
-    if family not in ("prefix", "anchored"):
-        raise ValueError(f"unknown family {family!r}; expected mlp, transformer, prefix or anchored")
-    # Neural scores are β·r (the BT loss has no β), so their prior variances are β² s_j².
+    # "prefix" or "anchored" (the schema's FAMILIES). Neural scores are β·r (the BT loss has no β), so their
+    # prior variances are β² s_j².
     prior_var = tuple(float(v) for v in cfg.labels.beta**2 * space.s2_L)
     mc = ModelConfig(
         family="prefix", table_size=cfg.prefix_table_size, prior_var=prior_var, anchored=family == "anchored", **spec
@@ -278,24 +281,24 @@ def best_of_n_point(cfg, space, world: World, topology, seed, keep) -> list[dict
     cand = space.sample(g, np.repeat(prompts, M))
     fit = bayes.fit(space, comps.a, comps.b, labels.better_P, queries=cand, beta=cfg.labels.beta)
     idx = fit.query_index(np.arange(len(cand)))
-    mu_TxM = fit.posterior.item_mean(idx).reshape(-1, M)
-    sd_TxM = np.sqrt(fit.posterior.item_variance(idx)).reshape(-1, M)
-    gold_TxM = space.gold_reward(cand).reshape(-1, M)
+    mu_XxB = fit.posterior.item_mean(idx).reshape(-1, M)
+    sd_XxB = np.sqrt(fit.posterior.item_variance(idx)).reshape(-1, M)
+    gold_XxB = space.gold_reward(cand).reshape(-1, M)
     rows = []
     N = 1
     while N <= M:
         for kappa in cfg.kappas:
             # Candidates the data cannot tell apart have equal scores up to the solver's rounding:
             # rounded, the tie goes to the first drawn, whichever solver computed the posterior.
-            pick_T = np.argmax(round_significant(mu_TxM[:, :N] - kappa * sd_TxM[:, :N]), axis=1)
+            pick_X = np.argmax(round_significant(mu_XxB[:, :N] - kappa * sd_XxB[:, :N]), axis=1)
             rows.append(
                 {
                     "topology": topology,
                     "seed": seed,
                     "N": N,
                     "kappa": kappa,
-                    "gold_reward": float(gold_TxM[np.arange(len(pick_T)), pick_T].mean()),
-                    "oracle": float(gold_TxM[:, :N].max(axis=1).mean()),
+                    "gold_reward": float(gold_XxB[np.arange(len(pick_X)), pick_X].mean()),
+                    "oracle": float(gold_XxB[:, :N].max(axis=1).mean()),
                 }
             )
         N *= 2
@@ -378,11 +381,6 @@ def headline(cfg, df: pd.DataFrame, neural: pd.DataFrame, conv: pd.DataFrame, bo
 
 
 def run(cfg: IdealLearnerSchema, runlog: RunLog) -> dict:
-    if cfg.space.geometry != "tree":
-        raise ValueError("the exact prefix-node learner needs space.geometry=tree (the metric one is rm.gp)")
-    for t in cfg.topologies:
-        if t not in ("chain", "tree"):
-            raise ValueError(f"unknown topology {t!r}; expected chain or tree")
     rows, neural, pairs, conv, bon = [], [], [], [], []
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         space = make_space(cfg.space, seed)  # the seed's own world (one gold field when field_per_seed=false)
@@ -414,14 +412,8 @@ def run(cfg: IdealLearnerSchema, runlog: RunLog) -> dict:
         ("best_of_n", bon_df),
     ]:
         table.to_csv(runlog.dir / f"{name}.csv", index=False)
-    figs = runlog.dir / "figures"
-    save(plots.accuracy_vs_n(df, neural_df), figs / "accuracy_vs_n")
-    if len(pairs_df):
-        save(plots.variance_scatter(pairs_df), figs / "variance_scatter")
-    if len(conv_df):
-        save(plots.convergence(conv_df), figs / "anchored_convergence")
-    if len(bon_df):
-        save(plots.best_of_n(bon_df), figs / "best_of_n")
+    tables = {"neural": neural_df, "pairs": pairs_df, "convergence": conv_df, "best_of_n": bon_df}
+    save_figures(plots.figures(RunTables(df, tables, cfg)), runlog.dir / "figures")
     out = headline(cfg, df, neural_df, conv_df, bon_df) | {"rows": len(df), "field_per_seed": cfg.space.field_per_seed}
     if cfg.gp_n:
         gp_df = pd.DataFrame([gp_point(cfg, s) for s in range(cfg.seed, cfg.seed + cfg.seeds)])

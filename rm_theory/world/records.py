@@ -26,7 +26,7 @@ self-contradictory (the safer response labelled unsafe while the other is labell
 duplicated is kept, counted and listed in a `LoadReport`; nothing is dropped silently: every
 skipped source row is counted under a reason.
 
-Legend: N records, C = 19 harm categories.
+Legend: N records, C harm categories (19).
 """
 
 from __future__ import annotations

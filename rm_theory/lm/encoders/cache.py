@@ -8,7 +8,8 @@ A shard damaged otherwise (a truncated copy, a full disk) is a `CacheError` nami
 and its texts are encoded again. Several model identities may share one folder: keys never collide
 across identities.
 
-Legend: N texts asked for, M new texts, H feature size.
+Legend: N texts asked for, Nn new texts (not in the cache yet), H hidden width (of the encoder: the
+features).
 """
 
 from __future__ import annotations
@@ -90,25 +91,25 @@ class FeatureCache:
             if k not in self._index and k not in new:
                 new[k] = t
         if new:
-            feats_MxH = np.asarray(encode_fn(list(new.values())), dtype=np.float32)
-            if feats_MxH.shape[0] != len(new):
-                raise ValueError(f"encode_fn gave {feats_MxH.shape[0]} rows for {len(new)} texts")
-            self._write_shard(np.array(list(new), dtype="<U64"), feats_MxH)
+            feats_NnxH = np.asarray(encode_fn(list(new.values())), dtype=np.float32)
+            if feats_NnxH.shape[0] != len(new):
+                raise ValueError(f"encode_fn gave {feats_NnxH.shape[0]} rows for {len(new)} texts")
+            self._write_shard(np.array(list(new), dtype="<U64"), feats_NnxH)
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         rows = [self._index[k] for k in keys]
         return np.stack([self._feats(s)[r] for s, r in rows])
 
-    def _write_shard(self, keys_M: np.ndarray, feats_MxH: np.ndarray) -> None:
+    def _write_shard(self, keys_Nn: np.ndarray, feats_NnxH: np.ndarray) -> None:
         # Named by its content, so concurrent writers never pick the same name for different
         # features (two writers of the same keys write the same file).
-        digest = hashlib.sha256("\n".join(map(str, keys_M)).encode()).hexdigest()[:20]
+        digest = hashlib.sha256("\n".join(map(str, keys_Nn)).encode()).hexdigest()[:20]
         shard = self.root / f"shard-{digest}.npz"
         tmp = self.root / f".tmp-{os.getpid()}-{digest}.npz"
-        np.savez(tmp, keys=keys_M, feats=feats_MxH)
+        np.savez(tmp, keys=keys_Nn, feats=feats_NnxH)
         os.replace(tmp, shard)
-        self._shards[shard] = feats_MxH
-        for row, key in enumerate(keys_M):
+        self._shards[shard] = feats_NnxH
+        for row, key in enumerate(keys_Nn):
             self._index[str(key)] = (shard, row)
 
 
