@@ -7,7 +7,10 @@ Nodes are items (a response to a prompt). Two kinds of edges:
 * IB edges: each item to its k nearest neighbours under the encoder's cosine similarity, variance
   c·(1 − cos)^γ, increasing in the cosine distance (the encoder's inductive bias: close
   embeddings, close rewards). Optionally the edges of a minimum spanning tree of the cosine
-  distance are added, so that the IB graph is connected and every distance is finite.
+  distance are added, so that the IB graph is connected and every distance is finite. With
+  `metric = "sqeuclidean"` the neighbours and the tree are those of the squared Euclidean distance
+  δ = ‖e_u − e_v‖² and the variance is c·δ^γ: for a model's gradient features this is its
+  linearised prior's Var(r_u − r_v) (the NTK view, `real.model_ibn`).
 
 Reported: the topology (components, degrees, responses per prompt), the mean inference
 distance of held-out pairs, and the structural function F(M) measured by k-means clustering of
@@ -41,6 +44,10 @@ class IBNConfig:
     xi2: float = 1.0  # HP edge variance
     mst: bool = True  # add the minimum spanning tree of cosine distance (connects the IB graph)
     block: int = 2048  # rows of the similarity matrix computed at once
+    metric: str = "cosine"  # "cosine" (unit embeddings) | "sqeuclidean" (variance c·‖e_u − e_v‖²^γ)
+
+
+METRICS = ("cosine", "sqeuclidean")
 
 
 def ib_variance(cos_E: np.ndarray, c: float, gamma: float) -> np.ndarray:
@@ -48,16 +55,35 @@ def ib_variance(cos_E: np.ndarray, c: float, gamma: float) -> np.ndarray:
     return c * np.maximum(1.0 - np.asarray(cos_E, np.float64), 0.0) ** gamma
 
 
-def knn_edges(e_NxH: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(u_E, v_E, cos_E): each item's k most similar other items, each undirected edge once."""
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"metric = {metric!r}: one of {METRICS}")
+
+
+def sq_distance(e_NxH: np.ndarray, u_E: np.ndarray, v_E: np.ndarray) -> np.ndarray:
+    """‖e_u − e_v‖² of each edge, in float64."""
+    e_NxH = np.asarray(e_NxH, np.float64)
+    return np.square(e_NxH[u_E] - e_NxH[v_E]).sum(1)
+
+
+def knn_edges(
+    e_NxH: np.ndarray, k: int, block: int = 2048, metric: str = "cosine"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u_E, v_E, s_E): each item's k most similar other items, each undirected edge once; s_E is
+    the cosine (metric "cosine") or the squared Euclidean distance ("sqeuclidean")."""
+    _check_metric(metric)
     e_NxH = np.asarray(e_NxH, np.float32)
     N = len(e_NxH)
     k = min(k, N - 1)
     if k <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    # −‖u − v‖² = 2u·v − ‖v‖² − ‖u‖²; the last term is constant along a row, so it is left out
+    sq_N = np.square(e_NxH).sum(1) if metric == "sqeuclidean" else None
     us, vs = [], []
     for lo in range(0, N, block):
         sim_BxN = e_NxH[lo : lo + block] @ e_NxH.T
+        if sq_N is not None:
+            sim_BxN = 2 * sim_BxN - sq_N[None]
         rows = np.arange(lo, min(lo + block, N))
         sim_BxN[rows - lo, rows] = -np.inf  # no self edge
         nn_Bxk = np.argpartition(-sim_BxN, k - 1, axis=1)[:, :k]
@@ -66,34 +92,53 @@ def knn_edges(e_NxH: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray,
     u, v = np.concatenate(us), np.concatenate(vs)
     lo_E, hi_E = np.minimum(u, v), np.maximum(u, v)
     uv = np.unique(np.stack([lo_E, hi_E], 1), axis=0)
+    if metric == "sqeuclidean":
+        return uv[:, 0], uv[:, 1], sq_distance(e_NxH, uv[:, 0], uv[:, 1])
     cos_E = np.einsum("eh,eh->e", e_NxH[uv[:, 0]], e_NxH[uv[:, 1]]).astype(np.float64)
     return uv[:, 0], uv[:, 1], cos_E
 
 
-def mst_edges(e_NxH: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edges of a minimum spanning tree of the cosine distance (dense: N up to a few 10^4)."""
+def mst_edges(e_NxH: np.ndarray, metric: str = "cosine") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges of a minimum spanning tree of the cosine (or squared Euclidean) distance, with their
+    cosines (or squared distances), as `knn_edges` (dense: N up to a few 10^4)."""
+    _check_metric(metric)
     e_NxH = np.asarray(e_NxH, np.float64)
     if len(e_NxH) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    if metric == "sqeuclidean":
+        sq_N = np.square(e_NxH).sum(1)
+        d_NxN = sq_N[:, None] + sq_N[None] - 2 * e_NxH @ e_NxH.T
+    else:
+        d_NxN = 1.0 - e_NxH @ e_NxH.T
     # csgraph treats 0 as "no edge": a tiny floor keeps identical responses joined.
-    d_NxN = np.maximum(1.0 - e_NxH @ e_NxH.T, 1e-12)
+    d_NxN = np.maximum(d_NxN, 1e-12)
     np.fill_diagonal(d_NxN, 0.0)
     t = csg.minimum_spanning_tree(d_NxN).tocoo()
-    cos_E = np.einsum("eh,eh->e", e_NxH[t.row], e_NxH[t.col])
-    return t.row.astype(np.int64), t.col.astype(np.int64), cos_E
+    row, col = t.row.astype(np.int64), t.col.astype(np.int64)
+    if metric == "sqeuclidean":
+        return row, col, sq_distance(e_NxH, row, col)
+    return row, col, np.einsum("eh,eh->e", e_NxH[row], e_NxH[col])
 
 
-def ib_network(e_NxH: np.ndarray, cfg: IBNConfig) -> Network:
-    """The IB edges alone over N items."""
-    u, v, cos = knn_edges(e_NxH, cfg.k, cfg.block)
+def ib_edges(e_NxH: np.ndarray, cfg: IBNConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u_E, v_E, δ_E): the IB edges (k-NN, plus the spanning tree with `cfg.mst`), each once, with
+    their distance δ (1 − cos, at least 0, or the squared Euclidean distance)."""
+    u, v, s = knn_edges(e_NxH, cfg.k, cfg.block, cfg.metric)
     if cfg.mst:
-        mu, mv, mcos = mst_edges(e_NxH)
-        u, v, cos = np.r_[u, mu], np.r_[v, mv], np.r_[cos, mcos]
+        mu, mv, ms = mst_edges(e_NxH, cfg.metric)
+        u, v, s = np.r_[u, mu], np.r_[v, mv], np.r_[s, ms]
         lo, hi = np.minimum(u, v), np.maximum(u, v)
         # A tree edge that is also a k-NN edge must not count twice (parallel edges add).
         _, first = np.unique(np.stack([lo, hi], 1), axis=0, return_index=True)
-        u, v, cos = lo[first], hi[first], cos[first]
-    var = ib_variance(cos, cfg.c, cfg.gamma)
+        u, v, s = lo[first], hi[first], s[first]
+    delta = np.maximum(1.0 - np.asarray(s, np.float64), 0.0) if cfg.metric == "cosine" else np.asarray(s, np.float64)
+    return u, v, delta
+
+
+def ib_network(e_NxH: np.ndarray, cfg: IBNConfig) -> Network:
+    """The IB edges alone over N items, each of variance c·δ^γ."""
+    u, v, delta = ib_edges(e_NxH, cfg)
+    var = cfg.c * delta**cfg.gamma
     return Network(len(e_NxH), u, v, var, np.full(len(u), IB, np.int8))
 
 

@@ -160,9 +160,10 @@ def _slots(module: nnx.Module) -> list[tuple[str, nnx.Variable, bool]]:
     raise TypeError(f"no tensor layout for {type(module).__name__}")
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _logits(graphdef: nnx.GraphDef, state: nnx.State, ids_BxT, mask_BxT, types_BxT) -> jax.Array:
-    return nnx.merge(graphdef, state)(ids_BxT, mask_BxT, types_BxT)
+@functools.partial(jax.jit, static_argnums=(0, 5))
+def _forward(graphdef: nnx.GraphDef, state: nnx.State, ids_BxT, mask_BxT, types_BxT, pooled: bool) -> jax.Array:
+    net = nnx.merge(graphdef, state)
+    return (net.pooled if pooled else net)(ids_BxT, mask_BxT, types_BxT)
 
 
 class ScoreModel:
@@ -219,9 +220,25 @@ class ScoreModel:
         smallest `length_buckets` entry that holds it (one compile per bucket, not per batch);
         every batch has `batch_size` rows. Left padding gives the same scores for decoders (for
         encoders the first token would be a pad: refused)."""
+        return self._run(ids, types, batch_size, padding_side, progress, pooled=False)
+
+    def pooled_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        types: Sequence[Sequence[int]] | None = None,
+        *,
+        batch_size: int = 32,
+        padding_side: Literal["right", "left"] = "right",
+        progress: bool = False,
+    ) -> np.ndarray:
+        """[N, H] float32: the pooled vector the head reads, of each sequence (as `logits_ids`): the
+        model's own representation of a text, for its IBN (`real.model_ibn`)."""
+        return self._run(ids, types, batch_size, padding_side, progress, pooled=True)
+
+    def _run(self, ids, types, batch_size: int, padding_side: str, progress: bool, pooled: bool) -> np.ndarray:
         if padding_side not in ("right", "left") or (padding_side == "left" and self.pooling != "last"):
             raise ValueError(f"padding_side = {padding_side!r}: a {self.pooling!r} pooling reads right-padded rows")
-        N, L = len(ids), self.net.num_labels
+        N, L = len(ids), (self.net.cfg.hidden if pooled else self.net.num_labels)
         out_NxO = np.zeros((N, L), dtype=np.float32)
         if N == 0:
             return out_NxO
@@ -251,8 +268,8 @@ class ScoreModel:
                 ids_BxT[b, sl], mask_BxT[b, sl] = ids[r], 1
                 if types is not None:
                     types_BxT[b, sl] = types[r]
-            logits_BxO = _logits(graphdef, state, ids_BxT, mask_BxT, types_BxT)
-            out_NxO[rows] = np.asarray(logits_BxO)[: len(rows)]
+            out_BxO = _forward(graphdef, state, ids_BxT, mask_BxT, types_BxT, pooled)
+            out_NxO[rows] = np.asarray(out_BxO)[: len(rows)]
         return out_NxO
 
     def logits(self, texts: Sequence[str], **kw) -> np.ndarray:

@@ -40,8 +40,11 @@ def _pools(it: Items, pool_P: np.ndarray, rng: np.random.Generator) -> list[np.n
     return [rng.permutation(groups[i]) for i in rng.permutation(len(groups))]
 
 
-def choose_pairs(it: Items, pool_P: np.ndarray, budget: int, strategy: str, rng: np.random.Generator) -> np.ndarray:
-    """Indices of at most `budget` pairs of the pool chosen by `strategy` (chain | tree)."""
+def choose_pairs(
+    it: Items, pool_P: np.ndarray, budget: int, strategy: str, rng: np.random.Generator, ordered: bool = False
+) -> np.ndarray:
+    """Indices of at most `budget` pairs of the pool chosen by `strategy` (chain | tree), sorted, or
+    in the order chosen (`ordered`: a smaller budget with the same rng chooses a prefix of it)."""
     pools = _pools(it, np.asarray(pool_P, bool), rng)
     chosen: list[int] = []
     if strategy == "tree":
@@ -66,7 +69,7 @@ def choose_pairs(it: Items, pool_P: np.ndarray, budget: int, strategy: str, rng:
                     break
     else:
         raise ValueError(f"unknown strategy {strategy!r} (chain, tree)")
-    return np.array(sorted(chosen), np.int64)
+    return np.array(chosen if ordered else sorted(chosen), np.int64)
 
 
 def choice_stats(it: Items, chosen: np.ndarray) -> dict[str, float]:
