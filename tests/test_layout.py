@@ -1,6 +1,7 @@
 """The package's layout explains itself: imports run one way between its wings (README "Layout").
 
-world ← ibn ← rm ← policy; real may use rm and ibn; lm (pretrained text models) uses only common;
+world ← ibn ← rm ← policy; real may use rm and ibn; lm (pretrained text models) uses rm's losses,
+checkpoints and sharding helpers, and nothing else above common;
 config, figures and runs sit above the library wings; studies sit on top; nothing in the package
 imports `experiments`. `common` is below all.
 """
@@ -23,7 +24,7 @@ ALLOWED = {
     "rm": {"common", "world", "ibn"},
     "policy": {"common", "world", "ibn", "rm"},
     "real": {"common", "world", "ibn", "rm"},
-    "lm": {"common"},
+    "lm": {"common", "rm"},
     "config": LIBRARY,
     "runs": LIBRARY,
     "figures": LIBRARY | {"runs"},
