@@ -114,6 +114,13 @@ def figure_specs(agg: Aggregate) -> dict[str, Callable[[], object]]:
         ):
             if part in set(df["part"]):
                 specs[f"real_data_{part}"] = partial(fn, df)
+    if "finetune_rm" in kinds:
+        from rm_theory.figures import finetune_rm as pf
+
+        specs["finetune_rm_accuracy"] = partial(pf.accuracy_figure, agg.of_kind("finetune_rm"))
+        curves = _sidecar(agg, "finetune_rm", "curves.csv")
+        if not curves.empty:
+            specs["finetune_rm_learning_curve"] = partial(pf.learning_curve, curves)
     return specs
 
 

@@ -65,7 +65,6 @@ from tqdm.auto import tqdm
 from rm_theory.lm.lora import add_lora
 from rm_theory.lm.score import ScoreModel
 from rm_theory.lm.text import choose_buckets, padded_batches
-from rm_theory.rm import checkpoint as ckpt
 from rm_theory.rm import losses
 from rm_theory.rm.sharding import to_host
 
@@ -678,6 +677,9 @@ def finetune(
     history: list[dict] = []
     start, t = 0, 0
     fp = _fingerprint(model, pairs, cfg, key, buckets)
+    if checkpoint_dir is not None:
+        from rm_theory.rm import checkpoint as ckpt  # Orbax: imported only by runs that checkpoint
+
     mgr = ckpt.open_manager(checkpoint_dir) if checkpoint_dir is not None else None
     if mgr is not None:
         restored = ckpt.restore_latest(mgr, {"state": state})
