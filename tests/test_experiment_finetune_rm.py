@@ -88,3 +88,41 @@ def test_a_tensor_of_the_wrong_shape_fails_the_run_naming_file_and_tensor(tmp_pa
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and "encoder.layer.1.output.dense.weight" in summary["error"]
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # it failed before any data or training
+
+
+@pytest.mark.slow
+def test_kill_9_mid_training_then_rerun_is_bit_identical(tmp_path):
+    """`experiments.finetune_rm` killed with SIGKILL while a model trains ends, when rerun into its
+    folder, with the numbers of an uninterrupted run (the model resumes from its Orbax checkpoint)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    args = ["debug=smoke", "in_domain=[pku]", "cost=[]", "transfer_from=[]", "train.epochs=12"]
+    args += ["train.checkpoint_every=4", "figures=false"]
+    cmd = lambda out: [sys.executable, "-m", "experiments.finetune_rm", *args, f"hydra.run.dir={out}"]
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(cmd(full), cwd=ROOT, check=True, capture_output=True, timeout=600)
+    proc = subprocess.Popen(cmd(killed), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "checkpoints" / "pku"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if ckpt.exists() and any(p.name.isdigit() and int(p.name) >= 8 for p in ckpt.iterdir()):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert json.loads((killed / "summary.json").read_text())["status"] == "running"
+    out = subprocess.run(cmd(killed), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "resuming fine-tuning from step" in out.stdout + out.stderr
+    numbers = lambda d: {k: v for k, v in json.loads((d / "summary.json").read_text()).items() if not k.endswith("_s")}
+    assert numbers(killed) == numbers(full)

@@ -218,3 +218,45 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_bits(folder, tmp_p
     assert strip(hist) == strip(hist_full)
     with pytest.raises(ValueError, match="another model, data, config or key"):
         finetune(load_score_model(folder), pairs, cfg, jax.random.key(6), checkpoint_dir=tmp_path, progress=False)
+
+
+def test_bfloat16_compute_trains_float32_parameters_to_nearly_the_same_step(folder):
+    """bf16 compute (accelerators): the parameters and the optimiser stay float32, and one step's
+    loss is float32's to bf16 rounding."""
+    cfg = dataclasses_replace(BASE, max_steps=1, batch_size=P)
+    losses = []
+    for dtype in (jnp.float32, jnp.bfloat16):
+        model = load_score_model(folder, dtype=dtype)
+        _, history = finetune(model, make_pairs(model), cfg, jax.random.key(0), progress=False)
+        losses.append(history[0]["loss"])
+        assert {v.dtype for v in params(model.net).values()} == {np.dtype("float32")}
+    assert losses[1] == pytest.approx(losses[0], abs=0.05)
+
+
+def test_member_draws_are_the_same_in_every_process():
+    """K > 1 members draw their heads and adapters from keys that name each parameter: with a
+    hash that Python salts per process, two runs of one seed would start apart."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = (
+        "import jax, jax.numpy as jnp, numpy as np\n"
+        "from rm_theory.lm.train import init_members\n"
+        "m = {'head': {'score': {'kernel': jnp.zeros((3, 1))}}, 'x': {'lora_a': jnp.zeros((2, 2))}}\n"
+        "print(np.asarray(jax.tree.leaves(init_members(m, 2, jax.random.key(0), 0.02))[0]).ravel().tolist())\n"
+    )
+    outs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)},
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert outs[0] == outs[1] and float(outs[0].strip("[]\n").split(",")[0]) != 0.0

@@ -62,6 +62,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
+from rm_theory.common.rng import str_hash
 from rm_theory.lm.lora import add_lora
 from rm_theory.lm.score import ScoreModel
 from rm_theory.lm.text import choose_buckets, padded_batches
@@ -292,7 +293,7 @@ def init_members(members, K: int, key: jax.Array, std: float):
 
     def draw(path, x, k):
         names = _names(path)
-        sub = jax.random.fold_in(jax.random.fold_in(key, k), hash(names) % (2**31))
+        sub = jax.random.fold_in(jax.random.fold_in(key, k), str_hash(".".join(names)) % (2**31))
         if "lora_a" in names:
             return jax.nn.initializers.he_uniform()(sub, x.shape, x.dtype)
         if "lora_b" in names:
