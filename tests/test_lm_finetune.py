@@ -192,6 +192,11 @@ def test_lora_ensemble_is_k_separate_runs_and_moves_adapters_and_heads_only(fold
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, want)
     scores = res.scores(pairs.ids_a[:3])
     assert scores.shape == (2, 3) and not np.allclose(scores[0], scores[1])
+    # member 1 on its own, saved (adapters merged, head kept) and loaded back: the same scores
+    from rm_theory.lm import save_score_model
+
+    folder1 = save_score_model(res.member(1), folder.parent / "member1", overwrite=True)
+    np.testing.assert_allclose(load_score_model(folder1).logits_ids(pairs.ids_a[:3])[:, 0], scores[1], atol=1e-5)
 
 
 def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_bits(folder, tmp_path):

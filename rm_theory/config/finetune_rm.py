@@ -87,8 +87,10 @@ class BaselineSchema:
 @dataclasses.dataclass
 class LMDistributedSchema(DistributedConfig):
     """`distributed.devices` as everywhere; `fsdp`: the size of the mesh's "fsdp" axis (parameters
-    split over it), the rest of the devices on "data". `members` is not used here."""
+    split over it), the rest of the devices on "data". There is no member axis here (the ensemble's
+    members are vmapped on every device)."""
 
+    members: int = spec(0, ge=0, le=0)
     fsdp: int = spec(1, ge=1)
 
 
