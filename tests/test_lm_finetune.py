@@ -265,3 +265,21 @@ def test_member_draws_are_the_same_in_every_process():
         for seed in ("1", "2")
     ]
     assert outs[0] == outs[1] and float(outs[0].strip("[]\n").split(",")[0]) != 0.0
+
+
+def test_k_heads_on_one_backbone_pass_equal_k_whole_passes(folder):
+    """The shared-backbone path (one pass, K heads vmapped) computes what K separate forward passes
+    of the K members compute; the training loop's vmap over members is the LoRA test's."""
+    from rm_theory.lm.train import filters
+    from rm_theory.lm.train import logits_program as member_logits  # jitted
+
+    model = load_score_model(folder)
+    member_f, shared_f = filters(FinetuneConfig(mode="head"), model.net.cfg.n_layers)
+    graphdef, members0, shared, frozen = nnx.split(model.net, member_f, shared_f, ...)
+    members = init_members(members0, 3, jax.random.key(0), 0.5)
+    ids = np.asarray([x + [0] * (12 - len(x)) for x in make_pairs(model).ids_a], np.int32)[:, :12]
+    mask = (np.arange(12)[None] < np.array([[min(len(x), 12)] for x in make_pairs(model).ids_a])).astype(np.int32)
+    one = member_logits(graphdef, shared, frozen, members, ids, mask, None, True)
+    each = member_logits(graphdef, shared, frozen, members, ids, mask, None, False)
+    assert one.shape == (3, P, 1) and np.abs(np.asarray(one[0] - one[1])).max() > 1e-3
+    np.testing.assert_allclose(one, each, rtol=1e-5, atol=1e-6)

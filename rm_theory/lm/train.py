@@ -442,7 +442,7 @@ def state_shardings(state, mesh: Mesh):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 7))
-def _logits_jit(graphdef, shared, frozen, members_K, ids_NxT, mask_NxT, types_NxT, share_backbone):
+def logits_program(graphdef, shared, frozen, members_K, ids_NxT, mask_NxT, types_NxT, share_backbone):
     return member_logits(graphdef, shared, frozen, members_K, ids_NxT, mask_NxT, types_NxT, share_backbone)
 
 
@@ -521,7 +521,7 @@ class Finetuned:
             arrays = (ids_BxT, mask_BxT, types_BxT)
             if self.mesh is not None:
                 arrays = _place(arrays, (_rows(self.mesh, 0, 2),) * 3)
-            out = _logits_jit(self.graphdef, self.shared, self.frozen, self.members_K, *arrays, self.share_backbone)
+            out = logits_program(self.graphdef, self.shared, self.frozen, self.members_K, *arrays, self.share_backbone)
             out_KxNxL[:, rows] = to_host(out)[:, : len(rows)]
         return out_KxNxL
 
