@@ -316,6 +316,14 @@ def matmul_peaks(gpu: bool) -> dict:
     if not gpu:
         y = np.ones((n, n), np.float32)
         out["numpy"] = 2 * n**3 / min(_timed(lambda: y @ y) for _ in range(5)) / 1e9
+        try:
+            import torch
+
+            torch.set_num_threads(threads())
+            z = torch.ones(n, n)
+            out["torch"] = 2 * n**3 / min(_timed(lambda: z @ z) for _ in range(5)) / 1e9
+        except ImportError:
+            pass
     return out
 
 
@@ -343,7 +351,8 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=None, help="tokens per sequence (128 on a CPU, 512 on a GPU)")
     ap.add_argument("--batch", type=int, default=None, help="pairs per step (8 on a CPU, 16 on a GPU)")
     ap.add_argument("--steps", type=int, default=4, help="steps per timed round")
-    ap.add_argument("--rounds", type=int, default=2, help="timed rounds (the best is kept)")
+    ap.add_argument("--rounds", type=int, default=2, help="timed rounds per process (the best is kept)")
+    ap.add_argument("--repeat", type=int, default=2, help="processes per method, methods alternating (best kept)")
     ap.add_argument("--peers", default="torch_eager,torch_compile,trl")
     ap.add_argument("--dtype", default=None, choices=("float32", "bfloat16"))
     ap.add_argument("--no-cache", dest="cache", action="store_false", help="no persistent XLA compile cache")
@@ -391,9 +400,16 @@ def main() -> None:
             )
             head = f"  {'method':<18}{'pairs/s':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'of peak':>9}"
             print(head + ("  MFU(nominal)" if nominal else "") + f"{'peak MB':>9}{'first s':>9}")
+            best: dict[str, dict] = {}
+            for _ in range(a.repeat):  # the methods alternate, so a change of load hits them alike
+                for kind in ["jax", *peers]:
+                    r = run_child(kind, folder, pooling, cfg["model_type"], a, gpu)
+                    if "error" in r and kind not in best:
+                        best[kind] = r
+                    elif "error" not in r and r["pairs_per_s"] > best.get(kind, {}).get("pairs_per_s", 0.0):
+                        best[kind] = r
             rates = {}
-            for kind in ["jax", *peers]:
-                r = run_child(kind, folder, pooling, cfg["model_type"], a, gpu)
+            for kind, r in best.items():
                 label = {"jax": "rm_theory (jax)", "torch_eager": "torch eager", "torch_compile": "torch.compile"}.get(
                     kind, "TRL RewardTrainer"
                 )
@@ -407,10 +423,11 @@ def main() -> None:
                 if nominal:
                     line += f"{gf / (nominal * 1e3):>13.1%}"
                 print(line + f"{r['peak_mb']:>9.0f}{r['first_chunk_s']:>9.1f}")
+            print(f"  (best of {a.repeat} processes per method, alternating; load now {os.getloadavg()[0]:.2f})")
             others = {k: v for k, v in rates.items() if k != "jax"}
             if "jax" in rates and others:
-                best = max(others, key=others.get)
-                print(f"  ratio rm_theory / best peer ({best}): {rates['jax'] / others[best]:.2f}x")
+                top = max(others, key=others.get)
+                print(f"  ratio rm_theory / best peer ({top}): {rates['jax'] / others[top]:.2f}x")
 
 
 if __name__ == "__main__":
