@@ -24,7 +24,9 @@ Chowdhery et al. 2022, arXiv 2204.02311, appendix B), its fraction of the matmul
 FLOPs utilisation on a GPU, also against the device's nominal bf16 peak where known), peak memory,
 and the ratio of the project to the best peer, measured side by side in one run.
 
-Measured: see the README ("Pretrained reward models").
+Measured (2 threads, load 1.6-2.6, 2026-12-07; matmul peak 193 GFLOP/s in JAX, 203 numpy, 171 torch):
+MiniLM 7.48 pairs/s (130 GFLOP/s) against torch eager 7.90, torch.compile 8.26, TRL 6.29: 0.90x the
+best peer; 4-layer Llama 5.16 against 8.06, 8.25, 6.07: 0.63x. Short of the 1.0x goal (README).
 """
 
 from __future__ import annotations
