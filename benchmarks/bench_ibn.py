@@ -56,15 +56,19 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
 import scipy.sparse.linalg as spla
 
-from rm_theory.ibn import distance as dist
-from rm_theory.ibn.distance import (
+from rm_theory.ibn import (
+    RESISTANCE_SOLVERS,
     Network,
+    conductance_matrix,
     from_networkx,
+    has_cholmod,
     inference_distance,
+    merge_zero_edges,
     network_distance,
     reduce_network,
     reference_distance,
     to_networkx,
+    two_edge_components,
 )
 
 
@@ -182,9 +186,8 @@ def synthetic_ibn(
 def lead_ibn(n: int, topology: str, queries: int, seed: int) -> tuple[Network, np.ndarray]:
     """Graphs from the lead's modules: PrefixTreeSpace(L=10, V=4, 8 prompts), chain or tree data
     (B=2, D=3, all leaf pairs), query pairs = two reference-policy responses to one prompt."""
-    from rm_theory.ibn.network import ibn_network
-    from rm_theory.world.spaces import PrefixTreeSpace, Responses
-    from rm_theory.world.topology import make_dataset
+    from rm_theory.ibn import ibn_network
+    from rm_theory.world import PrefixTreeSpace, Responses, make_dataset
 
     rng = np.random.default_rng([seed, n])
     space = PrefixTreeSpace(V=4, L=10, num_prompts=8, seed=seed)
@@ -299,15 +302,14 @@ def grounded_system(net: Network, pairs_Px2: np.ndarray):
     Pairs whose endpoints merge or lie in different components are left to the project's answer
     (0 or inf); ``same_P`` marks the others.
     """
-    merged, map_N = dist.merge_zero_edges(net)
+    merged, map_N = merge_zero_edges(net)
     a_P, b_P = map_N[pairs_Px2[:, 0]], map_N[pairs_Px2[:, 1]]
     term_T, inv = np.unique(np.r_[a_P, b_P], return_inverse=True)
     kernel, kt_T = reduce_network(merged, term_T)
     p = a_P.size
     ka_P, kb_P = kt_T[inv[:p]], kt_T[inv[p:]]
     n = kernel.num_nodes
-    u_U, v_U, g_U = dist._collapse_parallel(n, kernel.u_E, kernel.v_E, 1.0 / kernel.var_E, np.add)
-    adj = dist._symmetric(n, u_U, v_U, g_U)
+    adj = conductance_matrix(kernel)
     num, comp_N = csg.connected_components(adj, directed=False)
     ground_C = np.full(num, n)
     np.minimum.at(ground_C, comp_N, np.arange(n))
@@ -414,7 +416,7 @@ def _resistance_rows(topology, n, net, kernel, pairs_Px2, args) -> None:
         flush=True,
     )
     rows = []
-    auto = "cholmod" if dist._cholmod() is not None else "auto"
+    auto = "cholmod" if has_cholmod() else "auto"
     rows.append((f"project/{auto}", lambda: (network_distance(net, pairs_Px2, "resistance"), "all pairs")))
     # The paths taken without scikit-sparse: star-mesh then dense factors, and CHOLMOD from cholespy's
     # wheels (a full solve per pair: no Schur complement, which needs the factor scikit-sparse exposes).
@@ -490,20 +492,12 @@ def _outside_rows(n: int, g: nx.Graph, pairs: list[tuple], args) -> None:
     index = dict(zip(nodes, range(len(nodes)), strict=True))
     pairs_Px2 = np.array([[index[a], index[b]] for a, b in pairs], dtype=np.int64)
     kernel, _ = reduce_network(net, np.unique(pairs_Px2))
-    u, v, _ = dist._collapse_parallel(kernel.num_nodes, kernel.u_E, kernel.v_E, kernel.var_E, np.minimum)
-    piece_N, bridge_U = dist.two_edge_components(kernel.num_nodes, u, v)
+    piece_N, bridge_U = two_edge_components(kernel.num_nodes, kernel.u_E, kernel.v_E)
     print(
         f"outside {n:7d}  N={net.num_nodes} E={net.num_edges} kernel={kernel.num_nodes} "
         f"bridges={int(bridge_U.sum())} largest piece={np.bincount(piece_N).max()} pairs={len(pairs)}",
         flush=True,
     )
-
-    def unsplit(fn):
-        def run():
-            dist._BRIDGE_SPLIT_SHARE = -1.0  # in the forked child only: the solve as it was before
-            return fn()
-
-        return run
 
     for method in args.methods:
         rows = [("project", lambda m=method: (inference_distance(g, pairs, m), "all pairs"))]
@@ -515,7 +509,7 @@ def _outside_rows(n: int, g: nx.Graph, pairs: list[tuple], args) -> None:
                         lambda o=other: (inference_distance(g, pairs, "resistance", resistance_solver=o), "all pairs"),
                     )
                 )
-        rows.append(("no bridge split", unsplit(rows[0][1])))
+        rows.append(("no bridge split", lambda m=method: (inference_distance(g, pairs, m, bridges=False), "all pairs")))
         sub = pairs[: args.ref_queries]
         exact, exact_name = np.full(len(pairs), np.nan), "-"
         if method == "path" or net.num_nodes <= 3_000:
@@ -556,8 +550,8 @@ def _spread(values: np.ndarray, same_P: np.ndarray) -> np.ndarray:
 def _warm_up(peers: list[str]) -> None:
     """Load every solver's modules in the parent, so no forked child pays first-call imports."""
     tiny = Network(4, [0, 1, 2, 3, 0], [1, 2, 3, 0, 2], [1.0, 2.0, 3.0, 4.0, 5.0])
-    for solver in dist.RESISTANCE_SOLVERS:
-        if solver != "cholmod" or dist._cholmod() is not None:
+    for solver in RESISTANCE_SOLVERS:
+        if solver != "cholmod" or has_cholmod():
             network_distance(tiny, [[0, 2], [1, 3]], "resistance", resistance_solver=solver)
     network_distance(tiny, [[0, 2]], "path")
     for module in {"cholmod": "sksparse.cholmod", "pyamg": "pyamg"}.values():

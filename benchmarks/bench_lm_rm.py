@@ -80,9 +80,7 @@ def write_llama(folder: Path, arch: dict) -> Path:
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
 
-    from rm_theory.lm import ScoreModel, ScoreNet, save_score_model
-    from rm_theory.lm.config import parse_config
-    from rm_theory.lm.text import TextTokenizer
+    from rm_theory.lm import ScoreModel, ScoreNet, TextTokenizer, parse_config, save_score_model
 
     config = {
         "model_type": "llama",
@@ -111,7 +109,7 @@ def write_llama(folder: Path, arch: dict) -> Path:
 def model_folder(name: str, tmp: Path) -> tuple[Path, str, dict]:
     """(folder, pooling, config.json) of a benchmark model."""
     if name == "minilm":
-        from rm_theory.real.encoders import default_model_dir
+        from rm_theory.lm import default_model_dir
 
         folder = Path(default_model_dir())
         return folder, "cls", json.loads((folder / "config.json").read_text())
@@ -158,9 +156,8 @@ def child_jax(a) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from rm_theory.lm import load_score_model
-    from rm_theory.lm.train import FinetuneConfig, Pairs, finetune
-    from rm_theory.runs.folder import enable_compilation_cache
+    from rm_theory.lm import FinetuneConfig, Pairs, finetune, load_score_model
+    from rm_theory.runs import enable_compilation_cache
 
     if a.cache:
         enable_compilation_cache()

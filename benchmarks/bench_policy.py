@@ -30,7 +30,7 @@ import numpy as np
 from flax import nnx
 
 from rm_theory.policy import ppo, tables
-from rm_theory.world.spaces import PrefixTreeSpace
+from rm_theory.world import PrefixTreeSpace
 
 
 def _timed(fn, *args) -> float:
@@ -55,7 +55,7 @@ def main() -> None:
     tt = tables.tabulate(PrefixTreeSpace(V=a.V, L=a.L, num_prompts=a.prompts, seed=0))
     cfg = ppo.PPOConfig(steps=a.steps, batch=a.batch, baseline=a.baseline, log_every=a.steps)
     jt = tables.to_jax(tt)
-    r = jnp.asarray(tt.gold_PxY, jnp.float32)
+    r = jnp.asarray(tt.gold_XxY, jnp.float32)
     print(
         f"space V={a.V} L={a.L} P={a.prompts} (Y={tt.Y} leaves/prompt), batch {a.batch}/prompt, "
         f"baseline {a.baseline}, devices {jax.devices()}, CPUs {os.cpu_count()}"

@@ -30,9 +30,8 @@ def main() -> None:
 
     import jax
 
-    from rm_theory.real import randomize_sides
-    from rm_theory.real.encoders import load_encoder
-    from rm_theory.real.features import (
+    from rm_theory.lm import load_encoder
+    from rm_theory.real import (
         DataSpec,
         FeatureConfig,
         cost_eval,
@@ -41,11 +40,12 @@ def main() -> None:
         featurize,
         items_of,
         load_selection,
+        randomize_sides,
         reward_eval,
         test_mask,
         train_heads,
     )
-    from rm_theory.rm.train import TrainConfig
+    from rm_theory.rm import TrainConfig
 
     t = {}
     t0 = time.perf_counter()

@@ -56,13 +56,20 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rm_theory.rm import losses
+from rm_theory.rm import (
+    ModelConfig,
+    TrainConfig,
+    loss_and_metrics,
+    losses,
+    make_model,
+    make_optimizer,
+    make_schedule,
+    setup_ensemble,
+    step_config,
+    train_ensemble,
+)
 from rm_theory.rm import sharding as distributed
-from rm_theory.rm.models import ModelConfig, make_model
-from rm_theory.rm.program import setup_ensemble, step_config
-from rm_theory.rm.step import TrainConfig, loss_and_metrics, make_optimizer, make_schedule
-from rm_theory.rm.train import train_ensemble
-from rm_theory.world.inputs import PrefData
+from rm_theory.world import PrefData
 
 
 def synthetic_data(n_pairs: int, rng: np.random.Generator, vocab: int = 20) -> PrefData:

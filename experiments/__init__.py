@@ -4,6 +4,6 @@ A step that `reproduce` starts arms its parent-death signal here, the first code
 of `reproduce` while the step is still importing JAX takes the step too.
 """
 
-from rm_theory.runs.folder import die_with_parent
+from rm_theory.runs import die_with_parent
 
 die_with_parent()

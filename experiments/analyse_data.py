@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rm_theory.config import register
-from rm_theory.runs.folder import run_entry
+from rm_theory.runs import run_entry
 from rm_theory.studies import analyse_data as study
 
 register("analyse_data")

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rm_theory.runs.compare import compare_summaries
+from rm_theory.runs.compare import compare_summaries, summaries
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timing", action="store_true", help="compare wall-clock keys too")
     args = ap.parse_args(argv)
     diffs = compare_summaries(args.a, args.b, args.rtol, args.timing)
-    n_runs = len(list(args.a.rglob("summary.json")))
+    n_runs = len(summaries(args.a))
     for d in diffs:
         print(f"{d.run}: {d.key}: {d.a!r} != {d.b!r}")
     print(f"{n_runs} summaries compared: {len(diffs)} difference(s)")

@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rm_theory.config import register
-from rm_theory.runs.folder import run_entry
+from rm_theory.runs import run_entry
 from rm_theory.studies import safe_rlhf as study
 
 register("safe_rlhf")

@@ -32,7 +32,7 @@ from IPython.display import display
 from rm_theory.figures import best_of_n as best_of_n_figs
 from rm_theory.figures import safe_rlhf as safe_rlhf_figs
 from rm_theory.figures import win_rates as win_rates_figs
-from rm_theory.runs.aggregate import ENTRY, latest_run
+from rm_theory.runs import latest_run
 
 # %matplotlib inline
 
@@ -40,9 +40,7 @@ bon, wr, safe = (latest_run(RESULTS, k) for k in ("best_of_n", "win_rates", "saf
 for name, run in (("best_of_n", bon), ("win_rates", wr), ("safe_rlhf", safe)):
     print(
         f"{name:10s}",
-        run["dir"]
-        if run
-        else f"no run under {RESULTS!r}, part skipped; make one with python -m experiments.{ENTRY[name]}",
+        run["dir"] if run else f"no run under {RESULTS!r}, part skipped; make one with python -m experiments.{name}",
     )
 
 # %% [markdown]

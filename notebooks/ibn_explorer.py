@@ -31,10 +31,17 @@ import matplotlib.pyplot as plt
 import networkx as nx
 import numpy as np
 
-from rm_theory.figures.ibn import draw_ibn
-from rm_theory.ibn.network import LabelVariance, build_ibn, inference_distance, item_labels
-from rm_theory.world.spaces import PrefixTreeSpace, Responses, TreeShape
-from rm_theory.world.topology import Comparisons, TreeSampling, sample_chain, sample_tree_data
+from rm_theory.figures import draw_ibn
+from rm_theory.ibn import LabelVariance, build_ibn, inference_distance, item_labels
+from rm_theory.world import (
+    Comparisons,
+    PrefixTreeSpace,
+    Responses,
+    TreeSampling,
+    TreeShape,
+    sample_chain,
+    sample_tree_data,
+)
 
 # %matplotlib inline
 

@@ -26,11 +26,11 @@ SMOKE = os.environ.get("RM_THEORY_SMOKE") == "1"
 
 # %%
 from rm_theory.figures import train_rm as plots_models
-from rm_theory.runs.aggregate import latest_run
+from rm_theory.runs import latest_run
 
 # %matplotlib inline
 
-run = latest_run(RESULTS, "reward_models")
+run = latest_run(RESULTS, "train_rm")
 if run is None:
     print(
         f"No reward-model run under {RESULTS!r}. Make one with\n"

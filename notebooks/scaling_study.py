@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 
 from rm_theory.figures import ibn_scaling as ibn_scaling_figs
-from rm_theory.ibn.scaling import AXES, expand_points, ratio_table
-from rm_theory.runs.aggregate import latest_run
+from rm_theory.ibn import AXES, expand_points, ratio_table
+from rm_theory.runs import latest_run
 
 # %matplotlib inline
 
-run = latest_run(RESULTS, "scaling")
+run = latest_run(RESULTS, "ibn_scaling")
 if run is None:
     print(
         f"No scaling-study run under {RESULTS!r}. Make one with\n"

@@ -22,6 +22,6 @@ os.environ.setdefault("RM_THEORY_COMPILE_CACHE_DIR", str(ROOT / ".cache" / "jax"
 
 @pytest.fixture(autouse=True, scope="session")
 def _compilation_cache():
-    from rm_theory.runs.folder import enable_compilation_cache
+    from rm_theory.runs import enable_compilation_cache
 
     enable_compilation_cache()

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from rm_theory.config import register
-from rm_theory.runs.folder import read_json, run_entry
+from rm_theory.runs import read_json, run_entry
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -95,7 +95,7 @@ def test_table_and_failed_runs(sweep):
 
     t = agg.table
     assert len(t) == 2 * len(scaling_table(0))
-    assert set(t["kind"]) == {"scaling"} and set(t["run_status"]) == {"ok"}
+    assert set(t["kind"]) == {"ibn_scaling"} and set(t["run_status"]) == {"ok"}
     for seed in (0, 1):
         mine = t[t["run_dir"] == f"{seed}_seed={seed}"]
         assert set(mine["override.seed"].astype(str)) == {str(seed)}
@@ -119,7 +119,12 @@ def test_command_writes_table_runs_and_figures(sweep, tmp_path, capsys):
     assert "2_seed=2: failed (ValueError: boom)" in err and "3_seed=3: missing" in err
     assert "figure" not in err  # every scaling figure drew
     pngs = {p.stem for p in (tmp_path / "agg" / "figures").glob("*.png")}
-    assert pngs == {"scaling_distance_vs_n", "scaling_ratio_vs_n", "scaling_ratio_heatmap", "scaling_query_heatmap"}
+    assert pngs == {
+        "ibn_scaling_distance_vs_n",
+        "ibn_scaling_ratio_vs_n",
+        "ibn_scaling_ratio_heatmap",
+        "ibn_scaling_ratio_heatmap_queries",
+    }
 
 
 def test_default_output_is_not_collected_again(sweep):
@@ -142,9 +147,9 @@ def test_table_kind():
     # the reward-model table has topology and n but not the scaling study's distances
     assert (
         table_kind(["regime", "n", "topology", "seed", "gold_accuracy", "ensemble_variance", "ibn_resistance"])
-        == "reward_models"
+        == "train_rm"
     )
-    assert table_kind(["topology", "n", "seed", *AXES, "mean_d_res", "mean_d_path"]) == "scaling"
+    assert table_kind(["topology", "n", "seed", *AXES, "mean_d_res", "mean_d_path"]) == "ibn_scaling"
     assert table_kind(["x", "y"]) is None
 
 
@@ -174,7 +179,7 @@ def test_find_runs_skips_failed_and_other_kinds(sweep):
         }
     )
     make_run(sweep / "bon", [], {"status": "ok"}, bon)
-    assert [p.name for p in find_runs(sweep, "scaling")] == ["0_seed=0", "1_seed=1"]  # oldest first
+    assert [p.name for p in find_runs(sweep, "ibn_scaling")] == ["0_seed=0", "1_seed=1"]  # oldest first
     assert [p.name for p in find_runs(sweep, "best_of_n")] == ["bon"]
     assert find_runs(sweep, "safe_rlhf") == [] and latest_run(sweep, "safe_rlhf") is None
     run = latest_run(sweep, "best_of_n")
@@ -185,8 +190,8 @@ def test_find_runs_skips_failed_and_other_kinds(sweep):
     # the aggregate still shows the failed run's rows, marked as such
     t = aggregate(sweep).table
     assert set(t.loc[t["run_dir"] == "4_seed=4", "run_status"]) == {"failed"}
-    assert set(t["kind"]) == {"scaling", "best_of_n"}
-    assert set(figure_specs(aggregate(sweep))) >= {"best_of_n_curve", "scaling_ratio_vs_n"}
+    assert set(t["kind"]) == {"ibn_scaling", "best_of_n"}
+    assert set(figure_specs(aggregate(sweep))) >= {"best_of_n_best_of_n", "ibn_scaling_ratio_vs_n"}
 
 
 def test_a_figure_that_fails_is_reported(tmp_path):
@@ -194,5 +199,5 @@ def test_a_figure_that_fails_is_reported(tmp_path):
     only_chain = only_chain[only_chain["topology"] == "chain"]
     make_run(tmp_path / "r", [], {"status": "ok"}, only_chain)
     written, errors = draw_figures(aggregate(tmp_path), tmp_path / "figs")
-    assert "scaling_ratio_vs_n" in errors  # no tree rows: no ratio
-    assert tmp_path / "figs" / "scaling_distance_vs_n.png" in written
+    assert "ibn_scaling_ratio_vs_n" in errors  # no tree rows: no ratio
+    assert tmp_path / "figs" / "ibn_scaling_distance_vs_n.png" in written

@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 from scipy import optimize, special
 
-from rm_theory.ibn import distance
-from rm_theory.ibn.distance import Network, network_distance
-from rm_theory.ibn.network import HP, LabelVariance, ibn_network
+from rm_theory.ibn import HP, LabelVariance, Network, has_cholmod, ibn_network, network_distance
 from rm_theory.rm import bayes
 from rm_theory.world.labels import LabelConfig, label_comparisons
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
@@ -245,7 +243,7 @@ def test_the_grounded_network_reproduces_the_posterior_precision(topology):
 def test_pair_variance_through_the_ibn_solver_equals_the_direct_solve(topology, monkeypatch):
     """Large systems take their pair variances from `network_distance` (CHOLMOD) on the network whose
     grounded Laplacian the posterior precision is; forced here on a small one, both ways must agree."""
-    if not distance.has_cholmod():
+    if not has_cholmod():
         pytest.skip("the cholmod extra (scikit-sparse) is not installed")
     beta = 1.5
     comps, queries, pairs, y_P = bt_world(topology, beta=beta)

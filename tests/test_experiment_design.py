@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from rm_theory.config.common import make_space
 from rm_theory.config.design import DesignSchema
-from rm_theory.runs.folder import apply_smoke, override_keys
+from rm_theory.runs import apply_smoke, override_keys
 from rm_theory.studies import design as study
 from tests.helpers import compose_config, run_smoke
 
@@ -75,7 +75,7 @@ def test_gold_ties_are_left_out_of_the_targets_and_counted():
 def test_disagreement_rounds_start_from_the_runs_seed():
     cfg = _cfg(["budgets=[8]", "batch=8"])  # one round: the random start alone
     w = study.make_world(cfg, 0)
-    picks = [study._disagreement(w.space, w.pool, w.cand_Cx2, None, cfg, None, None, seed) for seed in (0, 1)]
+    picks = [study._disagreement(w.space, w.pool, w.cand_Px2, None, cfg, None, None, seed) for seed in (0, 1)]
     assert len(picks[0]) == 8 and not np.array_equal(picks[0], picks[1])
 
 
@@ -85,13 +85,6 @@ def test_a_budget_above_the_candidate_pool_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "metrics.jsonl").exists()
     # chain and tree alone draw no pool: any budget is theirs
     study.check_budget(_cfg(["recipes=[chain,tree]"]), 0, np.zeros((3, 2)))
-
-
-def test_holm_adjusts_a_family_of_p_values():
-    assert study.holm(np.array([0.01, 0.04, 0.03, 0.005])) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    # a family member without a test counts as p = 1
-    assert study.holm(np.array([0.01, 0.04, 0.03, 0.005, np.nan])) == pytest.approx([0.04, 0.09, 0.09, 0.025, 1])
-    assert study.holm(np.array([0.5, 0.9])) == pytest.approx([1.0, 1.0])  # never below a smaller p's
 
 
 def test_a_resumed_run_skips_finished_units_and_appends_nothing(tmp_path, monkeypatch):

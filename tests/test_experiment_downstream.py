@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from rm_theory.config import register
-from rm_theory.runs.folder import run_entry
+from rm_theory.runs import run_entry
 from rm_theory.studies import best_of_n, safe_rlhf, win_rates
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -70,3 +70,28 @@ def _presets():
 def test_presets_compose(name, preset):
     cfg = _compose(name, [f"experiment={preset}"])
     assert cfg.seeds >= 1
+
+
+def test_win_rate_bars_have_one_unit_per_seed():
+    """Rows of several data sizes of one seed are one unit: the bar's interval is over seeds."""
+    import numpy as np
+    import pandas as pd
+
+    from rm_theory.common.stats import mean_ci
+    from rm_theory.figures.win_rates import win_rate_bars
+
+    rates = {0: [0.2, 0.4], 1: [0.5, 0.7], 2: [0.6, 0.6]}
+    wins = pd.DataFrame(
+        [
+            {"task": "hh", "a": "ppo_tree", "b": "ppo_chain", "seed": s, "n": n, "win_rate": r}
+            for s, rs in rates.items()
+            for n, r in zip([256, 1024], rs, strict=True)
+        ]
+    )
+    fig = win_rate_bars(wins)
+    from matplotlib.container import ErrorbarContainer
+
+    (bars,) = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    (seg,) = bars.lines[2][0].get_segments()
+    m, h = mean_ci([0.3, 0.6, 0.6])
+    np.testing.assert_allclose(seg[:, 1], [m - h, m + h])

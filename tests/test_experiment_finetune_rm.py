@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from safetensors.numpy import load_file, save_file
 
 from rm_theory.lm import CheckpointError
-from rm_theory.runs.folder import read_metrics, run_entry
+from rm_theory.runs import read_metrics, run_entry
 from rm_theory.studies import finetune_rm as study
 from tests.helpers import compose_config, run_smoke
 

@@ -72,8 +72,33 @@ def test_smoke_with_transformer_and_cost_model(tmp_path):
 
 def test_unknown_topology_fails_with_its_name(tmp_path):
     cfg = compose_config("train_rm", ["debug=smoke", "topologies=[chain,forest]"])
-    from rm_theory.runs.folder import run_entry
+    from rm_theory.runs import run_entry
 
     with pytest.raises(ValueError, match="forest"):
         run_entry(cfg, train_rm_study.run, out_dir=tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
+
+
+def test_theory_practice_spearman_is_averaged_within_a_seed_and_its_interval_is_over_seeds():
+    """The data sets of one seed share its world and query pairs: they are one unit, not several."""
+    import itertools
+
+    import numpy as np
+    from scipy import stats
+
+    rows = []
+    per_seed = {0: [0.05, 0.15, 0.10, 0.10], 1: [0.30, 0.10, 0.20, 0.20], 2: [0.0, 0.0, np.nan, 0.0]}
+    for seed, vals in per_seed.items():
+        for (n, topology), v in zip(itertools.product([64, 128], ["chain", "tree"]), vals, strict=True):
+            rows.append(
+                {"regime": "polynomial", "n": n, "topology": topology, "seed": seed, "gold_accuracy": 0.6,
+                 "label_accuracy": 0.6, "ensemble_variance": 1.0, "ibn_resistance": 0.5, "spearman": 0.1,
+                 "ece": 0.05, "pair_spearman": v, "n_inconsistent": 0}
+            )  # fmt: skip
+    out = train_rm_study.headline(pd.DataFrame(rows), beta=1.0)
+    units = [0.10, 0.20, 0.0]
+    assert out["theory_practice_pair_spearman"] == pytest.approx(np.mean(units))
+    half = stats.t.ppf(0.975, 2) * np.std(units, ddof=1) / np.sqrt(3)
+    assert out["theory_practice_pair_spearman_ci"] == pytest.approx(half)
+    assert out["theory_practice_seeds"] == 3
+    assert out["theory_practice_datasets"] == 11 and out["theory_practice_datasets_nan"] == 1

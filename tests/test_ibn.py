@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from rm_theory.ibn.network import LabelVariance, build_ibn, hp_variance, ibn_network, inference_distance, item_labels
+from rm_theory.ibn import LabelVariance, build_ibn, hp_variance, ibn_network, inference_distance, item_labels
 from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace
 from rm_theory.world.topology import TreeSampling, make_dataset
 

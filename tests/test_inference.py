@@ -9,14 +9,19 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rm_theory.ibn import distance as inf
-from rm_theory.ibn.distance import (
+from rm_theory.ibn import (
     Network,
+    cg,
     from_networkx,
+    graph,
     inference_distance,
     network_distance,
     reduce_network,
+    reduction,
+    reference,
     reference_distance,
+    resistance,
+    sketch,
     to_networkx,
 )
 
@@ -132,7 +137,7 @@ def test_fast_agrees_with_reference(seed):
 @pytest.mark.parametrize("max_levels", [64, 1])
 def test_cg_solver_agrees_with_reference(seed, max_levels, monkeypatch):
     # Level-vectorised forest preconditioner, and its sparse-LU fallback for deep forests.
-    monkeypatch.setattr(inf, "_MAX_LEVELS", max_levels)
+    monkeypatch.setattr(cg, "_MAX_LEVELS", max_levels)
     g, pairs = random_graph(100 + seed)
     net, nodes = from_networkx(g)
     index = {x: i for i, x in enumerate(nodes)}
@@ -222,7 +227,7 @@ def test_networkx_round_trip_keeps_kinds_and_variances():
     assert nodes2 == nodes
     np.testing.assert_array_equal(net2.var_E, net.var_E)
     np.testing.assert_array_equal(net2.kind_E, net.kind_E)
-    ib = inf.ib_subnetwork(net)
+    ib = graph.ib_subnetwork(net)
     assert ib.num_edges == int((net.kind_E == 0).sum())
 
 
@@ -276,7 +281,7 @@ SOLVER_PATHS = [
 def test_resistance_solvers_agree_with_reference(solver, patch, seed, monkeypatch):
     _cholmod_or_skip(solver)
     for name, value in patch.items():
-        monkeypatch.setattr(inf, name, value)
+        monkeypatch.setattr(resistance, name, value)
     g, pairs = random_graph(200 + seed)
     net, pairs_Px2 = _index_pairs(g, pairs)
     _close(
@@ -290,7 +295,7 @@ def test_resistance_solvers_agree_with_reference(solver, patch, seed, monkeypatc
 def test_resistance_solvers_edge_cases(solver, patch, monkeypatch):
     _cholmod_or_skip(solver)
     for name, value in patch.items():
-        monkeypatch.setattr(inf, name, value)
+        monkeypatch.setattr(resistance, name, value)
     # Component {0..3}: a 4-cycle with a zero-variance chord 1=3 (merged), so R(0, 2) is two
     # parallel pairs of resistors; component {4, 5, 6}: a triangle whose every node is queried (the
     # ground is then a terminal); node 7 alone; component {8, 9} never queried.
@@ -317,19 +322,19 @@ def test_unknown_resistance_solver_raises():
 
 
 def test_cholmod_solver_without_scikit_sparse_names_the_extra(monkeypatch):
-    monkeypatch.setattr(inf, "_cholmod", lambda: None)
+    monkeypatch.setattr(resistance, "_cholmod", lambda: None)
     with pytest.raises(ImportError, match=r"\[cholmod\]"):
         network_distance(Network(2, [0], [1], [1.0]), [[0, 1]], "resistance", resistance_solver="cholmod")
 
 
 def test_auto_falls_back_to_cg_when_dense_blocks_are_too_large(monkeypatch):
     # No CHOLMOD, a kernel above the sparse-LU size and components above the dense limit.
-    monkeypatch.setattr(inf, "_cholmod", lambda: None)
-    monkeypatch.setattr(inf, "_DIRECT_MAX_NODES", 0)
-    monkeypatch.setattr(inf, "_DENSE_MAX_NODES", 1)
+    monkeypatch.setattr(resistance, "_cholmod", lambda: None)
+    monkeypatch.setattr(resistance, "_DIRECT_MAX_NODES", 0)
+    monkeypatch.setattr(resistance, "_DENSE_MAX_NODES", 1)
     calls = []
-    grounded = inf._resistance_grounded
-    monkeypatch.setattr(inf, "_resistance_grounded", lambda *a: calls.append(a[-1]) or grounded(*a))
+    grounded = resistance._resistance_grounded
+    monkeypatch.setattr(resistance, "_resistance_grounded", lambda *a: calls.append(a[-1]) or grounded(*a))
     g, pairs = random_graph(300, zero_frac=0.0)
     net, pairs_Px2 = _index_pairs(g, pairs)
     _close(network_distance(net, pairs_Px2, "resistance"), reference_distance(g, pairs, "resistance"), rtol=1e-9)
@@ -346,13 +351,13 @@ def test_auto_picks_the_sparse_factor_for_little_work_else_dense_then_the_sparse
 ):
     # Without CHOLMOD: unknowns x pairs within _DIRECT_MAX_WORK -> one sparse factor; above it the
     # star-mesh route, and the sparse factor (not CG) where its blocks are too large but it fits.
-    monkeypatch.setattr(inf, "_cholmod", lambda: None)
-    monkeypatch.setattr(inf, "_DIRECT_MAX_WORK", max_work)
-    monkeypatch.setattr(inf, "_DENSE_MAX_NODES", dense_max)
+    monkeypatch.setattr(resistance, "_cholmod", lambda: None)
+    monkeypatch.setattr(resistance, "_DIRECT_MAX_WORK", max_work)
+    monkeypatch.setattr(resistance, "_DENSE_MAX_NODES", dense_max)
     calls = []
-    dense, grounded = inf._resistance_dense, inf._resistance_grounded
-    monkeypatch.setattr(inf, "_resistance_dense", lambda *a, **k: calls.append("dense") or dense(*a, **k))
-    monkeypatch.setattr(inf, "_resistance_grounded", lambda *a: calls.append(a[-1]) or grounded(*a))
+    dense, grounded = resistance._resistance_dense, resistance._resistance_grounded
+    monkeypatch.setattr(resistance, "_resistance_dense", lambda *a, **k: calls.append("dense") or dense(*a, **k))
+    monkeypatch.setattr(resistance, "_resistance_grounded", lambda *a: calls.append(a[-1]) or grounded(*a))
     g, pairs = random_graph(301, zero_frac=0.0)
     net, pairs_Px2 = _index_pairs(g, pairs)
     _close(network_distance(net, pairs_Px2, "resistance"), reference_distance(g, pairs, "resistance"), rtol=1e-9)
@@ -364,9 +369,9 @@ def test_small_dense_factors_run_on_one_blas_thread():
 
     blas = lambda: [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     before = blas()
-    with inf._blas_threads(inf._BLAS_MIN_NODES - 1):
+    with resistance._blas_threads(resistance._BLAS_MIN_NODES - 1):
         assert blas() == [1] * len(before)
-    with inf._blas_threads(inf._BLAS_MIN_NODES):
+    with resistance._blas_threads(resistance._BLAS_MIN_NODES):
         assert blas() == before
     assert blas() == before
 
@@ -375,17 +380,17 @@ def test_small_dense_factors_run_on_one_blas_thread():
 def test_star_mesh_keeps_resistances_among_kept_nodes(seed):
     # Kron reduction is exact: resistances among the kept nodes equal those of the full graph.
     g, _ = random_graph(400 + seed, zero_frac=0.0)
-    g = nx.Graph(inf._resistance_graph(g)[0])
+    g = nx.Graph(reference._resistance_graph(g)[0])
     big = max(nx.connected_components(g), key=len)
     g = g.subgraph(big).copy()
     nodes = list(g.nodes)
     rng = np.random.default_rng(seed)
     keep = rng.choice(len(nodes), size=min(4, len(nodes)), replace=False)
     net, _ = from_networkx(g)
-    adj = inf._symmetric(net.num_nodes, net.u_E, net.v_E, 1.0 / net.var_E)
+    adj = reduction.symmetric(net.num_nodes, net.u_E, net.v_E, 1.0 / net.var_E)
     keep_N = np.zeros(net.num_nodes, dtype=bool)
     keep_N[keep] = True
-    w, node_R = inf._star_mesh(adj, keep_N, max_degree=10**9)
+    w, node_R = resistance._star_mesh(adj, keep_N, max_degree=10**9)
     assert set(node_R.tolist()) == set(keep.tolist())
     reduced = nx.Graph()
     reduced.add_nodes_from(node_R.tolist())
@@ -417,7 +422,7 @@ def test_from_networkx_reads_every_edge_once(multi):
         (frozenset((nodes[u], nodes[v])), x, k)
         for u, v, x, k in zip(net.u_E.tolist(), net.v_E.tolist(), net.var_E.tolist(), net.kind_E.tolist(), strict=True)
     )
-    want = sorted((frozenset((a, b)), d["variance"], inf.KINDS.index(d["kind"])) for a, b, d in g.edges(data=True))
+    want = sorted((frozenset((a, b)), d["variance"], graph.KINDS.index(d["kind"])) for a, b, d in g.edges(data=True))
     assert nodes == ["z", "a", "m"] and got == want
     g.add_edge("a", "m", variance="wide")
     with pytest.raises(ValueError, match="no numeric 'variance'"):
@@ -446,7 +451,7 @@ def test_mean_resistance_sketch_is_exact_on_average_over_all_sign_vectors(solver
     net = Network(7, [0, 1, 2, 3, 0, 3, 4, 5], [1, 2, 3, 0, 2, 4, 5, 6], [1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 0.0])
     pairs = np.array([[0, 2], [1, 3], [1, 5], [6, 0], [5, 6]])
     exact = network_distance(net, pairs, "resistance")
-    est, stderr = inf.mean_resistance_sketch(net, pairs, 64, _AllSigns(), resistance_solver=solver)
+    est, stderr = sketch.mean_resistance_sketch(net, pairs, 64, _AllSigns(), resistance_solver=solver)
     assert est == pytest.approx(exact.mean(), rel=1e-12) and stderr > 0
 
 
@@ -456,22 +461,22 @@ def test_mean_resistance_sketch_within_its_stated_error(seed):
     net, pairs_Px2 = _index_pairs(g, pairs)
     exact = network_distance(net, pairs_Px2, "resistance")
     pairs_Px2 = pairs_Px2[np.isfinite(exact)]
-    est, stderr = inf.mean_resistance_sketch(net, pairs_Px2, 400, np.random.default_rng(seed))
+    est, stderr = sketch.mean_resistance_sketch(net, pairs_Px2, 400, np.random.default_rng(seed))
     assert abs(est - exact[np.isfinite(exact)].mean()) < 5 * stderr
 
 
 def test_mean_resistance_sketch_edge_cases():
     net = Network(5, [0, 1, 3], [1, 2, 4], [1.0, 0.0, 2.0])
     rng = np.random.default_rng(0)
-    assert inf.mean_resistance_sketch(net, [[0, 3]], 8, rng) == (np.inf, 0.0)
-    assert inf.mean_resistance_sketch(net, [[1, 2], [3, 3]], 8, rng) == (0.0, 0.0)
+    assert sketch.mean_resistance_sketch(net, [[0, 3]], 8, rng) == (np.inf, 0.0)
+    assert sketch.mean_resistance_sketch(net, [[1, 2], [3, 3]], 8, rng) == (0.0, 0.0)
     # One edge: every sign gives the exact value, so the error is zero.
-    est, stderr = inf.mean_resistance_sketch(net, [[3, 4]], 8, rng)
+    est, stderr = sketch.mean_resistance_sketch(net, [[3, 4]], 8, rng)
     assert est == pytest.approx(2.0, rel=1e-12) and stderr == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="at least 2"):
-        inf.mean_resistance_sketch(net, [[0, 1]], 1, rng)
+        sketch.mean_resistance_sketch(net, [[0, 1]], 1, rng)
     with pytest.raises(ValueError, match="unknown resistance solver"):
-        inf.mean_resistance_sketch(net, [[0, 1]], 8, rng, resistance_solver="dense")
+        sketch.mean_resistance_sketch(net, [[0, 1]], 8, rng, resistance_solver="dense")
 
 
 # --- graph input the solvers refuse, alike -------------------------------------------------------

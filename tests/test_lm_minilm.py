@@ -1,5 +1,5 @@
 """The BERT backbone of `rm_theory.lm` with mean pooling and L2 normalisation is the project's
-sentence encoder (`rm_theory.real.encoders`): the same embeddings from the same weights, on a tiny
+sentence encoder (`rm_theory.lm.encoders`): the same embeddings from the same weights, on a tiny
 random BERT in the published layout and on the installed all-MiniLM-L6-v2."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from flax import nnx
 
 from rm_theory.lm import load_score_model
-from rm_theory.real.encoders import default_model_dir, load_encoder
-from rm_theory.real.encoders.tiny import write_tiny_bert
+from rm_theory.lm.encoders import default_model_dir, load_encoder
+from rm_theory.lm.encoders.tiny import write_tiny_bert
 
 SENTS = ["A man is eating food.", "A man is riding a horse.", "The cat sat on the mat.", "a piece of bread", "cats"]
 WORDS = "a man is eating food riding horse the cat sat on mat bread piece of ##s .".split()

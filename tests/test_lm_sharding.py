@@ -23,7 +23,7 @@ import jax, numpy as np
 from flax import nnx
 from rm_theory.lm import load_score_model
 from rm_theory.lm.train import FinetuneConfig, Pairs, finetune, make_mesh
-from rm_theory.runs.folder import enable_compilation_cache
+from rm_theory.runs import enable_compilation_cache
 from tests.lm_tiny import WORDS
 
 enable_compilation_cache()

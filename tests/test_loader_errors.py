@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,7 @@ from rm_theory.real.loaders import (
     load_ultrafeedback,
     split_by_prompt,
 )
-from rm_theory.world.records import EmptyDataError, RecordError, read_jsonl
+from rm_theory.world.records import EmptyDataError, PreferenceRecord, RecordError, read_jsonl
 from tests.helpers import run_smoke
 
 HH = {"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: go away"}
@@ -153,3 +155,147 @@ def test_a_real_data_run_with_an_empty_evaluation_set_fails_with_the_reason(tmp_
         run_smoke("real_data", real_data.run, tmp_path, ["test_frac=0.001", "parts=[accuracy]"])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "failed" and "no prompt on the test side" in summary["error"]
+
+
+# --- text that is not valid Unicode, byte-order marks, line breaks, headers -------------------
+
+
+@pytest.mark.parametrize(
+    "name,filename,rows,where",
+    [
+        ("jsonl", "x.jsonl", None, r"x\.jsonl:2: field 'response_a'"),
+        ("hh-rlhf", "hh.jsonl", [HH, HH | {"chosen": HH["chosen"] + "\ud800"}], r"hh\.jsonl:2: field 'chosen'"),
+        (
+            "pandalm",
+            "p.json",
+            [{"instruction": "i", "response1": "a", "response2": "b\udc00"}],
+            r"p\.json: JSON element 1 \(counting from 1\): field 'response2'",
+        ),
+        (
+            "ultrafeedback",
+            "u.jsonl",
+            [{"prompt": "p", "chosen": "a", "rejected": "b", "metadata": {"n\ud800": 1}}],
+            "metadata",
+        ),
+    ],
+)
+def test_an_escaped_lone_surrogate_names_file_line_and_field(tmp_path, name, filename, rows, where):
+    """`\\ud800` is valid JSON but no text: it used to pass validation and crash the feature cache
+    (sha256 of its UTF-8 bytes) with a UnicodeEncodeError naming nothing."""
+    if rows is None:
+        rec = {"prompt": "p", "prompt_id": "p", "response_a": "ok", "response_b": "b", "better": 0}
+        rows = [rec, rec | {"response_a": "half \ud800 a pair"}]
+    path = tmp_path / filename
+    text = json.dumps(rows) if filename.endswith(".json") else "".join(json.dumps(r) + "\n" for r in rows)
+    path.write_text(text)  # json.dumps escapes the surrogate as \ud800: the file itself is plain ASCII
+    with pytest.raises(RecordError, match=where + r".*not valid Unicode text: a lone UTF-16 surrogate '\\ud8|\\udc"):
+        load(name, path)
+
+
+def test_a_valid_surrogate_pair_is_text_and_a_record_built_in_code_is_checked_too(tmp_path):
+    rec = {"prompt": "p", "prompt_id": "p", "response_a": "\ud83d\ude00", "response_b": "b", "better": 0}
+    path = tmp_path / "x.jsonl"
+    path.write_text(json.dumps(rec) + "\n")  # "\\ud83d\\ude00": one character, an emoji
+    assert read_jsonl(path)[0][0].response_a == "\U0001f600"
+    with pytest.raises(RecordError, match="field 'response_b': not valid Unicode"):
+        PreferenceRecord("p", "p", "a", "\udfff", better=0)
+
+
+def test_a_byte_order_mark_is_ignored_in_csv_json_and_jsonl(tmp_path):
+    """A CSV saved by a spreadsheet starts with a BOM: its first column used to read as
+    '\\ufeffinstruction' and be reported missing."""
+    bom = "\ufeff".encode()
+    (tmp_path / "s.csv").write_bytes(bom + b"instruction,rejected,chosen,label\nq,bad,good,hate\n")
+    records, _ = load("safer-instruct", tmp_path / "s.csv")
+    assert (records[0].prompt, records[0].response_a) == ("q", "good")
+    (tmp_path / "hh.jsonl").write_bytes(bom + json.dumps(HH).encode() + b"\n")
+    assert len(load("hh-rlhf", tmp_path / "hh.jsonl")[0]) == 1
+    row = {"instruction": "i", "input": "", "response1": "a", "response2": "b"}
+    row |= {"annotator1": 1, "annotator2": 1, "annotator3": 2}
+    (tmp_path / "p.json").write_bytes(bom + json.dumps([row]).encode())
+    assert len(load_pandalm(tmp_path / "p.json")[0]) == 1
+
+
+def test_hh_rlhf_transcripts_with_windows_line_breaks_are_read_and_counted(tmp_path):
+    crlf = {k: v.replace("\n", "\r\n") for k, v in HH.items()}
+    path = tmp_path / "hh.jsonl"
+    path.write_bytes(_jsonl(path, [crlf, HH]))
+    records, report = load("hh-rlhf", path)
+    assert report.skipped == {} and len(records) == 2
+    assert records[0].prompt == records[1].prompt == "\n\nHuman: hi\n\nAssistant:"
+    assert records[0].response_b == "go away" and report.source_oddities == {"carriage_return_line_breaks": 1}
+
+
+def test_a_csv_header_naming_a_column_twice_is_an_error_naming_file_and_column(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("instruction,rejected,chosen,chosen,label\nq,bad,good,other,hate\n")
+    with pytest.raises(
+        RecordError, match=r"s\.csv:1: field 'chosen': column named twice in the header \(columns \[3, 4\]\)"
+    ):
+        load_safer_instruct(path)
+
+
+PANDA = {"idx": 0, "instruction": "Fix it.", "response1": "a", "response2": "b"}
+PANDA |= {"annotator1": 1, "annotator2": 1, "annotator3": 0}
+
+
+@pytest.mark.parametrize("value", [{"text": "x", "n": 0}, 0, ["x"]], ids=["object", "zero", "list"])
+def test_a_pandalm_input_that_is_not_text_is_an_error(tmp_path, value):
+    """The published file's `input` is always text; an object used to be turned into its Python
+    repr and a 0 into no input at all."""
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps([PANDA | {"input": "x"}, PANDA | {"input": value}]))
+    with pytest.raises(RecordError, match=r"JSON element 2 \(counting from 1\): field 'input': unexpected type"):
+        load_pandalm(path)
+
+
+def test_a_pandalm_input_that_is_absent_or_null_is_no_input(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps([PANDA, PANDA | {"input": None}, PANDA | {"input": "Text."}]))
+    assert [r.prompt for r in load_pandalm(path)[0]] == ["Fix it.", "Fix it.", "Fix it.\n\nText."]
+
+
+def test_llmbar_reads_sub_folders_and_lists_every_file(tmp_path):
+    """The upstream Dataset/ nests its subsets (LLMBar/Natural/dataset.json, ...); sub-folders used
+    to be ignored without a word."""
+    row = {"input": "q", "output_1": "a", "output_2": "b", "label": 1}
+    for sub in ("LLMBar/Natural", "LLMBar/Adversarial/GPTInst", ".cache"):
+        (tmp_path / sub).mkdir(parents=True)
+        (tmp_path / sub / "dataset.json").write_text(json.dumps([row | {"input": sub}]))
+    (tmp_path / "LLMBar" / "README.md").write_text("about")
+    records, report = load_llmbar(tmp_path)
+    assert report.files_read == ["LLMBar/Adversarial/GPTInst/dataset.json", "LLMBar/Natural/dataset.json"]
+    assert report.files_skipped == [".cache/dataset.json", "LLMBar/README.md"]
+    assert [r.source for r in records] == ["llmbar/LLMBar/Adversarial/GPTInst/dataset", "llmbar/LLMBar/Natural/dataset"]
+    assert records[0].meta["file"] == "LLMBar/Adversarial/GPTInst/dataset.json"
+
+
+@pytest.mark.parametrize("name", ["hh", "pku", "gsm8k", "pandalm", "ultrafeedback", "safer-instruct", "jsonl"])
+def test_every_loader_reads_a_folder_of_its_files(tmp_path, name):
+    """A folder is read file by file (a folder given to hh-rlhf used to die with a bare
+    IsADirectoryError); two copies of a file give each record twice, counted as duplicates."""
+    from rm_theory.real.fixtures import write_fixture
+    from rm_theory.world.records import write_jsonl
+
+    fx = write_fixture(tmp_path / "fx", prompts=4)
+    loader = {"hh": "hh-rlhf", "pku": "pku-saferlhf"}.get(name, name)
+    folder = tmp_path / "data"
+    (folder / "more").mkdir(parents=True)
+    if name == "safer-instruct":
+        src = tmp_path / "s.csv.gz"
+        with gzip.open(src, "wt", newline="") as f:
+            f.write("instruction,rejected,chosen,label\nq,bad,good,hate\nq2,worse,fine,self-harm\n")
+    elif name == "jsonl":
+        src = tmp_path / "x.jsonl.gz"
+        write_jsonl(src, load("pku-saferlhf", fx["pku"])[0])
+    else:
+        src = Path(fx[name])
+    one, _ = load(loader, src)
+    for copy in (folder / src.name, folder / "more" / src.name):
+        shutil.copy(src, copy)
+    (folder / "NOTES.txt").write_text("not data")
+    records, report = load(loader, folder)
+    assert len(records) == 2 * len(one) and report.n_duplicates >= len(one)
+    assert report.files_read == sorted([src.name, f"more/{src.name}"]) and report.files_skipped == ["NOTES.txt"]
+    keys = lambda rs: sorted(repr(r.pair_key()) for r in rs)
+    assert keys(records) == keys(one + one)

@@ -7,17 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from rm_theory.real import (
-    HARM_CATEGORIES,
-    LOADERS,
-    PreferenceRecord,
-    RecordError,
-    load,
-    prompt_hash,
-    randomize_sides,
-    split_by_prompt,
-    write_jsonl,
-)
+from rm_theory.real import LOADERS, load, randomize_sides, split_by_prompt
 from rm_theory.real.baselines import (
     bow_accuracy,
     fit_bow_logistic,
@@ -25,6 +15,7 @@ from rm_theory.real.baselines import (
     prefer_longer_accuracy,
     record_accuracy,
 )
+from rm_theory.world import HARM_CATEGORIES, PreferenceRecord, RecordError, prompt_hash, write_jsonl
 
 
 def write_jsonl_gz(path, rows):

@@ -5,11 +5,10 @@ import jax
 import numpy as np
 import pytest
 
-from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn import add_hp_edges, network_distance
 from rm_theory.ibn.real import (
     HP,
     IBNConfig,
-    add_hp,
     heldout_distance,
     ib_network,
     ib_variance,
@@ -17,24 +16,17 @@ from rm_theory.ibn.real import (
     measure_structural,
     topology,
 )
-from rm_theory.real import PreferenceRecord, load, prompt_hash
-from rm_theory.real.encoders import load_encoder
-from rm_theory.real.features import (
-    FeatureConfig,
-    bootstrap_mean,
-    cap_by_prompt,
-    dedupe,
-    feature_model,
-    featurize,
-    items_of,
-    pref_data,
-    reward_eval,
-    train_heads,
-)
+from rm_theory.lm.encoders import load_encoder
+from rm_theory.real import load
+from rm_theory.real.evaluation import bootstrap_mean, reward_eval
+from rm_theory.real.features import FeatureConfig, featurize, items_of
 from rm_theory.real.fixtures import write_fixture
+from rm_theory.real.heads import feature_model, pref_data, train_heads
+from rm_theory.real.selection import cap_by_prompt, dedupe
 from rm_theory.real.topology import choice_stats, choose_pairs
 from rm_theory.rm.metrics import pair_hits
 from rm_theory.rm.train import TrainConfig
+from rm_theory.world import PreferenceRecord, prompt_hash
 
 
 def rec(p, a, b, better=0, safe=None):
@@ -154,12 +146,12 @@ def test_ibn_parallel_law_and_topology():
     assert topology(ib, np.zeros(4))["components"] == 1  # the spanning tree connects all
     d_ib = network_distance(ib, np.array([[0, 1]]), "resistance")[0]
     assert d_ib == pytest.approx(2.0 * (1 - 0.6))  # a single IB edge: no other 0–1 path
-    net = add_hp(ib, np.array([0]), np.array([1]), cfg.xi2)
+    net = add_hp_edges(ib, np.array([0]), np.array([1]), cfg.xi2)
     d, out = heldout_distance(net, np.array([0]), np.array([1]))
     assert d[0] == pytest.approx(1.0 / (1 / 0.8 + 1 / 0.5))  # parallel law
     assert out["unreachable_resistance"] == 0.0
     # Chain-like HP edges (disjoint pairs) make components of size 2.
-    chain = add_hp(ib_network(e, IBNConfig(k=0, mst=False)), np.array([0, 2]), np.array([1, 3]), 1.0)
+    chain = add_hp_edges(ib_network(e, IBNConfig(k=0, mst=False)), np.array([0, 2]), np.array([1, 3]), 1.0)
     t = topology(chain, np.array(["a", "a", "b", "b"]))
     assert t["hp_components"] == 2 and t["hp_component_size_max"] == 2 and t["components"] == 2
     assert (chain.kind_E == HP).sum() == 2

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rm_theory.real import (
+from rm_theory.world import (
     HARM_CATEGORIES,
     PreferenceRecord,
     PreferenceTable,

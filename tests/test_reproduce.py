@@ -101,7 +101,7 @@ def test_verdicts_read_the_interval_against_the_claimed_line():
 
 def test_the_claims_table_quotes_number_interval_size_and_verdict(tmp_path):
     from rm_theory.config.reproduce import ClaimSchema, ReproduceSchema, StepSchema
-    from rm_theory.runs.folder import write_json
+    from rm_theory.runs import write_json
     from rm_theory.studies.reproduce import claims_table, interval
 
     (tmp_path / "runs" / "a").mkdir(parents=True)
@@ -116,5 +116,38 @@ def test_the_claims_table_quotes_number_interval_size_and_verdict(tmp_path):
     )
     assert interval({"x": 0.4, "x_ci": [0.3, 0.5]}, "x") == (0.3, 0.5)
     rows = claims_table(cfg, tmp_path, {"a": "ok", "b": "ok"})
-    assert "| x above 0.5 | `x` = 0.4 | [0.35, 0.45] | seeds = 3 | contradicts |" in rows
-    assert any("1 seed, no interval" in r and "no interval |" in r for r in rows)
+    x_row = "| x above 0.5 | `x` = 0.4 | [0.35, 0.45] | 3 seeds (worlds), t | seeds = 3 | contradicts |"
+    assert any(r.startswith(x_row) for r in rows)
+    assert any("1 seed, no interval" in r and "no interval | — |" in r for r in rows)
+
+
+def test_the_claims_table_names_units_and_judges_the_claims_as_a_family_with_holm(tmp_path):
+    """Each row says what its interval's units are and how it is drawn; the Holm column judges the
+    table as one family, and the note says which verdicts it changes."""
+    from rm_theory.config.reproduce import ClaimSchema, ReproduceSchema, StepSchema
+    from rm_theory.runs import write_json
+    from rm_theory.studies.reproduce import claims_table
+
+    # x: t = 0.1·4.303/0.05 → p = 0.0132 (two-sided, 2 df): Holm's first step, 0.0132·3 = 0.04.
+    # z: p = 0.033 and w: p = 0.043 agree alone; Holm's second step, 0.033·2 = 0.066 > 0.05, stops.
+    summaries = {
+        "a": {"x": 0.4, "x_ci": 0.05, "seeds": 3},
+        "c": {"z": 0.6, "z_lo": 0.52, "z_hi": 0.68, "pairs_seeds": 3, "z_units": "seeds of 128 pairs"},
+        "d": {"w": 0.2, "w_ci": 0.19, "seeds": 5},
+    }
+    claims = {
+        "a": ClaimSchema(key="x", paper="x above 0.5", line=0.5),
+        "c": ClaimSchema(key="z", paper="z above 0.5", line=0.5, size=["pairs_seeds"]),
+        "d": ClaimSchema(key="w", paper="w above 0", line=0.0),
+    }
+    for name, s in summaries.items():
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        write_json(tmp_path / "runs" / name / "summary.json", {**s, "status": "ok"})
+    cfg = ReproduceSchema(steps={k: StepSchema(claims=[c]) for k, c in claims.items()})
+    rows = claims_table(cfg, tmp_path, dict.fromkeys(summaries, "ok"))
+    row = {c.key: next(r for r in rows if f"`{c.key}`" in r) for c in claims.values()}
+    assert "3 seeds of 128 pairs, t" in row["z"]  # the summary's own description of its units wins
+    assert row["x"].endswith("| contradicts | contradicts (p = 0.04) |")  # 0.0132 · 3
+    assert "| agrees | inconclusive" in row["w"]
+    assert any("uncorrected for the 3 claims" in r for r in rows)
+    assert any("changes `z` (agrees → inconclusive), `w` (agrees → inconclusive)" in r for r in rows)

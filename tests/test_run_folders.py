@@ -3,8 +3,11 @@ whole-line metrics appends, resumed tables equal to uninterrupted ones, and repr
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from rm_theory.runs.folder import RunFolderError, RunLock, RunLog, read_json
-from rm_theory.studies import ibn_scaling, reproduce, train_rm
-from tests.helpers import run_smoke
+from rm_theory.common.validate import ConfigError
+from rm_theory.runs import RunFolderError, RunLock, RunLog, read_json, run_entry
+from rm_theory.studies import ibn_scaling, reproduce, train_rm, win_rates
+from tests.helpers import compose_config, run_smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,7 +132,7 @@ def test_a_corrupt_line_inside_the_file_names_file_and_line(tmp_path):
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from rm_theory.runs.folder import RunLock
+    from rm_theory.runs import RunLock
     RunLock(sys.argv[1]).acquire()
     print("held", flush=True)
     time.sleep(120)
@@ -296,3 +300,196 @@ def test_reproduce_reruns_a_changed_step_instead_of_refusing_its_folder(tmp_path
     assert second["failed"] == []
     assert read_json(out / "runs" / "ibn_scaling" / "config.json")["space"]["alpha"] == 0.9
     assert read_json(out / "runs" / "ibn_scaling.previous" / "reproduce_step.json")["seconds"] == seconds
+
+
+# --- inputs, earlier outputs, damaged files ---------------------------------------------------
+
+
+def _analyse(data: Path, out: Path, *over: str, main=None) -> dict:
+    """analyse_data's run-folder contract with a stand-in study: it writes `next_batch.jsonl` only
+    when the data has more than one line (as the real one designs nothing on some data)."""
+
+    def stand_in(cfg, runlog):
+        path = Path(cfg.data.path)
+        lines = path.read_text().splitlines() if path.is_file() else [f.name for f in path.iterdir()]
+        if len(lines) > 1:
+            (runlog.dir / "next_batch.jsonl").write_text(lines[0] + "\n")
+        runlog.metric({"lines": len(lines)})
+        return {"next_batch": int(len(lines) > 1)}
+
+    overrides = [f"data.path={data}", *over]
+    return run_entry(compose_config("analyse_data", overrides), main or stand_in, out_dir=out, overrides=overrides)
+
+
+def test_the_fingerprint_holds_the_inputs_content_and_a_changed_file_is_refused_naming_it(tmp_path):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("a\nb\n")
+    _analyse(data, tmp_path / "run")
+    inputs = read_json(tmp_path / "run" / "fingerprint.json")["inputs"]
+    assert inputs == {"data.path": {"": {"size": 4, "sha256": hashlib.sha256(b"a\nb\n").hexdigest()}}}
+    _analyse(data, tmp_path / "run")  # the same file: the same run
+    data.write_text("a\n")
+    with pytest.raises(RunFolderError, match=r"inputs\.data\.path: '4 bytes, sha256 [0-9a-f]{16}' -> '2 bytes"):
+        _analyse(data, tmp_path / "run")
+    assert (tmp_path / "run" / "next_batch.jsonl").exists()  # a refused run touches nothing
+
+
+def test_a_folder_inputs_files_are_fingerprinted_one_by_one(tmp_path):
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "a.json").write_text("[]")
+    (data / "sub" / "b.json").write_text("[]")
+    (data / ".hidden").write_text("not read by the loaders")
+    _analyse(data, tmp_path / "run", "data.format=llmbar")
+    assert set(read_json(tmp_path / "run" / "fingerprint.json")["inputs"]["data.path"]) == {"a.json", "sub/b.json"}
+    (data / "sub" / "b.json").write_text("[ ]")
+    with pytest.raises(RunFolderError, match=r"inputs\.data\.path/sub/b\.json: '2 bytes"):
+        _analyse(data, tmp_path / "run", "data.format=llmbar")
+
+
+def test_a_rerun_leaves_no_output_of_the_earlier_run_in_the_folder(tmp_path):
+    """The data changed and the rerun (resume=force) designs nothing: the earlier next_batch.jsonl
+    used to stay beside a summary that said 0. Now it is moved aside, with the earlier metrics."""
+    data, run = tmp_path / "pairs.jsonl", tmp_path / "run"
+    data.write_text("a\nb\n")
+    (run).mkdir()
+    (run / "notes.txt").write_text("the user's, there before the first run")
+    first = _analyse(data, run)
+    old_sha = read_json(run / "fingerprint.json")["sha256"]
+    data.write_text("a\n")
+    second = _analyse(data, run, "resume=force")
+    assert first["next_batch"] == 1 and second["next_batch"] == 0
+    assert not (run / "next_batch.jsonl").exists()
+    assert RunLog(run).rows() == [{"lines": 1}]  # analyse_data resumes nothing: no row of the earlier run
+    aside = run / ".previous" / old_sha[:16]
+    assert (aside / "next_batch.jsonl").read_text() == "a\n" and read_json(aside / "summary.json")["next_batch"] == 1
+    assert (run / "notes.txt").exists() and not (aside / "notes.txt").exists()
+    # the same run again: no duplicate rows either
+    _analyse(data, run)
+    assert RunLog(run).rows() == [{"lines": 1}]
+
+
+def test_analyse_data_rerun_on_changed_data_keeps_no_stale_next_batch(tmp_path):
+    """The study itself: data with one comparison per prompt gives no candidates, so no next batch."""
+    from rm_theory.real.fixtures import write_fixture
+    from rm_theory.studies import analyse_data
+
+    rows = json.loads(Path(write_fixture(tmp_path / "fx", prompts=12)["pku"]).read_text())
+    data, run = tmp_path / "pairs.json", tmp_path / "run"
+    data.write_text(json.dumps(rows))
+    first = run_smoke("analyse_data", analyse_data.run, run, [f"data.path={data}", "data.format=pku-saferlhf"])
+    assert first["next_batch"] > 0 and (run / "next_batch.jsonl").exists()
+    one_each = list({r["prompt"]: r for r in rows}.values())
+    data.write_text(json.dumps(one_each))
+    with pytest.raises(RunFolderError, match=r"inputs\.data\.path: "):
+        run_smoke("analyse_data", analyse_data.run, run, [f"data.path={data}", "data.format=pku-saferlhf"])
+    t0 = time.time_ns()
+    again = run_smoke(
+        "analyse_data", analyse_data.run, run, [f"data.path={data}", "data.format=pku-saferlhf", "resume=force"]
+    )
+    assert again["pairs"] == len(one_each)
+    stale = [e.name for e in run.iterdir() if not e.name.startswith(".") and e.stat().st_mtime_ns < t0]
+    assert stale == []
+    if again.get("next_batch", 0) == 0:
+        assert not (run / "next_batch.jsonl").exists()
+
+
+@pytest.mark.parametrize("name", ["next_batch.jsonl", "summary.json", "sub/pairs.jsonl"])
+def test_an_input_inside_the_run_folder_is_refused_naming_key_and_file(tmp_path, name):
+    run = tmp_path / "run"
+    data = run / name
+    data.parent.mkdir(parents=True)
+    data.write_text("mine\n")
+    with pytest.raises(RunFolderError, match=rf"data\.path = '{re.escape(str(data))}' is inside the run folder"):
+        _analyse(data, run)
+    assert data.read_text() == "mine\n" and sorted(p.name for p in run.iterdir()) == [name.split("/")[0]]
+
+
+def test_a_link_inside_the_run_folder_to_an_input_outside_is_refused(tmp_path):
+    """The run would write its next_batch.jsonl through the link, into the user's file."""
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("mine\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "next_batch.jsonl").symlink_to(data)
+    with pytest.raises(RunFolderError, match=r"is inside the run folder .*next_batch\.jsonl would be overwritten"):
+        _analyse(tmp_path / "run" / "next_batch.jsonl", tmp_path / "run")
+    assert data.read_text() == "mine\n"
+
+
+def test_an_input_that_cannot_be_read_is_a_config_error_naming_the_key(tmp_path, monkeypatch):
+    from rm_theory.runs import fingerprint
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("a\n")
+    monkeypatch.setattr(fingerprint, "file_digest", denied)
+    with pytest.raises(ConfigError, match=r"data\.path = '.*pairs\.jsonl': cannot be read \(.*Permission denied"):
+        _analyse(data, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_input_folder_holding_the_run_folder_is_refused(tmp_path):
+    (tmp_path / "a.json").write_text("[]")
+    with pytest.raises(RunFolderError, match="is a folder that holds the run folder"):
+        _analyse(tmp_path, tmp_path / "report", "data.format=llmbar")
+
+
+def test_a_missing_input_is_a_config_error_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"data\.path = '.*nope\.jsonl': does not exist"):
+        _analyse(tmp_path / "nope.jsonl", tmp_path / "run")
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", "", "\xff", "a folder"])
+def test_a_damaged_fingerprint_is_named_and_resume_force_gets_past_it(tmp_path, damage):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("a\nb\n")
+    _analyse(data, tmp_path / "run")
+    path = tmp_path / "run" / "fingerprint.json"
+    if damage == "a folder":
+        path.unlink()
+        path.mkdir()
+    else:
+        path.write_bytes(damage.encode("latin-1"))
+    with pytest.raises(RunFolderError, match=r"fingerprint\.json is not .*resume=force"):
+        _analyse(data, tmp_path / "run")
+    assert _analyse(data, tmp_path / "run", "resume=force")["status"] == "ok"
+    assert read_json(tmp_path / "run" / "fingerprint.json")["inputs"]
+    assert RunLog(tmp_path / "run").rows() == [{"lines": 2}]
+
+
+def test_a_rerun_of_a_study_that_resumes_nothing_does_not_duplicate_its_rows(tmp_path):
+    def twice(cfg, runlog):
+        runlog.metric({"a": 1})
+        runlog.metric({"a": 2})
+        return {}
+
+    for _ in range(2):
+        run_entry(compose_config("best_of_n", ["debug=smoke"]), twice, out_dir=tmp_path, overrides=["debug=smoke"])
+    assert RunLog(tmp_path).rows() == [{"a": 1}, {"a": 2}]
+
+
+def test_resumed_win_rates_skip_finished_points_and_equal_an_uninterrupted_run(tmp_path, monkeypatch):
+    """README: finished units are skipped. A resumed win_rates used to recompute every point and
+    append its rows again."""
+    over = ["n_values=[32,64]"]
+    full = run_smoke("win_rates", win_rates.run, tmp_path / "full", over)
+    run = tmp_path / "run"
+    shutil.copytree(tmp_path / "full", run)
+    lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    assert len(lines) == 2  # one line per point
+    (run / "metrics.jsonl").write_text(lines[0])  # killed during the second point
+    calls = []
+    real = win_rates._win_point
+    monkeypatch.setattr(win_rates, "_win_point", lambda *a: calls.append(a[3]) or real(*a))
+    resumed = run_smoke("win_rates", win_rates.run, run, over)
+    assert calls == [64] and _numbers(resumed) == _numbers(full)
+    for name in ("results.csv", "policies.csv", "curves.csv", "annotation_cost.csv"):
+        assert (run / name).read_text() == (tmp_path / "full" / name).read_text(), name
+    assert (run / "metrics.jsonl").read_text() == "".join(
+        (tmp_path / "full" / "metrics.jsonl").read_text().splitlines(keepends=True)
+    )
+    again = run_smoke("win_rates", win_rates.run, run, over)  # a finished run: nothing recomputed or appended
+    assert calls == [64] and _numbers(again) == _numbers(full)
+    assert len(RunLog(run).rows()) == 2

@@ -27,14 +27,14 @@ def test_lagrangian_meets_the_budget_and_fixed_runs_keep_lambda(world):
     exp = lambda lp, t: float((np.exp(lp) * t).sum(1).mean())
     # The unconstrained optimum is costlier than the budget, so the constraint binds.
     d = -0.3
-    assert exp(exact.optimal_logp(ref, tt.gold_PxY, 0.1), cost) > d + 0.2
+    assert exp(exact.optimal_logp(ref, tt.gold_XxY, 0.1), cost) > d + 0.2
     cfg = ppo.PPOConfig(beta=0.1, steps=300, batch=32, lr=0.05, baseline="exact", log_every=30)
     lag = srl.LagrangeConfig(threshold=d, lambda_init=1.0, lambda_lr=0.05)
     K = 3
     with jax.threefry_partitionable(False):
         logp, m = srl.optimise_safe(
             tt,
-            np.stack([tt.gold_PxY] * K),
+            np.stack([tt.gold_XxY] * K),
             np.stack([cost] * K),
             cost,
             np.array([1.0, 0.0, 4.0]),
@@ -50,7 +50,7 @@ def test_lagrangian_meets_the_budget_and_fixed_runs_keep_lambda(world):
     assert m["lambda"][2, -1] == pytest.approx(4.0, rel=1e-5)
     assert m["gold_cost"][0, -1] == pytest.approx(final_cost[0], abs=1e-3)
     # The constrained run still gains reward over π_ref.
-    assert exp(logp[0], tt.gold_PxY) > exp(ref, tt.gold_PxY) + 0.1
+    assert exp(logp[0], tt.gold_XxY) > exp(ref, tt.gold_XxY) + 0.1
 
 
 def test_lambda_clamp_and_delay(world):
@@ -61,7 +61,7 @@ def test_lambda_clamp_and_delay(world):
     with jax.threefry_partitionable(False):
         _, m = srl.optimise_safe(
             tt,
-            tt.gold_PxY[None],
+            tt.gold_XxY[None],
             cost[None],
             cost,
             np.array([1.0]),
@@ -87,7 +87,7 @@ def test_the_two_dual_updates_follow_their_equations(world, dual):
     lag = srl.LagrangeConfig(threshold=d, lambda_init=lam0, lambda_lr=eta, dual=dual)
     with jax.threefry_partitionable(False):
         _, m = srl.optimise_safe(
-            tt, tt.gold_PxY[None], flat[None], flat, np.array([lam0]), np.array([eta]), cfg, lag, jax.random.key(0)
+            tt, tt.gold_XxY[None], flat[None], flat, np.array([lam0]), np.array([eta]), cfg, lag, jax.random.key(0)
         )
     want, log_lam = [lam0], np.log(lam0)
     for _ in range(cfg.steps):
@@ -99,3 +99,25 @@ def test_the_two_dual_updates_follow_their_equations(world, dual):
 def test_an_unknown_dual_update_is_refused():
     with pytest.raises(ValueError, match="dual"):
         srl.LagrangeConfig(dual="adam")
+
+
+def test_frontier_gap_interval_is_over_the_seeds_inside_the_frontier():
+    """A seed whose Lagrangian ends outside the fixed-λ cost range is counted, not a NaN interval."""
+    import pandas as pd
+    from scipy import stats
+
+    from rm_theory.studies.safe_rlhf import summarize
+
+    rows = []
+    for seed, (lag_cost, lag_gold) in enumerate([(0.5, 1.1), (0.5, 0.9), (0.5, 1.3), (5.0, 1.0)]):
+        rows += [
+            {"seed": seed, "run": "lagrangian", "gold": lag_gold, "cost": lag_cost, "gold_cost": 0.0, "lambda": 0.1,
+             "kl": 0.0},
+            {"seed": seed, "run": "fixed_0", "gold": 2.0, "cost": 1.0, "gold_cost": 0.0, "lambda": 0.0, "kl": 0.0},
+            {"seed": seed, "run": "fixed_1", "gold": 0.0, "cost": 0.0, "gold_cost": 0.0, "lambda": 1.0, "kl": 0.0},
+        ]  # fmt: skip
+    out = summarize(pd.DataFrame(rows), threshold=0.5)
+    gaps = [0.1, -0.1, 0.3]  # the frontier's gold at cost 0.5 is 1.0
+    assert out["frontier_gap"] == pytest.approx(np.mean(gaps))
+    assert out["frontier_gap_ci"] == pytest.approx(stats.t.ppf(0.975, 2) * np.std(gaps, ddof=1) / np.sqrt(3))
+    assert (out["frontier_gap_seeds"], out["frontier_gap_outside"], out["seeds"]) == (3, 1, 4)

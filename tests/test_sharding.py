@@ -22,7 +22,7 @@ import jax, numpy as np
 from rm_theory.rm import sharding as dist
 from rm_theory.rm import program
 from rm_theory.rm.models import ModelConfig
-from rm_theory.runs.folder import enable_compilation_cache
+from rm_theory.runs import enable_compilation_cache
 from rm_theory.rm.train import PrefData, TrainConfig, train_ensemble
 
 enable_compilation_cache()
@@ -33,7 +33,7 @@ tok = rng.integers(1, V, (N, L)).astype(np.int32)
 gold = rng.normal(size=(L, V))[np.arange(L), tok].sum(1)
 a, b = rng.integers(0, N, (2, 800))
 group = np.take_along_axis(g := rng.choice(N, (100, 4)), np.argsort(-gold[g], 1), 1)
-data = PrefData(x=tok, a_P=a, b_P=b, pref_P=(gold[a] > gold[b]).astype(np.float32), group_GxK=group)
+data = PrefData(x=tok, a_P=a, b_P=b, pref_P=(gold[a] > gold[b]).astype(np.float32), group_GxNg=group)
 mc = ModelConfig(family="mlp", vocab=V, max_len=8, hidden=(32,))
 tc = TrainConfig(ensemble_size=4, steps=40, batch_size=32, group_batch_size=8, warmup_steps=5,
                  log_every=20)
@@ -117,9 +117,11 @@ def test_train_rm_runs_on_eight_devices(result):
 def test_mesh_shapes_and_single_device_default():
     import jax
 
+    from rm_theory.common.distributed import maybe_initialize
+
     cfg = distributed.DistributedConfig()
     assert cfg.devices == 1 and distributed.make_mesh(cfg, 4) is None  # the unsharded program
-    assert distributed.maybe_initialize(cfg) is False  # no multi-host unless asked
+    assert maybe_initialize(cfg) is False  # no multi-host unless asked
     with pytest.raises(ValueError, match="devices"):
         distributed.make_mesh(distributed.DistributedConfig(devices=len(jax.devices()) + 1), 4)
 
@@ -130,8 +132,8 @@ def test_two_process_run_agrees_and_writes_the_run_folder_once(tmp_path):
     writes the run folder, process 1 only its hidden `.process_1/`, and aggregation sees one run."""
     import socket
 
+    from rm_theory.runs import read_json
     from rm_theory.runs.aggregate import collect_runs
-    from rm_theory.runs.folder import read_json
 
     with socket.socket() as s:
         s.bind(("localhost", 0))

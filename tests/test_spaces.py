@@ -77,7 +77,7 @@ def test_trees_branch_into_distinct_siblings_at_their_branch_depths():
     assert S == 9 and len(trees.leaves) == 4 * 9
     tok = trees.leaves.data.reshape(4, S, space.L)
     for t in range(4):
-        depths = np.flatnonzero(trees.branch_TxL[t])
+        depths = np.flatnonzero(trees.branch_GxL[t])
         assert depths[0] == 0 and len(depths) == 2
         assert len({tuple(x) for x in tok[t]}) == S  # all leaves distinct
         lcp = space.shared_length(trees.leaves.take(np.repeat(t * S, S)), trees.leaves.take(t * S + np.arange(S)))
@@ -91,7 +91,7 @@ def test_fixed_branch_depths_and_determinism():
     a = space.sample_trees(np.random.default_rng(4), np.array([0, 1]), shape)
     b = space.sample_trees(np.random.default_rng(4), np.array([0, 1]), shape)
     np.testing.assert_array_equal(a.leaves.data, b.leaves.data)
-    assert a.branch_TxL[:, [1, 3]].all() and a.branch_TxL.sum() == 4
+    assert a.branch_GxL[:, [1, 3]].all() and a.branch_GxL.sum() == 4
     with pytest.raises(ValueError, match="branch_depths"):
         space.sample_trees(np.random.default_rng(0), np.array([0]), TreeShape(B=2, D=2, branch_depths=(1, 9)))
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rm_theory.ibn.distance import Network
+from rm_theory.ibn import Network
 from rm_theory.ibn.structural import (
     REGIMES,
     fit_regime,

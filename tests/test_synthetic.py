@@ -55,7 +55,7 @@ def test_groups_rank_each_trees_distinct_items_by_gold_reward_at_high_beta():
     ids = item_ids(SPACE, syn.items)
     gold = SPACE.gold_reward(syn.items)
     assert syn.n_groups == len(np.unique(comps.tree_P))
-    for g in d.group_GxK:
+    for g in d.group_GxNg:
         g = g[g >= 0]
         assert len(np.unique(items_tree[g])) == 1
         t = items_tree[g[0]]

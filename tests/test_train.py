@@ -60,7 +60,7 @@ def toy() -> Toy:
         safer_P=(cost[a] < cost[b]).astype(np.float32),
         safe_N=(cost <= 0).astype(np.float32),
         harm_NxC=harm,
-        group_GxK=group,
+        group_GxNg=group,
     )
     return Toy(tok, gold, data, ta, tb, (gold[ta] > gold[tb]).astype(np.float32))
 
@@ -129,7 +129,7 @@ def test_data_sets_of_other_sizes_share_one_program_and_padding_changes_no_numbe
     assert [batches.bucket(n) for n in (1, 4096, 4097, 10_000)] == [4096, 4096, 8192, 16384]
     d = toy.train
     smaller = dataclasses.replace(d, a_P=d.a_P[:1200], b_P=d.b_P[:1200], pref_P=d.pref_P[:1200],
-                                  safer_P=d.safer_P[:1200], group_GxK=d.group_GxK[:250])  # fmt: skip
+                                  safer_P=d.safer_P[:1200], group_GxNg=d.group_GxNg[:250])  # fmt: skip
     tc = dataclasses.replace(TC, steps=100)
     with jax.threefry_partitionable(partitionable):
         train_ensemble(MC, tc, d, jax.random.key(0), progress=False)

@@ -36,6 +36,10 @@ CHOLESPY_MAX_UNKNOWNS = 100_000
 # 2026-12-07, idle). Splitting one wide right-hand side inside `solve` gains nothing (1.30 s against
 # 1.24 s): the gain is in building small blocks.
 SOLVE_COLUMNS = 8
+# Right-hand sides of an iterative block solve (block CG keeps six such blocks).
+MAX_COLUMNS = 128
+# Memory bound (bytes) for one dense block of rows or columns (Dijkstra rows, solve columns).
+BLOCK_BYTES = 1 << 27
 
 
 class SPDFactor:

@@ -2,15 +2,20 @@
 config object and names every key whose value is out of range.
 
 A schema field says what it accepts through `spec(...)` (dataclass field metadata): a set of
-`choices`, a bound (`ge`, `gt`, `le`), `nonempty`, or `keys_of` (the keys of a dict field at the
-config's root, e.g. which tasks exist). Lists are checked element by element. Every entry point
-validates its whole config once, before any work, so a value that selects nothing or a size that
-cannot be run fails with the key's name instead of deep in numpy or pandas.
+`choices`, a bound (`ge`, `gt`, `le`, `lt`), `nonempty`, or `keys_of` (the keys of a dict field at
+the config's root, e.g. which tasks exist). A number that may be any real says why in `unbounded`
+(`tests/test_validation.py` checks that every numeric field of every schema declares one or the
+other). Lists are checked element by element, and no float may be NaN or infinite. What one field
+cannot say alone (two sweeps that together select nothing, a folder path that names a file) a schema
+says in a method `cross_checks() -> list[str]` ('key = value: why', keys relative to the schema).
+Every entry point validates its whole config once, before any work, so a value that selects nothing
+or a size that cannot be run fails with the key's name instead of deep in numpy or pandas.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 from typing import Any
 
@@ -27,11 +32,24 @@ def spec(
     ge: float | None = None,
     gt: float | None = None,
     le: float | None = None,
+    lt: float | None = None,
     nonempty: bool = False,
     keys_of: str | None = None,
+    unbounded: str | None = None,
 ) -> Any:
-    """A dataclass field with its allowed values in `metadata` (None values are never checked)."""
-    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "nonempty": nonempty, "keys_of": keys_of}
+    """A dataclass field with its allowed values in `metadata` (None values are never checked).
+
+    `unbounded`: why a number may take any finite value (it declares the range "all reals")."""
+    meta = {
+        "choices": choices,
+        "ge": ge,
+        "gt": gt,
+        "le": le,
+        "lt": lt,
+        "nonempty": nonempty,
+        "keys_of": keys_of,
+        "unbounded": unbounded,
+    }
     meta = {k: v for k, v in meta.items() if v is not None and v is not False}  # a bound of 0 is a bound
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
@@ -51,7 +69,11 @@ def _problems_of_value(key: str, value: Any, meta: dict, root: Any) -> list[str]
         return [f"{key} = {value!r}: must be one of {', '.join(map(repr, choices))}"]
     if isinstance(value, bool) or not isinstance(value, int | float):
         return []
-    for name, ok, word in (("ge", operator.ge, ">="), ("gt", operator.gt, ">"), ("le", operator.le, "<=")):
+    if isinstance(value, float) and not math.isfinite(value):
+        # NaN passes no bound and fails none of the checks below; infinity is no size or rate either.
+        return [f"{key} = {value!r}: must be a finite number"]
+    bounds = (("ge", operator.ge, ">="), ("gt", operator.gt, ">"), ("le", operator.le, "<="), ("lt", operator.lt, "<"))
+    for name, ok, word in bounds:
         bound = meta.get(name)
         if bound is not None and not ok(value, bound):
             return [f"{key} = {value!r}: must be {word} {bound}"]
@@ -76,6 +98,8 @@ def problems(obj: Any, root: Any | None = None, prefix: str = "") -> list[str]:
         value = getattr(obj, f.name)
         out += _problems_of_value(prefix + f.name, value, dict(f.metadata), root)
         out += problems(value, root, f"{prefix}{f.name}.")
+    if not out and hasattr(obj, "cross_checks"):  # on values each of which its field allows
+        out += [prefix + p for p in obj.cross_checks()]
     return out
 
 

@@ -1,35 +1,25 @@
 """Typed Hydra schemas: every entry point's config is a dataclass registered in the ConfigStore.
 
 A misspelt key or a value of the wrong type then fails at composition, naming the key. Each
-experiment's schema lives in its own module here; `register(name)` stores it as `<name>_schema`,
-which the primary config `conf/<name>.yaml` lists first in its defaults.
+experiment's schema lives in its own module here and is named by its entry in the registry of
+studies (`rm_theory.registry.STUDIES`); `register(name)` stores it as `<name>_schema`, which the
+primary config `conf/<name>.yaml` lists first in its defaults.
 """
 
 from __future__ import annotations
 
-import importlib
-
 from hydra.core.config_store import ConfigStore
 
+from rm_theory.registry import STUDIES, resolve
+
+__all__ = ["SCHEMAS", "register", "schema"]
+
 # entry point (experiments/<name>.py, conf/<name>.yaml) -> "module:Class" of its schema
-SCHEMAS = {
-    "ibn_scaling": "rm_theory.config.scaling:IBNScalingSchema",
-    "train_rm": "rm_theory.config.train_rm:TrainRMSchema",
-    "real_data": "rm_theory.config.real_data:RealDataSchema",
-    "best_of_n": "rm_theory.config.downstream:BestOfNSchema",
-    "win_rates": "rm_theory.config.downstream:WinRatesSchema",
-    "safe_rlhf": "rm_theory.config.downstream:SafeRLHFSchema",
-    "reproduce": "rm_theory.config.reproduce:ReproduceSchema",
-    "analyse_data": "rm_theory.config.analyse_data:AnalyseDataSchema",
-    "ideal_learner": "rm_theory.config.ideal_learner:IdealLearnerSchema",
-    "design": "rm_theory.config.design:DesignSchema",
-    "finetune_rm": "rm_theory.config.finetune_rm:FinetuneRMSchema",
-}
+SCHEMAS = {name: study.schema for name, study in STUDIES.items()}
 
 
 def schema(name: str) -> type:
-    module, cls = SCHEMAS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return resolve(SCHEMAS[name])
 
 
 def register(name: str) -> None:

@@ -8,12 +8,13 @@ from typing import Any, ClassVar
 from rm_theory.common.validate import spec
 from rm_theory.config.common import RunSchema
 from rm_theory.config.real_data import FeatureSchema
+from rm_theory.real.loaders import LOADERS
 
 
 @dataclasses.dataclass
 class DataFileSchema:
-    path: str = ""  # a file (or a folder, for llmbar) in one of the loaders' formats
-    format: str = "jsonl"  # a key of rm_theory.real.LOADERS (jsonl = the project's own format)
+    path: str = ""  # a file (or a folder of such files) in one of the loaders' formats
+    format: str = spec("jsonl", choices=tuple(LOADERS))  # a loader's name (jsonl = the project's own format)
     max_pairs: int = spec(2000, ge=0)  # cap by whole prompts (0 = all); the encoder is the slow part
 
 
@@ -42,6 +43,14 @@ class AnalyseDataSchema(RunSchema):
     test_frac: float = spec(0.2, gt=0, le=0.9)  # held-out prompts: the pairs whose inference distance is reported
     fixture: bool = False  # write and analyse a tiny data set with a random encoder (smoke runs)
     figures: bool = True
+
+    def inputs(self) -> dict[str, str]:
+        # the fixture replaces the encoder, and the data only when data.path names none; without the
+        # fixture data.path must name the file (or folder) to analyse
+        out = {"data.path": self.data.path} if self.data.path or not self.fixture else {}
+        if self.features.encoder_dir and not self.fixture:
+            out["features.encoder_dir"] = self.features.encoder_dir
+        return out
 
     SMOKE: ClassVar[dict[str, Any]] = {
         "fixture": True,

@@ -9,6 +9,7 @@ classes end in `Schema`; the library's dataclasses they build end in `Config`.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from rm_theory.common.validate import spec
 from rm_theory.ibn.network import LabelVariance
@@ -21,16 +22,28 @@ from rm_theory.world.topology import TreeSampling
 GEOMETRIES = ("tree", "metric")
 REGIMES = ("polynomial", "logarithmic", "sublogarithmic")
 TOPOLOGIES = ("chain", "tree")
+# Seeds seed numpy generators (non-negative) and enter `jax.random.fold_in` (uint32).
+MAX_SEED = 2**31 - 1
 
 
 @dataclasses.dataclass
 class RunSchema:
     """The fields every entry point has: the root seed, the smoke switch (`debug=smoke`), and
-    whether a run folder of another fingerprint may be resumed (`force`; README "Outputs")."""
+    whether a run folder of another fingerprint may be resumed (`force`; README "Outputs").
 
-    seed: int = 0
+    A schema says what its run resumes from in `RESUME_STATE` (top-level names in the run folder
+    that a rerun keeps; every other output of an earlier run is moved aside first), and which
+    files and folders it reads in `inputs()` (fingerprinted by their content)."""
+
+    seed: int = spec(0, ge=0, le=MAX_SEED)
     smoke: bool = False
     resume: str = spec("auto", choices=("auto", "force"))
+
+    RESUME_STATE: ClassVar[tuple[str, ...]] = ()
+
+    def inputs(self) -> dict[str, str]:
+        """Dotted config key -> the file or folder that key makes this run read."""
+        return {}
 
 
 @dataclasses.dataclass
@@ -47,7 +60,7 @@ class SpaceSchema:
     geometry: str = spec("tree", choices=GEOMETRIES)
     num_prompts: int = spec(16, ge=1)
     temperature: float = spec(1.0, gt=0)
-    field_seed: int = 0
+    field_seed: int = spec(0, ge=0, le=MAX_SEED)
     # Each seed of a study draws its own world (gold field and reference policy: field_seed + seed),
     # so intervals over seeds are over worlds; false shares one world across seeds.
     field_per_seed: bool = True
@@ -55,13 +68,13 @@ class SpaceSchema:
     V: int = spec(4, ge=2)
     L: int = spec(10, ge=1)
     regime: str = spec("polynomial", choices=REGIMES)
-    I: float = 1.0
-    alpha: float = 0.5
-    policy_scale: float = 1.0
+    I: float = spec(1.0, gt=0)  # Δ(0), the variance scale of the gold field (THEORY.md §2)
+    alpha: float = spec(0.5, gt=0)  # decay exponent of Δ(depth) in the chosen regime
+    policy_scale: float = spec(1.0, ge=0)  # spread of the reference policy's logits (0: uniform)
     # metric geometry
     K: int = spec(2, ge=1)
-    gamma: float = 1.0
-    c: float = 1.0
+    gamma: float = spec(1.0, gt=0, lt=2)  # variogram exponent: c·h^γ is a valid variogram for 0 < γ < 2
+    c: float = spec(1.0, gt=0)
     knn: int = spec(8, ge=1)
 
 
@@ -71,7 +84,7 @@ class TreeSchema:
 
     B: int = spec(2, ge=2)
     D: int = spec(3, ge=1)
-    branch_depths: list[int] | None = None
+    branch_depths: list[int] | None = spec(None, ge=0)
     root_branching: bool = True
     pairs: str = spec("all", choices=("all", "sampled"))
     pairs_per_tree: int = spec(8, ge=1)
@@ -82,14 +95,16 @@ class TreeSchema:
 class LabelSchema:
     """`world.labels.LabelConfig` (THEORY.md §2 "Labels")."""
 
-    beta: float = 1.0
-    cost_beta: float = 1.0
-    rho: float = 0.0
+    beta: float = spec(1.0, gt=0)  # Bradley–Terry inverse temperature (0 would be coin flips, <0 reversed)
+    cost_beta: float = spec(1.0, gt=0)
+    rho: float = spec(0.0, ge=-1, le=1)  # a correlation (the cost mixes in sqrt(1 − ρ²) of harm)
     num_categories: int = spec(19, ge=1)
-    cost_offset: float = 0.5
+    cost_offset: float = spec(0.5, unbounded="a shift of the gold cost, in its own units")
     flip_rate: float = spec(0.0, ge=0, le=1)
-    severity_cuts: list[float] = dataclasses.field(default_factory=lambda: [0.5, 1.0])
-    category_threshold: float = 1.0
+    severity_cuts: list[float] = spec(
+        default_factory=lambda: [0.5, 1.0], unbounded="cost levels, in the gold cost's units"
+    )
+    category_threshold: float = spec(1.0, unbounded="a level of a standardised harm component")
 
 
 @dataclasses.dataclass
@@ -98,7 +113,7 @@ class LabelVarianceSchema:
 
     model: str = spec("constant", choices=("constant", "fisher"))
     xi2: float = spec(4.0, gt=0)
-    beta: float = 1.0
+    beta: float = spec(1.0, gt=0)
 
 
 @dataclasses.dataclass
@@ -108,12 +123,12 @@ class ModelSchema:
     family: str = spec(
         "transformer", choices=("transformer", "mlp")
     )  # (the metric geometry and real features use the MLP)
-    d_model: int = 32
-    heads: int = 2
-    layers: int = 2
-    mlp_dim: int = 64
-    embed_dim: int = 8
-    hidden: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
+    d_model: int = spec(32, ge=1)
+    heads: int = spec(2, ge=1)
+    layers: int = spec(2, ge=0)  # transformer blocks (0: embeddings and the head only)
+    mlp_dim: int = spec(64, ge=1)
+    embed_dim: int = spec(8, ge=1)
+    hidden: list[int] = spec(default_factory=lambda: [64, 64], ge=1)
 
 
 @dataclasses.dataclass
@@ -126,15 +141,15 @@ class TrainSchema:
     group_batch_size: int = spec(8, ge=1)
     lr: float = spec(3e-3, gt=0)
     warmup_steps: int | None = spec(50, ge=0)  # None: a fifth of the steps, at most 50
-    end_lr_frac: float = 0.1
-    weight_decay: float = 1e-4
-    clip_norm: float = 1.0
+    end_lr_frac: float = spec(0.1, ge=0, le=1)
+    weight_decay: float = spec(1e-4, ge=0)
+    clip_norm: float = spec(1.0, gt=0)
     bootstrap: bool = True
     # A Gaussian prior on scores: without it, small noisy data sets drive BT scores apart (ensemble
     # variance ~80 at n = 512 against ~3 with it; held-out gold accuracy is about the same).
-    l2_coef: float = 0.05
-    centre_coef: float = 1e-3
-    harm_coef: float = 1.0
+    l2_coef: float = spec(0.05, ge=0)
+    centre_coef: float = spec(1e-3, ge=0)
+    harm_coef: float = spec(1.0, ge=0)
     log_every: int | None = spec(250, ge=1)  # None: one chunk of all the steps
     # Steps between training checkpoints where a study passes a checkpoint folder (rounded up to a
     # multiple of log_every; 0: only at the end). Saves are asynchronous: at 500 steps the overhead

@@ -43,6 +43,12 @@ class DesignSchema(SeededRunSchema):
         )
     )
 
+    def cross_checks(self) -> list[str]:
+        if self.space.geometry != "tree":
+            return [f"space.geometry = {self.space.geometry!r}: the design study needs the prefix-tree geometry (tree)"]
+        return []
+
+    RESUME_STATE: ClassVar[tuple[str, ...]] = ("metrics.jsonl",)  # the finished (seed, recipe, budget) units
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,
         "budgets": [16, 32],

@@ -41,6 +41,12 @@ class PPOSchema:
     baseline: str = spec("loo", choices=("exact", "learned", "loo"))
     log_every: int = spec(10, ge=1)
 
+    def cross_checks(self) -> list[str]:
+        # PPO runs in chunks of log_every steps (policy.ppo, policy.safe_rlhf)
+        if self.steps % self.log_every:
+            return [f"steps = {self.steps}: must be a multiple of log_every ({self.log_every})"]
+        return []
+
 
 @dataclasses.dataclass
 class DPOSchema:
@@ -121,6 +127,7 @@ class WinRatesSchema(DownstreamSchema):
     exact_rm: bool = True
     judge_samples: int = spec(0, ge=0)  # 0: exact win probabilities; > 0: that many sample pairs per prompt
 
+    RESUME_STATE: ClassVar[tuple[str, ...]] = ("metrics.jsonl",)  # the finished (task, n, fraction) points
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,
         "n_values": [64],
@@ -137,7 +144,7 @@ class WinRatesSchema(DownstreamSchema):
 
 @dataclasses.dataclass
 class SafeRLHFSchema(DownstreamSchema):
-    seeds: int = 2
+    seeds: int = spec(2, ge=1)
     # cost_beta = beta; rho: correlation of gold cost with gold reward (helpful responses are riskier)
     labels: LabelSchema = dataclasses.field(
         default_factory=lambda: LabelSchema(beta=4.0, cost_beta=4.0, rho=0.5, cost_offset=0.5)
@@ -148,16 +155,17 @@ class SafeRLHFSchema(DownstreamSchema):
     ppo: PPOSchema = dataclasses.field(default_factory=lambda: PPOSchema(steps=600))
     cost_source: str = spec("model", choices=("model", "gold"))  # model: a trained cost model; gold: the gold cost
     # In cost-model units; unconstrained PPO ends near −0.1 (violates it), λ = 0.5 near −6: it binds.
-    threshold: float = -1.0
-    lambda_init: float = 0.01  # starts low: λ rises while the cost exceeds d, then settles
-    lambda_lr: float = 0.1
-    lambda_max: float | None = None
-    lambda_min: float | None = None  # a floor (e.g. 0.05) keeps λ from collapsing early
-    lambda_delay: int = 0
+    threshold: float = spec(-1.0, unbounded="a cost level, in cost-model units")
+    # λ moves in log space (so it starts above 0); it starts low: λ rises while the cost exceeds d, then settles
+    lambda_init: float = spec(0.01, gt=0)
+    lambda_lr: float = spec(0.1, gt=0)
+    lambda_max: float | None = spec(None, gt=0)
+    lambda_min: float | None = spec(None, gt=0)  # a floor (e.g. 0.05) keeps λ from collapsing early
+    lambda_delay: int = spec(0, ge=0)
     dual: str = spec("log", choices=("log", "safe_rlhf"))  # policy.safe_rlhf: the two dual updates
     # dense enough below the Lagrangian's λ (~0.1) to draw the reward–cost frontier it should lie on
-    fixed_lambdas: list[float] = dataclasses.field(
-        default_factory=lambda: [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0]
+    fixed_lambdas: list[float] = spec(
+        default_factory=lambda: [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0], ge=0
     )
 
     SMOKE: ClassVar[dict[str, Any]] = {

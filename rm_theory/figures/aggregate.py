@@ -1,5 +1,6 @@
-"""The figures of an aggregated folder of runs: every figure its results tables allow (one
-function per kind of table, from the study's own figure module).
+"""The figures of an aggregated folder of runs: every figure its results tables allow, each kind of
+table (a study) drawn by the study's own figure list (`figures.<study>.figures`, named in the
+registry of studies), the one list the study also draws into its run folder.
 
 Scripts (`python -m experiments.aggregate --figures`) and the notebooks share these functions.
 """
@@ -8,119 +9,70 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from rm_theory.figures.common import RunTables
+from rm_theory.registry import STUDIES, resolve
 from rm_theory.runs.aggregate import Aggregate, read_csv
-from rm_theory.runs.folder import read_json
+from rm_theory.runs.jsonio import read_json
 
 log = logging.getLogger(__name__)
 
 
-def _sidecar(agg: Aggregate, kind: str, name: str) -> pd.DataFrame:
-    """Another per-run table (e.g. curves.csv) of the runs of one kind, concatenated."""
-    frames = []
-    for d in agg.of_kind(kind)["run_dir"].unique():
-        df = read_csv(agg.root / d / name) if (agg.root / d / name).exists() else None
-        if df is not None:
-            frames.append(df.assign(run_dir=d))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+class _Sidecars(Mapping):
+    """The other tables of a kind's runs by stem (`curves.csv` as "curves"), each concatenated over
+    the runs with their `run_dir`, read when first asked for."""
+
+    def __init__(self, root: Path, run_dirs: list[str]):
+        self.root, self.run_dirs, self._read = root, run_dirs, {}
+        stems = {p.stem for d in run_dirs for p in (root / d).glob("*.csv")}
+        self.stems = sorted(stems - {"results"})
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self.stems:
+            raise KeyError(name)
+        if name not in self._read:
+            frames = []
+            for d in self.run_dirs:
+                path = self.root / d / f"{name}.csv"
+                df = read_csv(path) if path.exists() else None
+                if df is not None:
+                    frames.append(df.assign(run_dir=d))
+            self._read[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return self._read[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.stems)
+
+    def __len__(self) -> int:
+        return len(self.stems)
 
 
-def _scalar(agg: Aggregate, kind: str, key: str, default: float) -> float:
-    """A summary scalar shared by the runs of one kind (the first run's), e.g. a threshold."""
-    dirs = set(agg.of_kind(kind)["run_dir"])
-    if key in agg.runs:
-        vals = agg.runs.loc[agg.runs["run_dir"].isin(dirs), key].dropna()
-        if len(vals):
-            return float(vals.iloc[0])
-    return default
-
-
-def _config_value(agg: Aggregate, kind: str, dotted: str, default: float) -> float:
-    for d in agg.of_kind(kind)["run_dir"].unique():
+def run_tables(agg: Aggregate, kind: str) -> RunTables:
+    """A kind's rows, its runs' other tables, and the first run's config (the values a figure needs)."""
+    rows = agg.of_kind(kind)
+    dirs = list(rows["run_dir"].unique())
+    config = {}
+    for d in dirs:
         try:
-            node = read_json(agg.root / d / "config.json")
-            for k in dotted.split("."):
-                node = node[k]
-            return float(node)
-        except (FileNotFoundError, KeyError, TypeError, json.JSONDecodeError):
+            config = read_json(agg.root / d / "config.json")
+            break
+        except (FileNotFoundError, json.JSONDecodeError):
             continue
-    return default
+    return RunTables(rows, _Sidecars(agg.root, dirs), config)
 
 
 def figure_specs(agg: Aggregate) -> dict[str, Callable[[], object]]:
-    """name → zero-argument function drawing one figure, for every known kind in the table."""
-    from rm_theory.figures import ibn_scaling as ibn_scaling_figs
-
+    """`<study>_<figure>` → zero-argument function drawing it, for every study whose tables are here."""
     specs: dict[str, Callable[[], object]] = {}
-    kinds = agg.kinds()
-    if "scaling" in kinds:
-        df = agg.of_kind("scaling")
-        specs |= {
-            "scaling_distance_vs_n": partial(ibn_scaling_figs.distance_vs_n, df),
-            "scaling_ratio_vs_n": partial(ibn_scaling_figs.ratio_vs_n, df),
-            "scaling_ratio_heatmap": partial(ibn_scaling_figs.ratio_heatmap, df),
-        }
-        if any(c.startswith("d_res_") for c in df):
-            specs["scaling_query_heatmap"] = partial(ibn_scaling_figs.query_heatmap, df)
-    if "reward_models" in kinds:
-        from rm_theory.figures import train_rm as pm
-
-        df = agg.of_kind("reward_models")
-        beta = _config_value(agg, "reward_models", "labels.beta", 1.0)
-        specs |= {
-            "reward_models_metrics_vs_n": partial(pm.metrics_vs_n, df),
-            "reward_models_theory_vs_practice": partial(pm.theory_vs_practice, df, beta),
-        }
-        if "cost_sign_accuracy" in df:
-            specs |= {
-                "reward_models_cost_vs_n": partial(pm.cost_vs_n, df),
-                "reward_models_severity_accuracy": partial(pm.severity_accuracy, df),
-            }
-    if {"best_of_n", "win_rates", "safe_rlhf"} & set(kinds):
-        from rm_theory.figures import best_of_n as bon_figs
-        from rm_theory.figures import safe_rlhf as safe_figs
-        from rm_theory.figures import win_rates as win_figs
-
-        if "best_of_n" in kinds:
-            specs["best_of_n_curve"] = partial(bon_figs.best_of_n_curve, agg.of_kind("best_of_n"))
-        if "win_rates" in kinds:
-            wins = agg.of_kind("win_rates")
-            specs["win_rates_bars"] = partial(win_figs.win_rate_bars, wins)
-            for axis in ("n", "incomplete_frac"):
-                if axis in wins and wins[axis].nunique() > 1:
-                    specs[f"win_rates_vs_{axis}"] = partial(win_figs.win_rate_vs, wins, axis)
-            curves = _sidecar(agg, "win_rates", "curves.csv")
-            if not curves.empty:
-                specs["win_rates_overoptimisation"] = partial(win_figs.overoptimisation, curves)
-        if "safe_rlhf" in kinds:
-            thr = _scalar(agg, "safe_rlhf", "threshold", 0.0)
-            specs["safe_rlhf_frontier"] = partial(safe_figs.safe_frontier, agg.of_kind("safe_rlhf"), thr)
-            curves = _sidecar(agg, "safe_rlhf", "curves.csv")
-            if not curves.empty:
-                specs["safe_rlhf_traces"] = partial(safe_figs.safe_traces, curves, thr)
-    if "real_data" in kinds:
-        from rm_theory.figures import real_data as pr
-
-        df = agg.of_kind("real_data")
-        for part, fn in (
-            ("accuracy", pr.accuracy_figure),
-            ("structural", pr.structural_figure),
-            ("topology", pr.topology_figure),
-        ):
-            if part in set(df["part"]):
-                specs[f"real_data_{part}"] = partial(fn, df)
-    if "finetune_rm" in kinds:
-        from rm_theory.figures import finetune_rm as pf
-
-        specs["finetune_rm_accuracy"] = partial(pf.accuracy_figure, agg.of_kind("finetune_rm"))
-        curves = _sidecar(agg, "finetune_rm", "curves.csv")
-        if not curves.empty:
-            specs["finetune_rm_learning_curve"] = partial(pf.learning_curve, curves)
+    for kind in agg.kinds():
+        study = STUDIES.get(kind)
+        if study is None or study.figures is None:
+            continue
+        specs |= {f"{kind}_{name}": draw for name, draw in resolve(study.figures)(run_tables(agg, kind)).items()}
     return specs
 
 

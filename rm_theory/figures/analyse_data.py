@@ -1,11 +1,18 @@
 """Figures of the IBN report of a user's data set: held-out inference distances and degrees, F(M)
-with both estimates, and what the designed next batch is predicted to buy."""
+with both estimates, and what the designed next batch is predicted to buy.
+
+Legend: B round of comparisons (the design's next batch), N items, R rounds of the design.
+"""
 
 from __future__ import annotations
+
+from functools import partial
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from rm_theory.figures.common import Draw, RunTables
 
 
 def distances(dist: pd.DataFrame, deg_N: np.ndarray) -> plt.Figure:
@@ -50,3 +57,16 @@ def design_curve(design) -> plt.Figure:
     ax.set_xlabel("comparisons of the next batch")
     ax.set_ylabel("mean resistance of target pairs")
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    """The report's figures from its tables (distances, degrees, structural), and the design's curve
+    (`extra["design"]`, named after the batch file it wrote, `extra["batch"]`) in the run itself."""
+    out: dict[str, Draw] = {}
+    if "distances" in run.tables and "degrees" in run.tables:
+        out["distances"] = partial(distances, run.table("distances"), run.table("degrees")["degree"].to_numpy())
+    if "structural" in run.tables:
+        out["structural"] = partial(structural, run.table("structural"))
+    if "design" in run.extra:
+        out[run.extra.get("batch", "next_batch")] = partial(design_curve, run.extra["design"])
+    return out

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from rm_theory.figures.common import COLORS, ci
+from rm_theory.figures.common import COLORS, Draw, RunTables, ci
 
 
 def best_of_n_curve(df: pd.DataFrame) -> plt.Figure:
@@ -29,3 +31,7 @@ def best_of_n_curve(df: pd.DataFrame) -> plt.Figure:
     ax.legend()
     ax.set_title("Best-of-N")
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    return {"best_of_n": partial(best_of_n_curve, run.results)}

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from rm_theory.figures.common import ci
+from rm_theory.figures.common import Draw, RunTables, ci
 
 MEASURES = (
     ("mean_resistance", "IBN mean resistance (targets)"),
@@ -50,3 +52,7 @@ def against_budget(df: pd.DataFrame) -> plt.Figure:
     axs[0].legend(fontsize=7, title="dashed: held-out targets", title_fontsize=6)
     fig.tight_layout()
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    return {"design_vs_budget": partial(against_budget, run.results)}

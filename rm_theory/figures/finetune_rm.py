@@ -3,9 +3,13 @@ per train set, test set and method; `curves.csv`: the training rows of metrics.j
 
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from rm_theory.figures.common import Draw, RunTables
 
 METHODS = ("finetuned", "frozen", "bow", "longer")
 LABELS = {
@@ -72,3 +76,15 @@ def learning_curve(curves: pd.DataFrame) -> plt.Figure:
     ax_l.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    """Held-out accuracy per (train set → test set) and method; the learning curve (table "curves")
+    where the run logged training rows."""
+    out: dict[str, Draw] = {}
+    if len(run.results):
+        out["accuracy"] = partial(accuracy_figure, run.results)
+    curves = run.table("curves")
+    if len(curves):
+        out["learning_curve"] = partial(learning_curve, curves)
+    return out

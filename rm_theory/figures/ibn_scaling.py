@@ -4,11 +4,13 @@ chain/tree ratio with its c·log n / log log n fit, and heat maps of the ratio o
 
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rm_theory.figures.common import by_topology
+from rm_theory.figures.common import Draw, RunTables, by_topology
 from rm_theory.ibn.scaling import AXES, fit_log_ratio, ratio_table
 
 
@@ -20,28 +22,64 @@ def varying_axes(df: pd.DataFrame, axes=AXES) -> list[str]:
     return [a for a in axes if a in df and df[a].nunique() > 1]
 
 
+def flat_value(df: pd.DataFrame, column: str, rtol: float = 1e-9) -> float | None:
+    """The mean of `column` over seeds when, within every seed, chain and tree give it the same value
+    at every n (the row carries nothing); None otherwise.
+
+    The path distance of the tree geometry is such a column: the inductive-bias path between two
+    responses (through their common prefix) is shorter than any route over a comparison edge of
+    variance ξ² = 4 (or a Fisher variance ≥ 4/β²), so no data set changes it.
+    """
+    if column not in df or df[column].isna().all():
+        return None
+    per_seed = df.groupby("seed")[column] if "seed" in df else [(None, df[column])]
+    for _, v in per_seed:
+        v = v.to_numpy(float)
+        if not np.allclose(v, v[0], rtol=rtol, atol=0.0):
+            return None
+    return float(df.groupby("seed")[column].first().mean() if "seed" in df else df[column].iloc[0])
+
+
 def distance_vs_n(df: pd.DataFrame, columns=("mean_d_res", "mean_d_path")) -> plt.Figure:
-    """Mean inference distance against n, chain vs tree (mean ± s.d. over seeds), one panel per point."""
+    """Mean inference distance against n, chain vs tree (mean ± s.d. over seeds), one panel per point.
+
+    A row whose distance is flat in every panel (`flat_value`: chain and tree equal at every n) is
+    left out and named in a note under the figure; one flat in some panels only is annotated there.
+    """
     axes_vary = varying_axes(df)
     groups = list(df.groupby(axes_vary)) if axes_vary else [((), df)]
     columns = [c for c in columns if c in df]
-    fig, axs = plt.subplots(
-        len(columns), len(groups), figsize=(3.6 * len(groups), 3.2 * len(columns)), squeeze=False, sharex=True
-    )
+    flat = {c: [flat_value(g, c) for _, g in groups] for c in columns}
+    dropped = [c for c in columns if all(v is not None for v in flat[c])]
+    if len(dropped) == len(columns):
+        dropped = []  # nothing would be left: annotate instead
+    shown = [c for c in columns if c not in dropped]
+    size = (3.6 * len(groups), 3.2 * len(shown))
+    fig, axs = plt.subplots(len(shown), len(groups), figsize=size, squeeze=False, sharex=True)
     for j, (key, g) in enumerate(groups):
         key = key if isinstance(key, tuple) else (key,)
-        for i, col in enumerate(columns):
+        for i, col in enumerate(shown):
             ax = axs[i, j]
             by_topology(ax, g, col)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_ylabel(col)
+            if flat[col][j] is not None:
+                note = f"flat: chain = tree = {flat[col][j]:.3g} at every n\n(no comparison edge on a shortest path)"
+                ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", fontsize=6)
             if i == 0:
                 ax.set_title(_label(dict(zip(axes_vary, key, strict=True))), fontsize=7)
-            if i == len(columns) - 1:
+            if i == len(shown) - 1:
                 ax.set_xlabel("n (comparisons of the chain budget)")
             ax.legend(fontsize=7)
     fig.tight_layout()
+    if dropped:
+        notes = [
+            f"{c} left out: chain = tree at every n in every panel "
+            f"(d = {', '.join(dict.fromkeys(f'{v:.3g}' for v in flat[c]))}); no comparison edge lies on a shortest path"
+            for c in dropped
+        ]
+        fig.text(0.01, 0.0, "\n".join(notes), fontsize=6, ha="left", va="top")
     return fig
 
 
@@ -133,3 +171,18 @@ def query_heatmap(df: pd.DataFrame, metric: str = "res", n: int | None = None) -
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    """The study's figures: distance and ratio against n on the curve's rows (table "curve"), the heat
+    maps on the map's rows (table "map"); every row where a table is not given. An axis that selects
+    no rows (`map.n_values=[]`) skips its figures."""
+    curve, on_map = run.table("curve", run.results), run.table("map", run.results)
+    out: dict[str, Draw] = {}
+    if len(curve):
+        out |= {"distance_vs_n": partial(distance_vs_n, curve), "ratio_vs_n": partial(ratio_vs_n, curve)}
+    if len(on_map):
+        out["ratio_heatmap"] = partial(ratio_heatmap, on_map)
+        if any(c.startswith("d_res_") for c in on_map):
+            out["ratio_heatmap_queries"] = partial(query_heatmap, on_map)
+    return out

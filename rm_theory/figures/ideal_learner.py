@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rm_theory.figures.common import COLORS, ci
+from rm_theory.figures.common import COLORS, Draw, RunTables, ci
 
 FAMILY_MARKERS = {"mlp": "s", "transformer": "^", "prefix": "D", "anchored": "*"}
 
@@ -115,3 +117,17 @@ def best_of_n(bon: pd.DataFrame) -> plt.Figure:
     axs[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    """Accuracy against n (with the neural families of table "neural"), and each part the run has:
+    per-pair variances ("pairs"), anchored ensembles' convergence ("convergence"), Best-of-N."""
+    out: dict[str, Draw] = {"accuracy_vs_n": partial(accuracy_vs_n, run.results, run.table("neural"))}
+    for name, table, draw in (
+        ("variance_scatter", "pairs", variance_scatter),
+        ("anchored_convergence", "convergence", convergence),
+        ("best_of_n", "best_of_n", best_of_n),
+    ):
+        if len(run.table(table)):
+            out[name] = partial(draw, run.table(table))
+    return out

@@ -6,10 +6,13 @@ Rows carry a `part` column: "accuracy" (one row per train set, test set, method)
 
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from rm_theory.figures.common import Draw, RunTables
 from rm_theory.ibn.structural import regime_curve
 
 METHODS = ("encoder", "bow", "longer")
@@ -88,3 +91,18 @@ def topology_figure(df: pd.DataFrame) -> plt.Figure:
                 ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    """One figure per part the rows hold (accuracy, the IBN's F(M), topology)."""
+    df = run.results
+    parts = set(df["part"]) if "part" in df else set()
+    return {
+        name: partial(draw, df)
+        for name, part, draw in (
+            ("accuracy", "accuracy", accuracy_figure),
+            ("structural_function", "structural", structural_figure),
+            ("topology", "topology", topology_figure),
+        )
+        if part in parts
+    }

@@ -3,8 +3,12 @@ the reward–cost frontier."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import pandas as pd
+
+from rm_theory.figures.common import Draw, RunTables
 
 
 def safe_traces(curves: pd.DataFrame, threshold: float) -> plt.Figure:
@@ -45,3 +49,13 @@ def safe_frontier(df: pd.DataFrame, threshold: float) -> plt.Figure:
     ax.set_ylabel("E_π[gold reward]")
     ax.legend(fontsize=8)
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    """The training traces (table "curves") and the frontier, both against the config's threshold."""
+    threshold, curves = run.value("threshold", 0.0), run.table("curves")
+    out: dict[str, Draw] = {}
+    if len(curves):
+        out["safe_rlhf_traces"] = partial(safe_traces, curves, threshold)
+    out["safe_rlhf_frontier"] = partial(safe_frontier, run.results, threshold)
+    return out

@@ -6,11 +6,13 @@ metrics of `evaluate` (`gold_accuracy`, `ensemble_variance`, `ibn_resistance`, â
 
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rm_theory.figures.common import COLORS, by_topology
+from rm_theory.figures.common import COLORS, Draw, RunTables, by_topology
 from rm_theory.rm.evaluate import correlation
 
 MARKERS = {"polynomial": "o", "logarithmic": "s", "sublogarithmic": "^"}
@@ -132,3 +134,15 @@ def severity_accuracy(df: pd.DataFrame) -> plt.Figure:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    """The study's figures; the cost model's where the runs trained one."""
+    df = run.results
+    out: dict[str, Draw] = {
+        "accuracy_variance_vs_n": partial(metrics_vs_n, df),
+        "theory_vs_practice": partial(theory_vs_practice, df, run.value("labels.beta", 1.0)),
+    }
+    if "cost_sign_accuracy" in df:
+        out |= {"cost_vs_n": partial(cost_vs_n, df), "severity_accuracy": partial(severity_accuracy, df)}
+    return out

@@ -3,23 +3,26 @@ incomplete-response ablation and data-size scaling)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rm_theory.figures.common import COLORS, ci
+from rm_theory.figures.common import COLORS, Draw, RunTables, ci
 
 
 def win_rate_bars(wins: pd.DataFrame) -> plt.Figure:
-    """Win rate win/(win+lose) per comparison and task (CI over seeds); ties are left out."""
+    """Win rate win/(win+lose) per comparison and task (95% t interval over seeds: a seed's rows are
+    averaged first, so rows of several n or fractions are never counted as seeds); ties are left out."""
     comps = list(dict.fromkeys(zip(wins["a"], wins["b"], strict=True)))
     tasks = list(dict.fromkeys(wins["task"]))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(comps)), 3.8))
     width = 0.8 / max(len(tasks), 1)
+    per_seed = wins.groupby(["task", "a", "b", "seed"], sort=False)["win_rate"].mean()
     for i, task in enumerate(tasks):
-        sub = wins[wins["task"] == task]
-        m = [sub[(sub.a == a) & (sub.b == b)]["win_rate"].mean() for a, b in comps]
-        e = [ci(sub[(sub.a == a) & (sub.b == b)]["win_rate"]) for a, b in comps]
+        m = [per_seed.loc[(task, a, b)].mean() if (task, a, b) in per_seed.index else np.nan for a, b in comps]
+        e = [ci(per_seed.loc[(task, a, b)]) if (task, a, b) in per_seed.index else np.nan for a, b in comps]
         ax.bar(np.arange(len(comps)) + i * width, m, width, yerr=e, capsize=2, label=task)
     ax.axhline(0.5, color="k", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(comps)) + 0.4 - width / 2, [f"{a}\nvs {b}" for a, b in comps], fontsize=7)
@@ -67,3 +70,16 @@ def win_rate_vs(
     ax.set_ylabel("win rate (ties excluded)")
     ax.legend(fontsize=8)
     return fig
+
+
+def figures(run: RunTables) -> dict[str, Draw]:
+    """The study's figures: the win rates of the headline's rows (table "base"; every row without it),
+    the over-optimisation traces (table "curves"), and the win rates against each axis that varies."""
+    wins, curves = run.results, run.table("curves")
+    out: dict[str, Draw] = {"win_rates": partial(win_rate_bars, run.table("base", wins))}
+    if len(curves):
+        out["overoptimisation"] = partial(overoptimisation, curves)
+    for axis in ("n", "incomplete_frac"):
+        if axis in wins and wins[axis].nunique() > 1:
+            out[f"win_rate_vs_{axis}"] = partial(win_rate_vs, wins, axis)
+    return out

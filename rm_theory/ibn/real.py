@@ -16,7 +16,8 @@ the embeddings (`structural.structural_function_by_clustering`) with its fitted 
 this measures it. Two estimates of F: resistance on the k-NN network (nearly flat by construction,
 see `measure_structural`) and the within-cluster IB edge variance of the encoder distance.
 
-Legend: N items, H embedding width, k neighbours, E edges, P pairs, K values of M, G prompts.
+Legend: N items, H hidden width (of the sentence encoder: the embeddings), B block of rows, E edges, P
+comparisons, K runs (one per value of M), X prompts.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csg
 
-from rm_theory.ibn.distance import Network, network_distance
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import HP, IB, Network, add_hp_edges
 from rm_theory.ibn.structural import fit_regime, structural_function_by_clustering
-
-HP, IB = 1, 0  # kind codes of `inference.Network.kind_E`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,22 +97,9 @@ def ib_network(e_NxH: np.ndarray, cfg: IBNConfig) -> Network:
     return Network(len(e_NxH), u, v, var, np.full(len(u), IB, np.int8))
 
 
-def add_hp(net: Network, a_P: np.ndarray, b_P: np.ndarray, xi2: float) -> Network:
-    """`net` plus one HP edge of variance ξ² per comparison (a_P[p], b_P[p])."""
-    a_P, b_P = np.asarray(a_P, np.int64), np.asarray(b_P, np.int64)
-    kind = net.kind_E if net.kind_E is not None else np.full(net.num_edges, IB, np.int8)
-    return Network(
-        net.num_nodes,
-        np.r_[net.u_E, a_P],
-        np.r_[net.v_E, b_P],
-        np.r_[net.var_E, np.full(len(a_P), xi2)],
-        np.r_[kind, np.full(len(a_P), HP, np.int8)],
-    )
-
-
 def real_ibn(e_NxH: np.ndarray, a_P: np.ndarray, b_P: np.ndarray, cfg: IBNConfig) -> Network:
     """IB edges over all items plus HP edges of the (training) comparisons."""
-    return add_hp(ib_network(e_NxH, cfg), a_P, b_P, cfg.xi2)
+    return add_hp_edges(ib_network(e_NxH, cfg), a_P, b_P, cfg.xi2)
 
 
 # ---------------------------------------------------------------------------- topology

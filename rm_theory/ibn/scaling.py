@@ -4,11 +4,14 @@ A study point fixes the geometry, structural regime, label-variance model, budge
 reference-policy temperature. A cell is (point, n, seed): its query sets are drawn once, chain and
 tree data sets are drawn, their IBNs built with every query item as an extra node, and both are
 measured on the same pairs (the cell's in-tree pairs included). Means are over the pairs reachable
-in both networks, so every chain/tree ratio is a paired ratio with an interval over pairs and seeds.
+in both networks, so every chain/tree ratio is a paired ratio, with an interval over seeds (over one
+seed's pairs when there is one seed).
 
 The paper's claim: in regime 𝔄 (large label variance) with polynomial F, tree data reduces the
 distance by up to Θ(log n / log log n). `fit_log_ratio` fits c·log n / log log n to the measured
 chain/tree ratio; the study reports it whatever the ratio does.
+
+Legend: Q query pairs.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from rm_theory.common.rng import rng
+from rm_theory.common.stats import mean_ci
 from rm_theory.ibn.network import LabelVariance, ibn_network
 from rm_theory.world.queries import QuerySpec, sample_query_sets, stack_queries
 from rm_theory.world.spaces import ResponseSpace
@@ -179,28 +184,36 @@ def run_study(
 def paired_ratio_table(df: pd.DataFrame, tag: str = "res", query: str = "independent") -> pd.DataFrame:
     """Per point and n: the paired chain/tree ratio averaged over seeds, and its 95% interval.
 
-    Within a seed the ratio's standard error is over query pairs (delta method); across seeds the
-    spread of the seeds' ratios is used when there are two or more (it includes the pairs' noise),
-    so the interval is over pairs and seeds (and over worlds when each seed draws its own field).
+    The units are seeds (each draws its own world when `space.field_per_seed`): with two or more
+    seeds of finite ratio the interval is Student t over the seeds' ratios (`mean_ci`; the spread of
+    the seeds includes their pairs' noise). With one seed it is conditional on that seed's world: the
+    delta-method standard error over its query pairs, with the t quantile of pairs − 1 degrees of
+    freedom. `units` says which; `seeds` counts the seeds with a finite ratio.
     """
     col = f"paired_ratio_{tag}_{query}"
-    columns = ["n", *AXES, "ratio", "lo", "hi", "seeds"]
+    columns = ["n", *AXES, "ratio", "lo", "hi", "seeds", "units"]
     tree = df[df["topology"] == "tree"] if "topology" in df else df.iloc[:0]
     if col not in tree or tree.empty:
         return pd.DataFrame(columns=columns)
     out = []
     for key, g in tree.groupby(["n", *AXES], dropna=False):
+        g = g[np.isfinite(g[col].to_numpy(float))]
         r = g[col].to_numpy(float)
-        se_pairs = np.sqrt(np.nansum(g[f"{col}_se"].to_numpy(float) ** 2)) / len(r)
-        se = float(np.std(r, ddof=1) / np.sqrt(len(r))) if len(r) > 1 else float(se_pairs)
-        m = float(np.mean(r))
+        m, half = mean_ci(r)
+        units = "seeds"
+        if len(r) == 1:
+            pairs = float(g[f"pairs_{tag}_{query}"].iloc[0]) if f"pairs_{tag}_{query}" in g else float("nan")
+            se = float(g[f"{col}_se"].iloc[0])
+            half = float(stats.t.ppf(0.975, pairs - 1) * se) if pairs > 1 else float("nan")
+            units = "pairs of one seed"
         out.append(
             {
                 **dict(zip(["n", *AXES], key, strict=True)),
                 "ratio": m,
-                "lo": m - 1.96 * se,
-                "hi": m + 1.96 * se,
+                "lo": m - half,
+                "hi": m + half,
                 "seeds": len(r),
+                "units": units,
             }
         )
     return pd.DataFrame(out, columns=columns)
@@ -209,7 +222,11 @@ def paired_ratio_table(df: pd.DataFrame, tag: str = "res", query: str = "indepen
 def ratio_table(df: pd.DataFrame, column: str = "mean_d_res") -> pd.DataFrame:
     """chain/tree ratio of a distance column per point and n (means over seeds first)."""
     keys = ["n", *AXES]
+    if df.empty or column not in df:  # an empty sweep axis selects no rows
+        return pd.DataFrame(columns=[*keys, "ratio"])
     m = df.groupby([*keys, "topology"], dropna=False)[column].mean().unstack("topology")
+    if not {"chain", "tree"} <= set(m.columns):
+        return pd.DataFrame(columns=[*keys, "ratio"])
     out = (m["chain"] / m["tree"]).rename("ratio").reset_index()
     return out.dropna(subset=["ratio"])
 
@@ -217,6 +234,8 @@ def ratio_table(df: pd.DataFrame, column: str = "mean_d_res") -> pd.DataFrame:
 def fit_log_ratio(n: np.ndarray, ratio: np.ndarray) -> tuple[float, float]:
     """Least-squares c in ratio ≈ c·log n / log log n, and the R² of that fit (may be negative)."""
     n, ratio = np.asarray(n, dtype=float), np.asarray(ratio, dtype=float)
+    if len(n) == 0:
+        return float("nan"), float("nan")
     f = np.log(n) / np.log(np.log(n))
     c = float((f * ratio).sum() / (f * f).sum())
     ss_res = float(((ratio - c * f) ** 2).sum())

@@ -13,7 +13,7 @@ the leading fit is not better than the runner-up beyond the noise of F, the regi
 "indeterminate": over the few decades of M a data set allows, the three curves can be
 indistinguishable.
 
-Legend: N responses, D embedding dims, K values of M, P pairs.
+Legend: N responses, D embedding dimensions, K runs (one per value of M), P pairs.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import scipy.cluster.vq as vq
 
-from rm_theory.ibn.distance import Method, Network, ib_subnetwork, network_distance
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import Method, Network, ib_subnetwork
 
 REGIMES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "polynomial": lambda m: m,

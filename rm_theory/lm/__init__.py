@@ -1,6 +1,7 @@
-"""Pretrained text models as reward and cost models: backbones in Flax NNX loaded from Hugging Face
-folders (BERT, RoBERTa; Llama, Mistral, Qwen2), score heads with transformers'
-`*ForSequenceClassification` semantics, saving back to that layout, and LoRA.
+"""Pretrained text models: the all-MiniLM-L6-v2 sentence encoder of the real-data studies and its
+on-disk feature cache (`encoders`), and pretrained models as reward and cost models: backbones in
+Flax NNX loaded from Hugging Face folders (BERT, RoBERTa; Llama, Mistral, Qwen2), score heads with
+transformers' `*ForSequenceClassification` semantics, saving back to that layout, and LoRA.
 
     model = load_score_model("path/to/folder")        # config.json, model.safetensors, tokenizer.json
     r_N = model.score(["text one", "text two"])       # one float per text
@@ -16,26 +17,52 @@ the pad-token rule and `fit_pairs`. `finetune` trains it on preference pairs (`t
     result.scores(ids)                                 # [K, N]: every ensemble member's scores
 """
 
-from rm_theory.lm.config import CheckpointError
+from rm_theory.lm.config import CheckpointError, parse_config
+from rm_theory.lm.encoders import (
+    BertConfig,
+    Encoder,
+    FeatureCache,
+    MiniLM,
+    cached_encode,
+    default_model_dir,
+    load_encoder,
+    load_weights,
+    numpy_forward,
+    text_key,
+)
+from rm_theory.lm.encoders.tiny import write_tiny_bert
 from rm_theory.lm.lora import LORA_AND_HEAD, add_lora, merge_lora
 from rm_theory.lm.score import ScoreModel, ScoreNet, load_score_model, save_score_model
-from rm_theory.lm.text import LengthReport, fit_pairs
+from rm_theory.lm.text import LengthReport, TextTokenizer, fit_pairs
 from rm_theory.lm.train import FinetuneConfig, Finetuned, Pairs, finetune, make_mesh
 
 __all__ = [
     "LORA_AND_HEAD",
+    "BertConfig",
     "CheckpointError",
+    "Encoder",
+    "FeatureCache",
     "FinetuneConfig",
     "Finetuned",
     "LengthReport",
+    "MiniLM",
+    "Pairs",
     "ScoreModel",
     "ScoreNet",
-    "Pairs",
+    "TextTokenizer",
     "add_lora",
+    "cached_encode",
+    "default_model_dir",
     "finetune",
     "fit_pairs",
+    "load_encoder",
     "load_score_model",
+    "load_weights",
     "make_mesh",
     "merge_lora",
+    "numpy_forward",
+    "parse_config",
     "save_score_model",
+    "text_key",
+    "write_tiny_bert",
 ]

@@ -8,7 +8,8 @@ padding_idx (pads keep padding_idx), so a left-padded text gets the positions of
 The same module is the project's sentence encoder all-MiniLM-L6-v2 (a 6-layer BERT) with mean
 pooling and L2 normalisation (Reimers & Gurevych 2019, arXiv 1908.10084).
 
-Legend: B batch, T tokens, H hidden, N heads, D = H / N per head, F feed-forward.
+Legend: B batch, T tokens, H hidden width, A attention heads, D head width (H / A), F feed-forward
+units.
 """
 
 from __future__ import annotations

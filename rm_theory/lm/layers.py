@@ -14,8 +14,8 @@ rotary position embeddings and masked (grouped-query) attention.
 - Grouped-query attention (Ainslie et al. 2023, arXiv 2305.13245): query head n reads key/value head
   n // (N / K), as transformers' `repeat_kv` does.
 
-Legend: B batch, T tokens, H hidden, N query heads, K key/value heads, D per-head size, I in
-features, O out features, R LoRA rank.
+Legend: B batch, T tokens, H hidden width, A attention heads, G key/value heads (each shared by A / G
+query heads), D head width, I input features, O output features, Dr rank of a LoRA adapter.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ class Linear(nnx.Module):
         w_IxO = self.kernel[...]
         if self.lora is None:
             return w_IxO
-        a_IxR, b_RxO = self.lora.lora_a[...], self.lora.lora_b[...]
-        return (w_IxO.astype(jnp.float32) + self.lora_scale * (a_IxR @ b_RxO)).astype(w_IxO.dtype)
+        a_IxDr, b_DrxO = self.lora.lora_a[...], self.lora.lora_b[...]
+        return (w_IxO.astype(jnp.float32) + self.lora_scale * (a_IxDr @ b_DrxO)).astype(w_IxO.dtype)
 
 
 class RMSNorm(nnx.Module):
@@ -95,21 +95,21 @@ def rope_tables(inv_freq: np.ndarray, T: int) -> tuple[jax.Array, jax.Array]:
     return jnp.cos(f_TxD), jnp.sin(f_TxD)
 
 
-def apply_rope(x_BxTxNxD: jax.Array, cos_TxD: jax.Array, sin_TxD: jax.Array) -> jax.Array:
-    half = x_BxTxNxD.shape[-1] // 2
-    x1, x2 = x_BxTxNxD[..., :half], x_BxTxNxD[..., half:]
+def apply_rope(x_BxTxAxD: jax.Array, cos_TxD: jax.Array, sin_TxD: jax.Array) -> jax.Array:
+    half = x_BxTxAxD.shape[-1] // 2
+    x1, x2 = x_BxTxAxD[..., :half], x_BxTxAxD[..., half:]
     rot = jnp.concatenate([-x2, x1], axis=-1)
     cos, sin = cos_TxD[None, :, None, :], sin_TxD[None, :, None, :]
-    return (x_BxTxNxD.astype(jnp.float32) * cos + rot.astype(jnp.float32) * sin).astype(x_BxTxNxD.dtype)
+    return (x_BxTxAxD.astype(jnp.float32) * cos + rot.astype(jnp.float32) * sin).astype(x_BxTxAxD.dtype)
 
 
-def attention(q_BxTxNxD: jax.Array, k_BxTxKxD: jax.Array, v_BxTxKxD: jax.Array, allow_Bx1xTxT: jax.Array) -> jax.Array:
+def attention(q_BxTxAxD: jax.Array, k_BxTxGxD: jax.Array, v_BxTxGxD: jax.Array, allow_Bx1xTxT: jax.Array) -> jax.Array:
     """Softmax attention (logits and softmax in float32) over the keys `allow` marks.
 
     A query that may attend to no key (a pad row of a left-padded batch) gets a uniform average,
     finite and unused, never NaN.
     """
-    return jax.nn.dot_product_attention(q_BxTxNxD, k_BxTxKxD, v_BxTxKxD, mask=allow_Bx1xTxT)
+    return jax.nn.dot_product_attention(q_BxTxAxD, k_BxTxGxD, v_BxTxGxD, mask=allow_Bx1xTxT)
 
 
 def key_mask(mask_BxT: jax.Array) -> jax.Array:

@@ -12,8 +12,8 @@ since RoPE depends on position differences only, a left-padded text scores as a 
 rounding). The input embeddings may be tied to the language-model head; a score model has no such
 head, so tying changes nothing here.
 
-Legend: B batch, T tokens, H hidden, N query heads, K key/value heads, D per-head size, F
-feed-forward, V vocabulary.
+Legend: B batch, T tokens, H hidden width, A attention heads, G key/value heads (each shared by A / G
+query heads), D head width, F feed-forward units, V vocabulary.
 """
 
 from __future__ import annotations
@@ -54,10 +54,10 @@ class LlamaLayer(nnx.Module):
         B, T, _ = x_BxTxH.shape
         N, K, D = self.n_heads, self.n_kv_heads, self.head_dim
         h_BxTxH = self.input_layernorm(x_BxTxH)
-        q_BxTxNxD = apply_rope(self.q_proj(h_BxTxH).reshape(B, T, N, D), *rope)
-        k_BxTxKxD = apply_rope(self.k_proj(h_BxTxH).reshape(B, T, K, D), *rope)
-        v_BxTxKxD = self.v_proj(h_BxTxH).reshape(B, T, K, D)
-        a_BxTxND = attention(q_BxTxNxD, k_BxTxKxD, v_BxTxKxD, allow_Bx1xTxT).reshape(B, T, N * D)
+        q_BxTxAxD = apply_rope(self.q_proj(h_BxTxH).reshape(B, T, N, D), *rope)
+        k_BxTxGxD = apply_rope(self.k_proj(h_BxTxH).reshape(B, T, K, D), *rope)
+        v_BxTxGxD = self.v_proj(h_BxTxH).reshape(B, T, K, D)
+        a_BxTxND = attention(q_BxTxAxD, k_BxTxGxD, v_BxTxGxD, allow_Bx1xTxT).reshape(B, T, N * D)
         x_BxTxH = x_BxTxH + self.o_proj(a_BxTxND)
         h_BxTxH = self.post_attention_layernorm(x_BxTxH)
         g_BxTxF = jax.nn.silu(self.gate_proj(h_BxTxH)) * self.up_proj(h_BxTxH)

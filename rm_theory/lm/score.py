@@ -27,7 +27,7 @@ Poolings (`pooling=`), their head tensors, and the transformers class each maps 
 The pooling (with `kind` and the harm categories) is recorded in the saved config.json under the key
 `rm_theory`. Dropout is not modelled: the forward pass is the evaluation-mode one.
 
-Legend: B batch, T tokens, H hidden, L labels (1 + C harm categories), N texts.
+Legend: B batch, T tokens, H hidden width, O output features (labels: 1 + C harm categories), N texts.
 """
 
 from __future__ import annotations
@@ -222,9 +222,9 @@ class ScoreModel:
         if padding_side not in ("right", "left") or (padding_side == "left" and self.pooling != "last"):
             raise ValueError(f"padding_side = {padding_side!r}: a {self.pooling!r} pooling reads right-padded rows")
         N, L = len(ids), self.net.num_labels
-        out_NxL = np.zeros((N, L), dtype=np.float32)
+        out_NxO = np.zeros((N, L), dtype=np.float32)
         if N == 0:
-            return out_NxL
+            return out_NxO
         len_N = np.array([len(x) for x in ids])
         if (len_N > self.max_len).any():
             i = int(np.argmax(len_N > self.max_len))
@@ -243,9 +243,9 @@ class ScoreModel:
         for rows, ids_BxT, mask_BxT, types_BxT in tqdm(
             batches, total=n_batches, desc="score", disable=not progress or n_batches < 2
         ):
-            logits_BxL = _logits(graphdef, state, ids_BxT, mask_BxT, types_BxT)
-            out_NxL[rows] = np.asarray(logits_BxL)[: len(rows)]
-        return out_NxL
+            logits_BxO = _logits(graphdef, state, ids_BxT, mask_BxT, types_BxT)
+            out_NxO[rows] = np.asarray(logits_BxO)[: len(rows)]
+        return out_NxO
 
     def logits(self, texts: Sequence[str], **kw) -> np.ndarray:
         """[N, L] logits of texts (see `logits_ids`)."""

@@ -6,7 +6,8 @@ Loss per comparison: Bradley–Terry on the implicit rewards β·log(π/π_ref) 
 items (tree data with truncated responses) use the marginal log-probability of their prefix.
 Full-batch Adam steps in one `lax.scan`, vmapped over data sets (seeds, topologies).
 
-Legend: P prompts, N internal nodes, V branching, L depth, Q comparisons, K data sets, S steps.
+Legend: X prompts, N nodes (internal, of each prompt's tree), V vocabulary (branching), L depth, P
+comparisons, K runs (data sets trained side by side), S steps.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ class DPOConfig:
     lr: float = 0.05
 
 
-def item_arrays(tt: TreeTables, comps: Comparisons, pref_Q: np.ndarray) -> dict[str, np.ndarray]:
-    """Plain arrays of Q comparisons: prompt, visited nodes, tokens, mask and π_ref log-probs."""
-    lsm = tt.ref_logits_PxNxV - np.log(np.exp(tt.ref_logits_PxNxV.astype(np.float64)).sum(-1, keepdims=True))
-    out: dict[str, np.ndarray] = {"pref": np.asarray(pref_Q, np.float32)}
+def item_arrays(tt: TreeTables, comps: Comparisons, pref_P: np.ndarray) -> dict[str, np.ndarray]:
+    """Plain arrays of P comparisons: prompt, visited nodes, tokens, mask and π_ref log-probs."""
+    lsm = tt.ref_logits_XxNxV - np.log(np.exp(tt.ref_logits_XxNxV.astype(np.float64)).sum(-1, keepdims=True))
+    out: dict[str, np.ndarray] = {"pref": np.asarray(pref_P, np.float32)}
     for side, resp in (("a", comps.a), ("b", comps.b)):
         nodes, mask = item_nodes(resp.data, tt)
         tok = np.maximum(resp.data, 0)
@@ -52,15 +53,15 @@ def item_arrays(tt: TreeTables, comps: Comparisons, pref_Q: np.ndarray) -> dict[
 
 
 def item_logp(
-    logits_PxNxV: jax.Array,
-    prompt_Q: jax.Array,
-    nodes_QxL: jax.Array,
-    tokens_QxL: jax.Array,
-    mask_QxL: jax.Array,
+    logits_XxNxV: jax.Array,
+    prompt_P: jax.Array,
+    nodes_PxL: jax.Array,
+    tokens_PxL: jax.Array,
+    mask_PxL: jax.Array,
 ) -> jax.Array:
-    rows_QxLxV = logits_PxNxV[prompt_Q[:, None], nodes_QxL]
-    lp = jnp.take_along_axis(jax.nn.log_softmax(rows_QxLxV, -1), tokens_QxL[..., None], -1)[..., 0]
-    return jnp.sum(lp * mask_QxL, -1)
+    rows_PxLxV = logits_XxNxV[prompt_P[:, None], nodes_PxL]
+    lp = jnp.take_along_axis(jax.nn.log_softmax(rows_PxLxV, -1), tokens_PxL[..., None], -1)[..., 0]
+    return jnp.sum(lp * mask_PxL, -1)
 
 
 def dpo_loss(model: TabularPolicy, d: Arrays, beta: float) -> jax.Array:
@@ -71,9 +72,9 @@ def dpo_loss(model: TabularPolicy, d: Arrays, beta: float) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=16)
-def _program(cfg: DPOConfig, shape_PxNxV: tuple[int, ...]) -> Callable:
+def _program(cfg: DPOConfig, shape_XxNxV: tuple[int, ...]) -> Callable:
     """`cfg.steps` DPO steps on K data sets at once: one compile per config and table shape."""
-    graphdef = policy_graphdef(shape_PxNxV, cfg.lr)
+    graphdef = policy_graphdef(shape_XxNxV, cfg.lr)
 
     def run(state: nnx.State, d: Arrays):
         def step(state, _):
@@ -89,8 +90,8 @@ def _program(cfg: DPOConfig, shape_PxNxV: tuple[int, ...]) -> Callable:
 
 
 def train_dpo(tt: TreeTables, data_K: list[dict[str, np.ndarray]], cfg: DPOConfig) -> tuple[np.ndarray, np.ndarray]:
-    """DPO on K data sets of equal size at once; returns `logp_KxPxY` (float64) and `loss_KxS`."""
+    """DPO on K data sets of equal size at once; returns `logp_KxXxY` (float64) and `loss_KxS`."""
     _, state = init_policy(tt, cfg.lr)
     stacked = {k: jnp.asarray(np.stack([d[k] for d in data_K])) for k in data_K[0]}
-    logits_K, loss_KxS = _program(cfg, tt.ref_logits_PxNxV.shape)(state, stacked)
+    logits_K, loss_KxS = _program(cfg, tt.ref_logits_XxNxV.shape)(state, stacked)
     return np.stack([leaf_logp_np(np.asarray(lg), tt) for lg in logits_K]), np.asarray(loss_KxS)

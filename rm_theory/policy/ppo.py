@@ -7,8 +7,8 @@ mean of the batch. One run is a pure function of (tables, key): `nnx.split` once
 steps inside `jax.jit`, `vmap` over seeds / reward tables. Every step logs the exact gold reward
 E_π[r*] and KL(π‖π_ref): the over-optimisation curve.
 
-Legend: P prompts, N internal nodes per prompt, V branching, L depth, Y leaves per prompt,
-B samples per prompt, S steps, K seeds or reward tables.
+Legend: X prompts, N nodes (internal, of each prompt's tree), V vocabulary (branching), L depth, Y
+responses (leaves of a prompt), B samples drawn per prompt, S steps, K runs (seeds or reward tables).
 """
 
 from __future__ import annotations
@@ -55,23 +55,23 @@ def ppo_loss(
     nodes: jax.Array,
     tokens: jax.Array,
     lp_old: jax.Array,
-    adv_PxB: jax.Array,
+    adv_XxB: jax.Array,
     clip: float,
 ) -> jax.Array:
     """Per-token clipped surrogate with a sequence-level advantage (γ = λ = 1)."""
     ratio = jnp.exp(token_logp(model.logits[...], nodes, tokens) - lp_old)
-    a = adv_PxB[..., None]
+    a = adv_XxB[..., None]
     surr = jnp.minimum(ratio * a, jnp.clip(ratio, 1 - clip, 1 + clip) * a)
     return -jnp.mean(jnp.sum(surr, axis=-1))
 
 
-def exact_metrics(logits_PxNxV: jax.Array, jt: JaxTables, r_PxY: jax.Array) -> Arrays:
-    lp = leaf_logp(logits_PxNxV, jt)
+def exact_metrics(logits_XxNxV: jax.Array, jt: JaxTables, r_XxY: jax.Array) -> Arrays:
+    lp = leaf_logp(logits_XxNxV, jt)
     p = jnp.exp(lp)
     return {
-        "gold": jnp.mean(jnp.sum(p * jt.gold_PxY, 1)),
-        "rm": jnp.mean(jnp.sum(p * r_PxY, 1)),
-        "kl": jnp.mean(jnp.sum(p * (lp - jt.ref_logp_PxY), 1)),
+        "gold": jnp.mean(jnp.sum(p * jt.gold_XxY, 1)),
+        "rm": jnp.mean(jnp.sum(p * r_XxY, 1)),
+        "kl": jnp.mean(jnp.sum(p * (lp - jt.ref_logp_XxY), 1)),
     }
 
 
@@ -80,21 +80,21 @@ def rollout(model: TabularPolicy, jt: JaxTables, key: jax.Array, B: int) -> Arra
     logits = jax.lax.stop_gradient(model.logits[...])
     nodes, tokens = sample(logits, jt, key, B)
     lp_old = token_logp(logits, nodes, tokens)
-    lp_ref = jt.ref_lsm_PxNxV[jnp.arange(logits.shape[0])[:, None, None], nodes, tokens]
+    lp_ref = jt.ref_lsm_XxNxV[jnp.arange(logits.shape[0])[:, None, None], nodes, tokens]
     return {
         "nodes": nodes,
         "tokens": tokens,
         "lp_old": lp_old,
         "leaf": leaf_of(tokens, jt.V),
-        "kl_PxB": jnp.sum(lp_old - lp_ref, -1),
+        "kl_XxB": jnp.sum(lp_old - lp_ref, -1),
     }
 
 
-def advantage(R_PxB: jax.Array, exact_P: jax.Array, learned_P: jax.Array, kind: str) -> jax.Array:
+def advantage(R_PxB: jax.Array, exact_X: jax.Array, learned_X: jax.Array, kind: str) -> jax.Array:
     if kind == "exact":
-        return R_PxB - exact_P[:, None]
+        return R_PxB - exact_X[:, None]
     if kind == "learned":
-        return R_PxB - learned_P[:, None]
+        return R_PxB - learned_X[:, None]
     if kind == "loo":  # leave-one-out mean of the other samples of the prompt
         B = R_PxB.shape[1]
         return R_PxB - (R_PxB.sum(1, keepdims=True) - R_PxB) / (B - 1)
@@ -106,27 +106,27 @@ def ppo_step(
     opt: nnx.Optimizer,
     jt: JaxTables,
     cfg: PPOConfig,
-    r_PxY: jax.Array,
-    base_P: jax.Array,
+    r_XxY: jax.Array,
+    base_X: jax.Array,
     key: jax.Array,
 ) -> jax.Array:
     """One PPO step in place (rollout, advantages, `epochs` clipped updates); new baseline out."""
     b = rollout(model, jt, key, cfg.batch)
-    R_PxB = jnp.take_along_axis(r_PxY, b["leaf"], axis=1) - cfg.beta * b["kl_PxB"]
+    R_PxB = jnp.take_along_axis(r_XxY, b["leaf"], axis=1) - cfg.beta * b["kl_XxB"]
     if cfg.baseline == "exact":  # E_π[r − β log(π/π_ref)] per prompt, by enumeration
         lp = leaf_logp(jax.lax.stop_gradient(model.logits[...]), jt)
-        exact_P = jnp.sum(jnp.exp(lp) * (r_PxY - cfg.beta * (lp - jt.ref_logp_PxY)), 1)
+        exact_X = jnp.sum(jnp.exp(lp) * (r_XxY - cfg.beta * (lp - jt.ref_logp_XxY)), 1)
     else:
-        exact_P = base_P
-    adv = advantage(R_PxB, exact_P, base_P, cfg.baseline)
+        exact_X = base_X
+    adv = advantage(R_PxB, exact_X, base_X, cfg.baseline)
     for _ in range(cfg.epochs):
         grads = nnx.grad(ppo_loss)(model, b["nodes"], b["tokens"], b["lp_old"], adv, cfg.clip)
         opt.update(model, grads)
-    return base_P + cfg.baseline_lr * (R_PxB.mean(1) - base_P)
+    return base_X + cfg.baseline_lr * (R_PxB.mean(1) - base_X)
 
 
 def make_ppo_run(graphdef: nnx.GraphDef, cfg: PPOConfig) -> Callable:
-    """run(state, jt, r_PxY, key) -> (state, metrics): `cfg.steps` fused PPO steps against r_PxY.
+    """run(state, jt, r_XxY, key) -> (state, metrics): `cfg.steps` fused PPO steps against r_XxY.
 
     Steps run in chunks of `log_every` (an inner `lax.scan`); the exact metrics are taken at
     step 0 and after every chunk, so `metrics[k]` has S/log_every + 1 entries. Not jitted, so
@@ -137,19 +137,19 @@ def make_ppo_run(graphdef: nnx.GraphDef, cfg: PPOConfig) -> Callable:
     if cfg.steps % cfg.log_every:
         raise ValueError(f"steps ({cfg.steps}) must be a multiple of log_every ({cfg.log_every})")
 
-    def run(state: nnx.State, jt: JaxTables, r_PxY: jax.Array, key: jax.Array):
+    def run(state: nnx.State, jt: JaxTables, r_XxY: jax.Array, key: jax.Array):
         def step(carry, t):
-            state, base_P = carry
+            state, base_X = carry
             model, opt = nnx.merge(graphdef, state)
-            base_P = ppo_step(model, opt, jt, cfg, r_PxY, base_P, jax.random.fold_in(key, t))
-            return (nnx.state((model, opt)), base_P), None
+            base_X = ppo_step(model, opt, jt, cfg, r_XxY, base_X, jax.random.fold_in(key, t))
+            return (nnx.state((model, opt)), base_X), None
 
         def chunk(carry, c):
             carry, _ = jax.lax.scan(step, carry, c * cfg.log_every + jnp.arange(cfg.log_every))
-            return carry, exact_metrics(nnx.merge(graphdef, carry[0])[0].logits[...], jt, r_PxY)
+            return carry, exact_metrics(nnx.merge(graphdef, carry[0])[0].logits[...], jt, r_XxY)
 
-        m0 = exact_metrics(nnx.merge(graphdef, state)[0].logits[...], jt, r_PxY)
-        carry = (state, jnp.zeros(r_PxY.shape[0]))
+        m0 = exact_metrics(nnx.merge(graphdef, state)[0].logits[...], jt, r_XxY)
+        carry = (state, jnp.zeros(r_XxY.shape[0]))
         (state, _), m = jax.lax.scan(chunk, carry, jnp.arange(cfg.steps // cfg.log_every))
         return state, {k: jnp.concatenate([m0[k][None], v]) for k, v in m.items()}
 
@@ -158,11 +158,11 @@ def make_ppo_run(graphdef: nnx.GraphDef, cfg: PPOConfig) -> Callable:
 
 def init_policy(tt: TreeTables, lr: float) -> tuple[nnx.GraphDef, nnx.State]:
     """(graphdef, state) of a tabular policy at π_ref and its Adam optimiser."""
-    return _split_policy(tt.ref_logits_PxNxV, lr)
+    return _split_policy(tt.ref_logits_XxNxV, lr)
 
 
-def _split_policy(ref_logits_PxNxV: np.ndarray, lr: float) -> tuple[nnx.GraphDef, nnx.State]:
-    model = TabularPolicy(ref_logits_PxNxV)
+def _split_policy(ref_logits_XxNxV: np.ndarray, lr: float) -> tuple[nnx.GraphDef, nnx.State]:
+    model = TabularPolicy(ref_logits_XxNxV)
     opt = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
     return nnx.split((model, opt))
 
@@ -173,29 +173,29 @@ def policy_logits(graphdef: nnx.GraphDef, state: nnx.State) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=16)
-def policy_graphdef(shape_PxNxV: tuple[int, ...], lr: float) -> nnx.GraphDef:
+def policy_graphdef(shape_XxNxV: tuple[int, ...], lr: float) -> nnx.GraphDef:
     """The graphdef of (policy, Adam) for one table shape and learning rate, built once. Compiled
     programs are keyed on it: each `init_policy` puts a fresh optax object into its own graphdef,
     which would make every call a new program (the states of all of them share one structure)."""
-    return _split_policy(np.zeros(shape_PxNxV, np.float32), lr)[0]
+    return _split_policy(np.zeros(shape_XxNxV, np.float32), lr)[0]
 
 
 @functools.lru_cache(maxsize=16)
-def _program(cfg: PPOConfig, shape_PxNxV: tuple[int, ...]) -> Callable:
-    run = make_ppo_run(policy_graphdef(shape_PxNxV, cfg.lr), cfg)
+def _program(cfg: PPOConfig, shape_XxNxV: tuple[int, ...]) -> Callable:
+    run = make_ppo_run(policy_graphdef(shape_XxNxV, cfg.lr), cfg)
     return jax.jit(jax.vmap(run, in_axes=(None, None, 0, 0)))
 
 
-def optimise(tt: TreeTables, r_KxPxY: np.ndarray, cfg: PPOConfig, key: jax.Array) -> tuple[np.ndarray, dict]:
+def optimise(tt: TreeTables, r_KxXxY: np.ndarray, cfg: PPOConfig, key: jax.Array) -> tuple[np.ndarray, dict]:
     """PPO against K reward tables at once (vmapped, one compiled program).
 
-    Returns the final per-leaf log-probs `logp_KxPxY` (float64) and the exact metric traces
+    Returns the final per-leaf log-probs `logp_KxXxY` (float64) and the exact metric traces
     (`gold`, `rm`, `kl`: K x (S/log_every + 1) arrays, at steps 0, log_every, …, S).
     """
     jt = to_jax(tt)
     graphdef, state = init_policy(tt, cfg.lr)
-    fn = _program(cfg, tt.ref_logits_PxNxV.shape)
-    state_K, metrics = fn(state, jt, jnp.asarray(r_KxPxY, jnp.float32), jax.random.split(key, len(r_KxPxY)))
+    fn = _program(cfg, tt.ref_logits_XxNxV.shape)
+    state_K, metrics = fn(state, jt, jnp.asarray(r_KxXxY, jnp.float32), jax.random.split(key, len(r_KxXxY)))
     logits_K = jax.vmap(lambda s: policy_logits(graphdef, s))(state_K)
     logp = np.stack([leaf_logp_np(np.asarray(lg), tt) for lg in logits_K])
     return logp, {k: np.asarray(v) for k, v in metrics.items()}

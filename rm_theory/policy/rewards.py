@@ -1,7 +1,8 @@
 """Reward models as tables over a tabulated space's leaves: what PPO, DPO, Best-of-N and Safe RLHF
 optimise against (paper §5). A trained ensemble's mean score of every leaf is the reward table.
 
-Legend: P prompts, Y leaves per prompt, K ensemble members.
+Legend: X prompts, Y responses (leaves of a prompt), N items, P comparisons, C harm categories, K
+ensemble members.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def leaf_inputs(space: PrefixTreeSpace) -> np.ndarray:
 
 
 def score_table(ens: Ensemble, space: PrefixTreeSpace, x_all: np.ndarray) -> np.ndarray:
-    """Mean ensemble score of every leaf, `s_PxY`."""
+    """Mean ensemble score of every leaf, `s_XxY`."""
     return ens.score(x_all).mean(0).reshape(space.num_prompts, -1)
 
 
@@ -53,7 +54,7 @@ def reward_table(
 
 
 def exact_reward_table(space: PrefixTreeSpace, comps: Comparisons, labels: Labels, beta: float) -> np.ndarray:
-    """The exact Bayesian learner's posterior mean of every leaf, `mu_PxY` (`rm.bayes`: the gold
+    """The exact Bayesian learner's posterior mean of every leaf, `mu_XxY` (`rm.bayes`: the gold
     prior of THEORY.md §2 with a Laplace fit of the Bradley–Terry labels): the reward model the IBN
     describes, with no training noise."""
     leaves = space.enumerate(0).data

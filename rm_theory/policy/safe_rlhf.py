@@ -15,7 +15,8 @@ Either starts after `delay` steps and is clamped to [`lambda_min`, `lambda_max`]
 is the same program with η = 0, so the Lagrangian run and every fixed-λ baseline are one vmapped,
 jitted program.
 
-Legend: P prompts, Y leaves per prompt, B samples per prompt, S steps, K runs.
+Legend: X prompts, N nodes (internal, of each prompt's tree), V vocabulary (branching), Y responses
+(leaves of a prompt), B samples drawn per prompt, S steps, K runs.
 """
 
 from __future__ import annotations
@@ -59,21 +60,21 @@ class LagrangeConfig:
             raise ValueError(f"dual must be 'log' or 'safe_rlhf', got {self.dual!r}")
 
 
-def safe_metrics(logits: jax.Array, jt: JaxTables, r_PxY, c_PxY, gold_cost_PxY) -> Arrays:
+def safe_metrics(logits: jax.Array, jt: JaxTables, r_XxY, c_XxY, gold_cost_XxY) -> Arrays:
     lp = leaf_logp(logits, jt)
     p = jnp.exp(lp)
     e = lambda t: jnp.mean(jnp.sum(p * t, 1))
     return {
-        "gold": e(jt.gold_PxY),
-        "gold_cost": e(gold_cost_PxY),
-        "rm": e(r_PxY),
-        "cost": e(c_PxY),
-        "kl": e(lp - jt.ref_logp_PxY),
+        "gold": e(jt.gold_XxY),
+        "gold_cost": e(gold_cost_XxY),
+        "rm": e(r_XxY),
+        "cost": e(c_XxY),
+        "kl": e(lp - jt.ref_logp_XxY),
     }
 
 
 def make_safe_run(graphdef: nnx.GraphDef, cfg: PPOConfig, lag: LagrangeConfig):
-    """run(state, jt, r_PxY, c_PxY, gold_cost_PxY, log_lam0, lam_lr, key) -> (state, metrics).
+    """run(state, jt, r_XxY, c_XxY, gold_cost_XxY, log_lam0, lam_lr, key) -> (state, metrics).
 
     Metrics (exact, at step 0 and every `log_every` steps) include `lambda` and the batch cost.
     """
@@ -82,18 +83,18 @@ def make_safe_run(graphdef: nnx.GraphDef, cfg: PPOConfig, lag: LagrangeConfig):
     log_max = math.inf if lag.lambda_max is None else math.log(lag.lambda_max)
     log_min = -math.inf if lag.lambda_min is None else math.log(lag.lambda_min)
 
-    def run(state, jt: JaxTables, r_PxY, c_PxY, gold_cost_PxY, log_lam0, lam_lr, key):
+    def run(state, jt: JaxTables, r_XxY, c_XxY, gold_cost_XxY, log_lam0, lam_lr, key):
         def step(carry, t):
             state, log_lam, base_r, base_c, _ = carry
             model, opt = nnx.merge(graphdef, state)
             b = rollout(model, jt, jax.random.fold_in(key, t), cfg.batch)
-            Rr = jnp.take_along_axis(r_PxY, b["leaf"], 1) - cfg.beta * b["kl_PxB"]
-            Rc = jnp.take_along_axis(c_PxY, b["leaf"], 1)
+            Rr = jnp.take_along_axis(r_XxY, b["leaf"], 1) - cfg.beta * b["kl_XxB"]
+            Rc = jnp.take_along_axis(c_XxY, b["leaf"], 1)
             if cfg.baseline == "exact":
                 lp = leaf_logp(jax.lax.stop_gradient(model.logits[...]), jt)
                 p = jnp.exp(lp)
-                ex_r = jnp.sum(p * (r_PxY - cfg.beta * (lp - jt.ref_logp_PxY)), 1)
-                ex_c = jnp.sum(p * c_PxY, 1)
+                ex_r = jnp.sum(p * (r_XxY - cfg.beta * (lp - jt.ref_logp_XxY)), 1)
+                ex_c = jnp.sum(p * c_XxY, 1)
             else:
                 ex_r, ex_c = base_r, base_c
             lam = jnp.exp(log_lam)
@@ -114,12 +115,12 @@ def make_safe_run(graphdef: nnx.GraphDef, cfg: PPOConfig, lag: LagrangeConfig):
 
         def chunk(carry, c):
             carry, _ = jax.lax.scan(step, carry, c * cfg.log_every + jnp.arange(cfg.log_every))
-            m = safe_metrics(nnx.merge(graphdef, carry[0])[0].logits[...], jt, r_PxY, c_PxY, gold_cost_PxY)
+            m = safe_metrics(nnx.merge(graphdef, carry[0])[0].logits[...], jt, r_XxY, c_XxY, gold_cost_XxY)
             return carry, m | {"lambda": jnp.exp(carry[1]), "batch_cost": carry[4]}
 
-        m0 = safe_metrics(nnx.merge(graphdef, state)[0].logits[...], jt, r_PxY, c_PxY, gold_cost_PxY)
+        m0 = safe_metrics(nnx.merge(graphdef, state)[0].logits[...], jt, r_XxY, c_XxY, gold_cost_XxY)
         m0 |= {"lambda": jnp.exp(log_lam0), "batch_cost": m0["cost"]}
-        P = r_PxY.shape[0]
+        P = r_XxY.shape[0]
         carry = (
             state,
             jnp.asarray(log_lam0, jnp.float32),
@@ -134,16 +135,16 @@ def make_safe_run(graphdef: nnx.GraphDef, cfg: PPOConfig, lag: LagrangeConfig):
 
 
 @functools.lru_cache(maxsize=16)
-def _program(cfg: PPOConfig, lag: LagrangeConfig, shape_PxNxV: tuple[int, ...]) -> Callable:
-    run = make_safe_run(policy_graphdef(shape_PxNxV, cfg.lr), cfg, lag)
+def _program(cfg: PPOConfig, lag: LagrangeConfig, shape_XxNxV: tuple[int, ...]) -> Callable:
+    run = make_safe_run(policy_graphdef(shape_XxNxV, cfg.lr), cfg, lag)
     return jax.jit(jax.vmap(run, in_axes=(None, None, 0, 0, None, 0, 0, 0)))
 
 
 def optimise_safe(
     tt: TreeTables,
-    r_KxPxY: np.ndarray,
-    c_KxPxY: np.ndarray,
-    gold_cost_PxY: np.ndarray,
+    r_KxXxY: np.ndarray,
+    c_KxXxY: np.ndarray,
+    gold_cost_XxY: np.ndarray,
     lambda_init_K: np.ndarray,
     lambda_lr_K: np.ndarray,
     cfg: PPOConfig,
@@ -152,18 +153,18 @@ def optimise_safe(
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """K constrained runs at once (a Lagrangian run has λ-lr > 0; a fixed penalty has λ-lr = 0).
 
-    Returns the final `logp_KxPxY` and the metric traces (K x (S/log_every + 1)).
+    Returns the final `logp_KxXxY` and the metric traces (K x (S/log_every + 1)).
     """
     jt = to_jax(tt)
     graphdef, state = init_policy(tt, cfg.lr)
-    K = len(r_KxPxY)
+    K = len(r_KxXxY)
     f32 = lambda a: jnp.asarray(a, jnp.float32)
-    state_K, metrics = _program(cfg, lag, tt.ref_logits_PxNxV.shape)(
+    state_K, metrics = _program(cfg, lag, tt.ref_logits_XxNxV.shape)(
         state,
         jt,
-        f32(r_KxPxY),
-        f32(c_KxPxY),
-        f32(gold_cost_PxY),
+        f32(r_KxXxY),
+        f32(c_KxXxY),
+        f32(gold_cost_XxY),
         f32(np.log(np.maximum(lambda_init_K, 1e-8))),
         f32(lambda_lr_K),
         jax.random.split(key, K),

@@ -7,8 +7,8 @@ works on arrays only, so the jitted optimisation never returns to the host.
 `TabularPolicy` holds one logit vector per internal node, initialised at π_ref (the "SFT" model);
 it samples autoregressively (`jax.random.categorical` per depth inside `lax.scan`).
 
-Legend: P prompts, V branching, L depth, N internal nodes per prompt ((V^L − 1)/(V − 1)),
-Y leaves per prompt (V^L), B samples per prompt, Q comparison items.
+Legend: X prompts, V vocabulary (branching), L depth, N nodes (internal, of each prompt's tree: (V^L −
+1)/(V − 1); or the items compared), Y responses (leaves of a prompt: V^L), B samples drawn per prompt.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ class TreeTables:
     L: int
     P: int
     offset_L: np.ndarray  # offset of each depth 0..L−1
-    ref_logits_PxNxV: np.ndarray  # reference child logits divided by the temperature
+    ref_logits_XxNxV: np.ndarray  # reference child logits divided by the temperature
     leaf_tokens_YxL: np.ndarray
     leaf_nodes_YxL: np.ndarray  # internal node visited at each depth on the way to each leaf
-    gold_PxY: np.ndarray
+    gold_XxY: np.ndarray
 
     @property
     def Y(self) -> int:
@@ -57,8 +57,8 @@ class TreeTables:
         return (self.V**self.L - 1) // (self.V - 1)
 
     def ref_logp(self) -> np.ndarray:
-        """log π_ref of every leaf, `logp_PxY` (float64)."""
-        return leaf_logp_np(self.ref_logits_PxNxV, self)
+        """log π_ref of every leaf, `logp_XxY` (float64)."""
+        return leaf_logp_np(self.ref_logits_XxNxV, self)
 
 
 def tabulate(space: PrefixTreeSpace, prompts: np.ndarray | None = None) -> TreeTables:
@@ -94,15 +94,15 @@ def tabulate(space: PrefixTreeSpace, prompts: np.ndarray | None = None) -> TreeT
     )
 
 
-def leaf_logp_np(logits_PxNxV: np.ndarray, tt: TreeTables) -> np.ndarray:
-    lsm = special.log_softmax(np.asarray(logits_PxNxV, np.float64), axis=-1)
+def leaf_logp_np(logits_XxNxV: np.ndarray, tt: TreeTables) -> np.ndarray:
+    lsm = special.log_softmax(np.asarray(logits_XxNxV, np.float64), axis=-1)
     return lsm[:, tt.leaf_nodes_YxL, tt.leaf_tokens_YxL].sum(-1)
 
 
-def item_nodes(tokens_QxL: np.ndarray, tt: TreeTables) -> tuple[np.ndarray, np.ndarray]:
+def item_nodes(tokens_NxL: np.ndarray, tt: TreeTables) -> tuple[np.ndarray, np.ndarray]:
     """Internal node of each present token of complete or incomplete responses, and the mask."""
-    mask = tokens_QxL >= 0
-    t = np.maximum(tokens_QxL, 0)
+    mask = tokens_NxL >= 0
+    t = np.maximum(tokens_NxL, 0)
     value = np.zeros(len(t), dtype=np.int64)
     nodes = np.zeros(t.shape, dtype=np.int64)
     for j in range(tt.L):
@@ -111,10 +111,10 @@ def item_nodes(tokens_QxL: np.ndarray, tt: TreeTables) -> tuple[np.ndarray, np.n
     return nodes.astype(np.int32), mask
 
 
-def leaf_index(tokens_QxL: np.ndarray, V: int) -> np.ndarray:
+def leaf_index(tokens_NxL: np.ndarray, V: int) -> np.ndarray:
     """Position of complete responses in `enumerate` order."""
-    L = tokens_QxL.shape[1]
-    return (tokens_QxL * V ** np.arange(L - 1, -1, -1)).sum(1)
+    L = tokens_NxL.shape[1]
+    return (tokens_NxL * V ** np.arange(L - 1, -1, -1)).sum(1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,8 +125,8 @@ def leaf_index(tokens_QxL: np.ndarray, V: int) -> np.ndarray:
 class TabularPolicy(nnx.Module):
     """Autoregressive policy with one logit vector per internal node of every prompt."""
 
-    def __init__(self, init_logits_PxNxV: jax.Array):
-        self.logits = nnx.Param(jnp.asarray(init_logits_PxNxV, jnp.float32))
+    def __init__(self, init_logits_XxNxV: jax.Array):
+        self.logits = nnx.Param(jnp.asarray(init_logits_XxNxV, jnp.float32))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,36 +134,36 @@ class JaxTables:
     """The device arrays a jitted policy program needs (a pytree; V and L are static)."""
 
     offset_L: jax.Array
-    ref_lsm_PxNxV: jax.Array
-    gold_PxY: jax.Array
-    ref_logp_PxY: jax.Array
+    ref_lsm_XxNxV: jax.Array
+    gold_XxY: jax.Array
+    ref_logp_XxY: jax.Array
     V: int = dataclasses.field(metadata={"static": True}, default=2)
     L: int = dataclasses.field(metadata={"static": True}, default=1)
 
 
 jax.tree_util.register_dataclass(
     JaxTables,
-    data_fields=["offset_L", "ref_lsm_PxNxV", "gold_PxY", "ref_logp_PxY"],
+    data_fields=["offset_L", "ref_lsm_XxNxV", "gold_XxY", "ref_logp_XxY"],
     meta_fields=["V", "L"],
 )
 
 
 def to_jax(tt: TreeTables) -> JaxTables:
     f32 = lambda a: jnp.asarray(a, jnp.float32)
-    lsm = special.log_softmax(tt.ref_logits_PxNxV.astype(np.float64), axis=-1)
+    lsm = special.log_softmax(tt.ref_logits_XxNxV.astype(np.float64), axis=-1)
     return JaxTables(
         jnp.asarray(tt.offset_L, jnp.int32),
         f32(lsm),
-        f32(tt.gold_PxY),
+        f32(tt.gold_XxY),
         f32(tt.ref_logp()),
         tt.V,
         tt.L,
     )
 
 
-def leaf_logp(logits_PxNxV: jax.Array, jt: JaxTables) -> jax.Array:
-    """log π of every leaf, `logp_PxY`, depth by depth (static slices, no gathers)."""
-    lsm = jax.nn.log_softmax(logits_PxNxV, axis=-1)
+def leaf_logp(logits_XxNxV: jax.Array, jt: JaxTables) -> jax.Array:
+    """log π of every leaf, `logp_XxY`, depth by depth (static slices, no gathers)."""
+    lsm = jax.nn.log_softmax(logits_XxNxV, axis=-1)
     P, V = lsm.shape[0], jt.V
     lp = jnp.zeros((P, 1))
     for j in range(jt.L):
@@ -172,33 +172,33 @@ def leaf_logp(logits_PxNxV: jax.Array, jt: JaxTables) -> jax.Array:
     return lp
 
 
-def sample(logits_PxNxV: jax.Array, jt: JaxTables, key: jax.Array, B: int) -> tuple[jax.Array, jax.Array]:
-    """B responses per prompt, token by token: `nodes_PxBxL` (visited nodes) and `tokens_PxBxL`."""
-    P, V, L = logits_PxNxV.shape[0], jt.V, jt.L
+def sample(logits_XxNxV: jax.Array, jt: JaxTables, key: jax.Array, B: int) -> tuple[jax.Array, jax.Array]:
+    """B responses per prompt, token by token: `nodes_XxBxL` (visited nodes) and `tokens_XxBxL`."""
+    P, V, L = logits_XxNxV.shape[0], jt.V, jt.L
 
-    def depth(value_PxB, xs):
+    def depth(value_XxB, xs):
         j, k = xs
-        node_PxB = jt.offset_L[j] + value_PxB
-        logit_PxBxV = jnp.take_along_axis(logits_PxNxV, node_PxB[..., None], axis=1)
-        t_PxB = jax.random.categorical(k, logit_PxBxV, axis=-1)
-        return value_PxB * V + t_PxB, (node_PxB, t_PxB)
+        node_XxB = jt.offset_L[j] + value_XxB
+        logit_XxBxV = jnp.take_along_axis(logits_XxNxV, node_XxB[..., None], axis=1)
+        t_XxB = jax.random.categorical(k, logit_XxBxV, axis=-1)
+        return value_XxB * V + t_XxB, (node_XxB, t_XxB)
 
     keys = jax.random.split(key, L)
     _, (nodes, tokens) = jax.lax.scan(depth, jnp.zeros((P, B), jnp.int32), (jnp.arange(L), keys), unroll=True)
     return jnp.moveaxis(nodes, 0, -1), jnp.moveaxis(tokens, 0, -1)
 
 
-def token_logp(logits_PxNxV: jax.Array, nodes_PxBxL: jax.Array, tokens_PxBxL: jax.Array) -> jax.Array:
+def token_logp(logits_XxNxV: jax.Array, nodes_XxBxL: jax.Array, tokens_XxBxL: jax.Array) -> jax.Array:
     """log π(t_j | node_j) of every sampled token (normalised only at the visited nodes)."""
-    P = logits_PxNxV.shape[0]
-    rows_PxBxLxV = logits_PxNxV[jnp.arange(P)[:, None, None], nodes_PxBxL]
-    lsm = jax.nn.log_softmax(rows_PxBxLxV, axis=-1)
-    return jnp.take_along_axis(lsm, tokens_PxBxL[..., None], axis=-1)[..., 0]
+    P = logits_XxNxV.shape[0]
+    rows_XxBxLxV = logits_XxNxV[jnp.arange(P)[:, None, None], nodes_XxBxL]
+    lsm = jax.nn.log_softmax(rows_XxBxLxV, axis=-1)
+    return jnp.take_along_axis(lsm, tokens_XxBxL[..., None], axis=-1)[..., 0]
 
 
-def leaf_of(tokens_PxBxL: jax.Array, V: int) -> jax.Array:
-    L = tokens_PxBxL.shape[-1]
-    return jnp.sum(tokens_PxBxL * (V ** jnp.arange(L - 1, -1, -1)), axis=-1)
+def leaf_of(tokens_XxBxL: jax.Array, V: int) -> jax.Array:
+    L = tokens_XxBxL.shape[-1]
+    return jnp.sum(tokens_XxBxL * (V ** jnp.arange(L - 1, -1, -1)), axis=-1)
 
 
 # --------------------------------------------------------------------------------------------

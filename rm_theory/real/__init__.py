@@ -1,5 +1,14 @@
-"""Preference records, their JSONL format, and loaders of the real data sets."""
+"""Real preference data: loaders of the public data sets, selection and splits by prompt, frozen
+encoder features (the encoder is `lm`'s) and the heads trained on them with bootstrap intervals,
+baselines, chain-like vs tree-like comparison choice (`topology`), and the smoke runs' tiny data
+sets (`write_fixture`)."""
 
+from rm_theory.real import topology
+from rm_theory.real.baselines import BowModel, baseline_eval, fit_bow_logistic, prefer_longer_accuracy, record_accuracy
+from rm_theory.real.evaluation import Estimate, bootstrap_mean, cost_eval, reward_eval
+from rm_theory.real.features import FeatureConfig, Items, featurize, item_embeddings, items_of
+from rm_theory.real.fixtures import write_fixture
+from rm_theory.real.heads import feature_model, train_heads
 from rm_theory.real.loaders import (
     LOADERS,
     load,
@@ -15,27 +24,24 @@ from rm_theory.real.loaders import (
     split_by_prompt,
     split_hh_transcript,
 )
-from rm_theory.world.records import (
-    HARM_CATEGORIES,
-    LoadReport,
-    PreferenceRecord,
-    PreferenceTable,
-    RecordError,
-    audit,
-    prompt_hash,
-    read_jsonl,
-    record_from_dict,
-    write_jsonl,
-)
+from rm_theory.real.selection import DataSpec, data_rng, load_selection, test_mask
 
 __all__ = [
-    "HARM_CATEGORIES",
     "LOADERS",
-    "LoadReport",
-    "PreferenceRecord",
-    "PreferenceTable",
-    "RecordError",
-    "audit",
+    "BowModel",
+    "DataSpec",
+    "Estimate",
+    "FeatureConfig",
+    "Items",
+    "baseline_eval",
+    "bootstrap_mean",
+    "cost_eval",
+    "data_rng",
+    "feature_model",
+    "featurize",
+    "fit_bow_logistic",
+    "item_embeddings",
+    "items_of",
     "load",
     "load_gsm8k_solutions",
     "load_hh_rlhf",
@@ -44,12 +50,16 @@ __all__ = [
     "load_pandalm",
     "load_pku_saferlhf",
     "load_safer_instruct",
+    "load_selection",
     "load_ultrafeedback",
-    "prompt_hash",
+    "prefer_longer_accuracy",
     "randomize_sides",
-    "read_jsonl",
-    "record_from_dict",
+    "record_accuracy",
+    "reward_eval",
     "split_by_prompt",
     "split_hh_transcript",
-    "write_jsonl",
+    "test_mask",
+    "topology",
+    "train_heads",
+    "write_fixture",
 ]

@@ -8,7 +8,7 @@
 
 Accuracy (`record_accuracy`) is over non-tied records; an equal score counts as half right.
 
-Legend: N records, V hashed feature dimension.
+Legend: N records, P comparisons (test records), D feature width (hashed).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from rm_theory.real.evaluation import bootstrap_mean
 from rm_theory.rm.metrics import hit_rate, pair_hits
 from rm_theory.world.records import PreferenceRecord, Response
 
@@ -81,12 +82,12 @@ def hash_features(responses: Sequence[Response], dim: int = 2**18, ngrams: int =
 
 @dataclasses.dataclass(frozen=True)
 class BowModel:
-    w_V: np.ndarray
+    w_D: np.ndarray
     ngrams: int
 
     def score(self, responses: Sequence[Response]) -> np.ndarray:
         """[N] rewards r(y) = w · φ(y)."""
-        return hash_features(responses, len(self.w_V), self.ngrams) @ self.w_V
+        return hash_features(responses, len(self.w_D), self.ngrams) @ self.w_D
 
 
 def _targets(records: Sequence[PreferenceRecord]) -> np.ndarray:
@@ -125,3 +126,26 @@ def bow_accuracy(model: BowModel, records: Sequence[PreferenceRecord]) -> float:
     sa = model.score([r.response_a for r in records])
     sb = model.score([r.response_b for r in records])
     return record_accuracy(sa, sb, records)
+
+
+def baseline_eval(
+    train: Sequence[PreferenceRecord],
+    test: Sequence[PreferenceRecord],
+    rng: np.random.Generator,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    bow_dim: int = 2**16,
+    bow_l2: float = 1e-3,
+) -> dict[str, float]:
+    """Prefer-longer and bag-of-words logistic (fitted on `train`) accuracy on `test`, with cluster
+    bootstrap intervals over prompts (`real.evaluation.bootstrap_mean`)."""
+    pref_P = np.array([0.5 if r.better is None else 1.0 - r.better for r in test])
+    group_P = np.array([r.prompt_id for r in test], dtype=object)
+    la = np.array([response_length(r.response_a) for r in test], float)
+    lb = np.array([response_length(r.response_b) for r in test], float)
+    out = bootstrap_mean(pair_hits(la - lb, pref_P), group_P, rng, n_boot, level).row("longer_accuracy")
+    if train:
+        bow = fit_bow_logistic(train, dim=bow_dim, l2=bow_l2)
+        d_P = bow.score([r.response_a for r in test]) - bow.score([r.response_b for r in test])
+        out |= bootstrap_mean(pair_hits(d_P, pref_P), group_P, rng, n_boot, level).row("bow_accuracy")
+    return out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rm_theory.real.encoders.tiny import write_tiny_bert
+from rm_theory.lm.encoders.tiny import write_tiny_bert
 
 FIXTURE_WORDS = (
     "good great helpful safe correct answer bad wrong harmful unsafe kill steal hurt the a is "
@@ -20,7 +20,7 @@ FIXTURE_WORDS = (
 
 
 def write_tiny_encoder(d: Path, seed: int = 0, hidden: int = 16) -> Path:
-    """A 2-layer random BERT in the published layout over `FIXTURE_WORDS` (see encoders.tiny)."""
+    """A 2-layer random BERT in the published layout over `FIXTURE_WORDS` (see `lm.encoders.tiny`)."""
     return write_tiny_bert(d, [*FIXTURE_WORDS, ".", "?", ","], seed=seed, hidden=hidden)
 
 

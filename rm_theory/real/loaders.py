@@ -8,11 +8,17 @@ identical responses, a response that was not text, extra CSV fields) are counted
 `report.degenerate` / `report.source_oddities`. A source that gives no records at all is an error
 naming its path unless `allow_empty=True`. Every error names the file, the line (or, in a JSON
 list file, the element) and the field. `load(name, path)` dispatches by data-set name.
+
+Every loader takes a file or a folder: a folder is read file by file, sub-folders included, every
+file whose name ends in one of the loader's suffixes (any case; `SUFFIXES`), in name order; the
+report lists the files read and those skipped (other names, and hidden files and folders), and
+each record's `meta["file"]` says which file it came from.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -30,7 +36,9 @@ from rm_theory.world.records import (
     PreferenceRecord,
     RecordError,
     audit,
+    check_unicode,
     iter_jsonl,
+    may_hold_surrogates,
     prompt_hash,
     read_jsonl,
     read_text,
@@ -61,13 +69,18 @@ def _read_json_rows(path: str | os.PathLike) -> list[tuple[int, Any]]:
     name = str(path)
     if name.lower().endswith((".jsonl", ".jsonl.gz")):
         return [(Row(i), row) for i, row in iter_jsonl(path)]
+    text = read_text(path)
     try:
-        data = json.loads(read_text(path))
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise RecordError(path, e.lineno, "<json>", f"invalid JSON: {e.msg}") from None
     if not isinstance(data, list):
         raise RecordError(path, None, "<json>", "expected a JSON list of objects")
-    return [(Element(i), row) for i, row in enumerate(data, start=1)]
+    rows = [(Element(i), row) for i, row in enumerate(data, start=1)]
+    if may_hold_surrogates(text):
+        for i, row in rows:
+            check_unicode(row, path, i, unit=i.unit)
+    return rows
 
 
 def _field(row: Any, key: str, types: type | tuple, path, line: int) -> Any:
@@ -87,6 +100,38 @@ def _finish(records: list[PreferenceRecord], report: LoadReport, allow_empty: bo
     return records, audit(records, report)
 
 
+JSON_ROWS = (".json", ".json.gz", ".jsonl", ".jsonl.gz")  # what `_read_json_rows` reads
+JSONL = (".jsonl", ".jsonl.gz")
+CSV = (".csv", ".csv.gz")
+
+
+def _read_source(
+    path: str | os.PathLike,
+    suffixes: tuple[str, ...],
+    read_file: Callable[[Path, str | None], list[PreferenceRecord]],
+    report: LoadReport,
+) -> list[PreferenceRecord]:
+    """`read_file(file, None)` of a file; of a folder, `read_file(file, name)` of every file under
+    it whose name ends in one of `suffixes` (any case), `name` its path relative to the folder.
+    The report lists the files read and skipped (other names; hidden files and folders)."""
+    p = Path(path)
+    if not p.is_dir():
+        return read_file(p, None)
+    files, skipped = [], []
+    for f in sorted(p.rglob("*")):
+        rel = f.relative_to(p).as_posix()
+        hidden = any(part.startswith(".") for part in f.relative_to(p).parts)
+        if f.is_dir():
+            continue
+        (files if f.name.lower().endswith(suffixes) and not hidden else skipped).append(rel)
+    report.files_read, report.files_skipped = files, skipped
+    return [r for rel in files for r in read_file(p / rel, rel)]
+
+
+def _file_meta(rel: str | None) -> dict[str, str]:
+    return {} if rel is None else {"file": rel}
+
+
 # ---------------------------------------------------------------------------- HH-RLHF
 
 
@@ -103,22 +148,36 @@ def split_hh_transcript(chosen: str, rejected: str) -> tuple[str, str, str] | No
     return chosen[:cut], chosen[cut:].lstrip(" "), rejected[cut:].lstrip(" ")
 
 
+def _unix_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def load_hh_rlhf(path: str | os.PathLike, source: str = "hh-rlhf", allow_empty: bool = False) -> Loaded:
-    """Anthropic HH-RLHF jsonl(.gz) `{chosen, rejected}`: a = chosen, better = 0."""
-    report, records = LoadReport(source, str(path)), []
-    for line, row in iter_jsonl(path):
-        report.n_read += 1
-        c = _field(row, "chosen", str, path, line)
-        r = _field(row, "rejected", str, path, line)
-        parts = split_hh_transcript(c, r)
-        if parts is None:
-            report.skip("no_shared_prefix")
-            continue
-        prompt, a, b = parts
-        records.append(
-            PreferenceRecord(prompt, prompt_hash(prompt), a, b, better=0, source=source, meta={"line": int(line)})
-        )
-    return _finish(records, report, allow_empty)
+    """Anthropic HH-RLHF jsonl(.gz) `{chosen, rejected}`: a = chosen, better = 0.
+
+    Transcripts with Windows (`\\r\\n`) or old Mac (`\\r`) line breaks are read with `\\n` ones
+    (the turn tags are "\\n\\nHuman:" and "\\n\\nAssistant:"), counted in `source_oddities`."""
+    report = LoadReport(source, str(path))
+
+    def read(f: Path, rel: str | None) -> list[PreferenceRecord]:
+        out = []
+        for line, row in iter_jsonl(f):
+            report.n_read += 1
+            c = _field(row, "chosen", str, f, line)
+            r = _field(row, "rejected", str, f, line)
+            if "\r" in c or "\r" in r:
+                c, r = _unix_newlines(c), _unix_newlines(r)
+                report.odd("carriage_return_line_breaks")
+            parts = split_hh_transcript(c, r)
+            if parts is None:
+                report.skip("no_shared_prefix")
+                continue
+            prompt, a, b = parts
+            meta = {"line": int(line)} | _file_meta(rel)
+            out.append(PreferenceRecord(prompt, prompt_hash(prompt), a, b, better=0, source=source, meta=meta))
+        return out
+
+    return _finish(_read_source(path, JSONL, read, report), report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- PKU-SafeRLHF
@@ -203,14 +262,17 @@ def load_pku_saferlhf(path: str | os.PathLike, source: str = "pku-saferlhf", all
     carry `response` and none carries `response_0`, so that a subset row missing a field is
     reported against the subset's fields.
     """
-    report, records = LoadReport(source, str(path)), []
-    rows = _read_json_rows(path)
-    dicts = [row for _, row in rows if isinstance(row, dict)]
-    pair_form = any("response" in r for r in dicts) and not any("response_0" in r for r in dicts)
-    for line, row in rows:
-        report.n_read += 1
-        records.append((_pku_pair if pair_form else _pku_full)(row, path, line, source))
-    return _finish(records, report, allow_empty)
+    report = LoadReport(source, str(path))
+
+    def read(f: Path, rel: str | None) -> list[PreferenceRecord]:
+        rows = _read_json_rows(f)
+        dicts = [row for _, row in rows if isinstance(row, dict)]
+        pair_form = any("response" in r for r in dicts) and not any("response_0" in r for r in dicts)
+        report.n_read += len(rows)
+        out = [(_pku_pair if pair_form else _pku_full)(row, f, line, source) for line, row in rows]
+        return [dataclasses.replace(r, meta=r.meta | _file_meta(rel)) for r in out] if rel else out
+
+    return _finish(_read_source(path, JSON_ROWS, read, report), report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- GSM8K
@@ -219,44 +281,51 @@ def load_pku_saferlhf(path: str | os.PathLike, source: str = "pku-saferlhf", all
 def load_gsm8k_solutions(path: str | os.PathLike, source: str = "gsm8k", allow_empty: bool = False) -> Loaded:
     """GSM8K example_model_solutions: every correct-over-incorrect pair per question.
 
-    A question's solutions form one group: `tree_id` = question line, `node_*` = model name.
-    Questions whose solutions are all correct or all incorrect give no pair (counted).
+    A question's solutions form one group: `tree_id` = question line (`file:line` when read from
+    a folder), `node_*` = model name. Questions whose solutions are all correct or all incorrect
+    give no pair (counted).
     """
-    report, records = LoadReport(source, str(path)), []
-    for line, row in iter_jsonl(path):
-        report.n_read += 1
-        q = _field(row, "question", str, path, line)
-        sols = {}
-        for k, v in row.items():
-            if k in ("question", "ground_truth"):
+    report = LoadReport(source, str(path))
+
+    def read(f: Path, rel: str | None) -> list[PreferenceRecord]:
+        out = []
+        for line, row in iter_jsonl(f):
+            report.n_read += 1
+            q = _field(row, "question", str, f, line)
+            sols = {}
+            for k, v in row.items():
+                if k in ("question", "ground_truth"):
+                    continue
+                if not (
+                    isinstance(v, dict) and isinstance(v.get("is_correct"), bool) and isinstance(v.get("solution"), str)
+                ):
+                    raise _err(f, line, k, "expected {is_correct: bool, solution: str}")
+                sols[k] = v
+            good = [k for k, v in sols.items() if v["is_correct"]]
+            bad = [k for k, v in sols.items() if not v["is_correct"]]
+            if not good or not bad:
+                report.skip("all_correct" if not bad else "all_incorrect")
                 continue
-            if not (
-                isinstance(v, dict) and isinstance(v.get("is_correct"), bool) and isinstance(v.get("solution"), str)
-            ):
-                raise _err(path, line, k, "expected {is_correct: bool, solution: str}")
-            sols[k] = v
-        good = [k for k, v in sols.items() if v["is_correct"]]
-        bad = [k for k, v in sols.items() if not v["is_correct"]]
-        if not good or not bad:
-            report.skip("all_correct" if not bad else "all_incorrect")
-            continue
-        pid = prompt_hash(q)
-        for g in good:
-            for b in bad:
-                records.append(
-                    PreferenceRecord(
-                        q,
-                        pid,
-                        sols[g]["solution"],
-                        sols[b]["solution"],
-                        better=0,
-                        tree_id=line,
-                        node_a=g,
-                        node_b=b,
-                        source=source,
+            pid, tree = prompt_hash(q), (line if rel is None else f"{rel}:{line}")
+            for g in good:
+                for b in bad:
+                    out.append(
+                        PreferenceRecord(
+                            q,
+                            pid,
+                            sols[g]["solution"],
+                            sols[b]["solution"],
+                            better=0,
+                            tree_id=tree,
+                            node_a=g,
+                            node_b=b,
+                            source=source,
+                            meta=_file_meta(rel),
+                        )
                     )
-                )
-    return _finish(records, report, allow_empty)
+        return out
+
+    return _finish(_read_source(path, JSONL, read, report), report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- PandaLM
@@ -269,79 +338,86 @@ def _panda_prompt(instruction: str, inp: str) -> str:
 def load_pandalm(path: str | os.PathLike, source: str = "pandalm", allow_empty: bool = False) -> Loaded:
     """PandaLM test set: the majority of three annotators (0 tie, 1, 2); ties stay ties.
 
-    With no majority (three different votes) the label is a tie, counted in meta.
+    With no majority (three different votes) the label is a tie, counted in meta. `input` is text
+    (all 999 rows of the published testset-v1.json; 167 of them empty) or absent/null (no input);
+    any other value (an object, a number) is an error naming the row, since no one text of it
+    would be what the annotators saw.
     """
-    report, records = LoadReport(source, str(path)), []
-    for line, row in _read_json_rows(path):
-        report.n_read += 1
-        instr = _field(row, "instruction", str, path, line)
-        inp = row.get("input") or ""
-        votes = []
-        for k in ("annotator1", "annotator2", "annotator3"):
-            v = _field(row, k, (int, str), path, line)
-            # The published file stores the votes as strings ("0", "1", "2").
-            v = int(v) if str(v) in ("0", "1", "2") else v
-            if v not in (0, 1, 2):
-                raise _err(path, line, k, f"expected 0, 1 or 2, got {v!r}")
-            votes.append(v)
-        top, n = Counter(votes).most_common(1)[0]
-        better = None if (n < 2 or top == 0) else top - 1
-        prompt = _panda_prompt(instr, str(inp))
-        # A few published responses are the JSON literal true (the text "True" parsed away): kept
-        # as that text, and counted.
-        a, b = (_field(row, k, (str, bool), path, line) for k in ("response1", "response2"))
-        for v in (a, b):
-            if isinstance(v, bool):
-                report.odd(f"non_text_response_{str(v).lower()}")
-        a, b = str(a), str(b)
-        records.append(
-            PreferenceRecord(
-                prompt,
-                prompt_hash(prompt),
-                a,
-                b,
-                better=better,
-                source=source,
-                meta={"idx": row.get("idx"), "votes": votes, "no_majority": n < 2},
+    report = LoadReport(source, str(path))
+
+    def read(f: Path, rel: str | None) -> list[PreferenceRecord]:
+        out = []
+        for line, row in _read_json_rows(f):
+            report.n_read += 1
+            instr = _field(row, "instruction", str, f, line)
+            inp = _field(row, "input", str, f, line) if row.get("input") is not None else ""
+            votes = []
+            for k in ("annotator1", "annotator2", "annotator3"):
+                v = _field(row, k, (int, str), f, line)
+                # The published file stores the votes as ints; other copies as strings ("0", "1", "2").
+                v = int(v) if str(v) in ("0", "1", "2") else v
+                if v not in (0, 1, 2):
+                    raise _err(f, line, k, f"expected 0, 1 or 2, got {v!r}")
+                votes.append(v)
+            top, n = Counter(votes).most_common(1)[0]
+            better = None if (n < 2 or top == 0) else top - 1
+            prompt = _panda_prompt(instr, inp)
+            # A few published responses are the JSON literal true (the text "True" parsed away): kept
+            # as that text, and counted.
+            a, b = (_field(row, k, (str, bool), f, line) for k in ("response1", "response2"))
+            for v in (a, b):
+                if isinstance(v, bool):
+                    report.odd(f"non_text_response_{str(v).lower()}")
+            out.append(
+                PreferenceRecord(
+                    prompt,
+                    prompt_hash(prompt),
+                    str(a),
+                    str(b),
+                    better=better,
+                    source=source,
+                    meta={"idx": row.get("idx"), "votes": votes, "no_majority": n < 2} | _file_meta(rel),
+                )
             )
-        )
-    return _finish(records, report, allow_empty)
+        return out
+
+    return _finish(_read_source(path, JSON_ROWS, read, report), report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- LLMBar
 
 
 def load_llmbar(path: str | os.PathLike, source: str = "llmbar", allow_empty: bool = False) -> Loaded:
-    """LLMBar JSON `{input, output_1, output_2, label}`; a folder loads all its `.json` files
-    (any case of the suffix) and lists in the report the files it read and those it skipped."""
-    p = Path(path)
-    report, records = LoadReport(source, str(path)), []
-    if p.is_dir():
-        entries = sorted(e for e in p.iterdir() if e.is_file())
-        files = [e for e in entries if e.suffix.lower() == ".json"]
-        report.files_read = [e.name for e in files]
-        report.files_skipped = [e.name for e in entries if e not in files]
-    else:
-        files = [p]
-    for f in files:
+    """LLMBar JSON `{input, output_1, output_2, label}`. Each file is a subset, named in the
+    records' `source` (`llmbar/<file name without suffix>`, its path under the folder when read
+    from a folder: the upstream `Dataset/` nests them as `LLMBar/Natural/dataset.json`, ...)."""
+    report = LoadReport(source, str(path))
+
+    def read(f: Path, rel: str | None) -> list[PreferenceRecord]:
+        name = rel or f.name
+        ends = [x for x in JSON_ROWS if name.lower().endswith(x)]
+        subset = name[: len(name) - max(map(len, ends), default=0)]
+        out = []
         for line, row in _read_json_rows(f):
             report.n_read += 1
             prompt = _field(row, "input", str, f, line)
             lab = _field(row, "label", (str, int), f, line)
             if str(lab) not in ("1", "2"):
                 raise _err(f, line, "label", f"expected '1' or '2', got {lab!r}")
-            records.append(
+            out.append(
                 PreferenceRecord(
                     prompt,
                     prompt_hash(prompt),
                     _field(row, "output_1", str, f, line),
                     _field(row, "output_2", str, f, line),
                     better=int(lab) - 1,
-                    source=f"{source}/{f.stem}",
-                    meta={"row": int(line)},
+                    source=f"{source}/{subset}",
+                    meta={"row": int(line)} | _file_meta(rel),
                 )
             )
-    return _finish(records, report, allow_empty)
+        return out
+
+    return _finish(_read_source(path, JSON_ROWS, read, report), report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- UltraFeedback
@@ -369,21 +445,27 @@ def load_ultrafeedback(
     Pairs whose two scores (metadata score_chosen/score_rejected) are equal keep the published
     label (better = 0) unless `equal_scores_as_ties`.
     """
-    report, records = LoadReport(source, str(path)), []
-    for line, row in _read_json_rows(path):
-        report.n_read += 1
-        prompt = _field(row, "prompt", str, path, line)
-        a = _last_assistant(row.get("chosen"), path, line, "chosen")
-        b = _last_assistant(row.get("rejected"), path, line, "rejected")
-        metadata = row.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise _err(path, line, "metadata", f"expected an object, got {type(metadata).__name__}")
-        meta = dict(metadata) | {"source_index": row.get("source_index")}
-        tie = equal_scores_as_ties and "score_chosen" in meta and (meta["score_chosen"] == meta.get("score_rejected"))
-        records.append(
-            PreferenceRecord(prompt, prompt_hash(prompt), a, b, better=None if tie else 0, source=source, meta=meta)
-        )
-    return _finish(records, report, allow_empty)
+    report = LoadReport(source, str(path))
+
+    def read(f: Path, rel: str | None) -> list[PreferenceRecord]:
+        out = []
+        for line, row in _read_json_rows(f):
+            report.n_read += 1
+            prompt = _field(row, "prompt", str, f, line)
+            a = _last_assistant(row.get("chosen"), f, line, "chosen")
+            b = _last_assistant(row.get("rejected"), f, line, "rejected")
+            metadata = row.get("metadata")
+            metadata = {} if metadata is None else metadata
+            if not isinstance(metadata, dict):
+                raise _err(f, line, "metadata", f"expected an object, got {type(metadata).__name__}")
+            meta = dict(metadata) | {"source_index": row.get("source_index")} | _file_meta(rel)
+            tie = equal_scores_as_ties and "score_chosen" in meta and meta["score_chosen"] == meta.get("score_rejected")
+            out.append(
+                PreferenceRecord(prompt, prompt_hash(prompt), a, b, better=None if tie else 0, source=source, meta=meta)
+            )
+        return out
+
+    return _finish(_read_source(path, JSON_ROWS, read, report), report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- Safer-Instruct
@@ -392,43 +474,63 @@ def load_ultrafeedback(
 def load_safer_instruct(path: str | os.PathLike, source: str = "safer-instruct", allow_empty: bool = False) -> Loaded:
     """Safer-Instruct csv(.gz) `instruction, rejected, chosen, label`: a = chosen, safer = 0.
 
-    `label` is the data set's own topic (hate, self-harm), not a PKU category: it goes to meta.
+    `label` is the data set's own topic (hate, self-harm), not a PKU category: it goes to meta. A
+    header that names a column twice is an error (which of the two is meant cannot be told).
     """
-    report, records = LoadReport(source, str(path)), []
-    with io.StringIO(read_text(path), newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"instruction", "rejected", "chosen"} - set(reader.fieldnames or [])
-        if missing:
-            raise RecordError(path, 1, sorted(missing)[0], "missing column")
-        for row in reader:
-            report.n_read += 1
-            line = reader.line_num
-            prompt = row["instruction"]
-            if row["chosen"] is None or row["rejected"] is None:
-                raise _err(path, line, "chosen", "short row")
-            if None in row:  # more fields than the header names: kept, counted
-                report.odd("extra_csv_fields")
-            records.append(
-                PreferenceRecord(
-                    prompt,
-                    prompt_hash(prompt),
-                    row["chosen"],
-                    row["rejected"],
-                    better=0,
-                    safer=0,
-                    source=source,
-                    meta={"topic": row.get("label"), "line": int(line)},
+    report = LoadReport(source, str(path))
+
+    def read(f: Path, rel: str | None) -> list[PreferenceRecord]:
+        out = []
+        with io.StringIO(read_text(f), newline="") as text:
+            reader = csv.DictReader(text)
+            names = reader.fieldnames or []
+            twice = [c for c, k in Counter(names).items() if k > 1]
+            if twice:
+                cols = [i + 1 for i, c in enumerate(names) if c == twice[0]]
+                raise RecordError(f, 1, twice[0], f"column named twice in the header (columns {cols})")
+            missing = {"instruction", "rejected", "chosen"} - set(names)
+            if missing:
+                raise RecordError(f, 1, sorted(missing)[0], f"missing column (the header has {names})")
+            for row in reader:
+                report.n_read += 1
+                line = reader.line_num
+                prompt = row["instruction"]
+                if row["chosen"] is None or row["rejected"] is None:
+                    raise _err(f, line, "chosen", "short row")
+                if None in row:  # more fields than the header names: kept, counted
+                    report.odd("extra_csv_fields")
+                out.append(
+                    PreferenceRecord(
+                        prompt,
+                        prompt_hash(prompt),
+                        row["chosen"],
+                        row["rejected"],
+                        better=0,
+                        safer=0,
+                        source=source,
+                        meta={"topic": row.get("label"), "line": int(line)} | _file_meta(rel),
+                    )
                 )
-            )
-    return _finish(records, report, allow_empty)
+        return out
+
+    return _finish(_read_source(path, CSV, read, report), report, allow_empty)
 
 
 # ---------------------------------------------------------------------------- registry
 
 
 def load_jsonl(path: str | os.PathLike, allow_empty: bool = False) -> Loaded:
-    """The project's own JSONL format (`records.read_jsonl`)."""
-    return read_jsonl(path, allow_empty=allow_empty)
+    """The project's own JSONL format (`records.read_jsonl`); a folder: its `.jsonl(.gz)` files."""
+    if not Path(path).is_dir():
+        return read_jsonl(path, allow_empty=allow_empty)
+    report = LoadReport("jsonl", str(path))
+
+    def read(f: Path, rel: str | None) -> list[PreferenceRecord]:
+        records, part = read_jsonl(f, allow_empty=True)
+        report.n_read += part.n_read
+        return records
+
+    return _finish(_read_source(path, JSONL, read, report), report, allow_empty)
 
 
 LOADERS: dict[str, Callable[..., Loaded]] = {

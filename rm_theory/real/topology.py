@@ -13,7 +13,8 @@ compare its accuracy, the ensemble's variance of r(a) − r(b), and the IBN's pr
 mean effective resistance of the held-out pairs in the IBN of the chosen comparisons plus the
 encoder's IB edges (`real_ibn`), with their per-pair rank correlation.
 
-Legend: N items, P pairs (the pool), n budget, K members, G prompts.
+Legend: N items, P pairs (the pool), Q query pairs (held out), H hidden width of the encoder, D feature
+width, K ensemble members, G clusters (prompts).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import jax
 import numpy as np
 from scipy import stats
 
-from rm_theory.ibn.distance import Network
-from rm_theory.ibn.real import IBNConfig, add_hp, heldout_distance
-from rm_theory.real.features import Items, reward_eval, train_heads
+from rm_theory.ibn.graph import Network, add_hp_edges
+from rm_theory.ibn.real import IBNConfig, heldout_distance
+from rm_theory.real.evaluation import reward_eval
+from rm_theory.real.features import Items
+from rm_theory.real.heads import train_heads
 from rm_theory.rm.models import ModelConfig
 
 STRATEGIES = ("chain", "tree")
@@ -98,7 +101,7 @@ def run_topology(
     ensemble variance, IBN distance of the held-out pairs and its correlation with variance."""
     test_P = np.asarray(test_P, bool)
     pool_P = ~test_P
-    a_T, b_T = it.a_P[test_P], it.b_P[test_P]
+    a_Q, b_Q = it.a_P[test_P], it.b_P[test_P]
     rows = []
     for n in budgets:
         for s in range(seeds):
@@ -112,11 +115,11 @@ def run_topology(
                 ens = train_heads(x_NxD, it, m_P, mc, tc, k, cost=False)["reward"]
                 s_KxN = ens.score(x_NxD)
                 ev = reward_eval(s_KxN, it, test_P, rng, n_boot)
-                net = add_hp(ib_net, it.a_P[chosen], it.b_P[chosen], ibn_cfg.xi2)
-                d_T, dist = heldout_distance(net, a_T, b_T, "resistance")
-                var_T = np.var(s_KxN[:, a_T] - s_KxN[:, b_T], axis=0, ddof=1)
-                ok = np.isfinite(d_T)
-                rho = stats.spearmanr(var_T[ok], d_T[ok]).statistic if ok.sum() >= 3 else float("nan")
+                net = add_hp_edges(ib_net, it.a_P[chosen], it.b_P[chosen], ibn_cfg.xi2)
+                d_Q, dist = heldout_distance(net, a_Q, b_Q, "resistance")
+                var_Q = np.var(s_KxN[:, a_Q] - s_KxN[:, b_Q], axis=0, ddof=1)
+                ok = np.isfinite(d_Q)
+                rho = stats.spearmanr(var_Q[ok], d_Q[ok]).statistic if ok.sum() >= 3 else float("nan")
                 row = {
                     "budget": n,
                     "seed": s,

@@ -8,8 +8,8 @@ along as a number, so data sets of other sizes run the same compiled training ch
 costs seconds on CPU). Draws stop at the true length, so padding is never read and the numbers are
 those of the unpadded arrays.
 
-Legend: N items, P pairs, G groups, K ensemble members, M padded list length, B pairs per
-minibatch, Bg groups per minibatch, Kg group size.
+Legend: N items, Np a list of items padded to its bucket, P pairs, G groups, K ensemble members, B
+minibatch (pairs), Bg groups of a minibatch, Ng items of a group, C harm categories.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def to_device(data: PrefData, objective: str) -> Arrays:
         d["n_pair"] = jnp.int32(data.n_pairs)
     if objective == "reward":
         if data.n_groups:
-            d["group"] = _padded(data.group_GxK, np.int32, fill=-1)
+            d["group"] = _padded(data.group_GxNg, np.int32, fill=-1)
             d["n_group"] = jnp.int32(data.n_groups)
         if not (data.n_pairs or data.n_groups):
             raise ValueError("no comparisons to train on")
@@ -83,9 +83,9 @@ def bootstrap_indices(tc: TrainConfig, n: int, m: int, key: jax.Array) -> jax.Ar
 # Configs are frozen (hashable) dataclasses, so jit's own cache reuses the compiled programs
 
 
-def _draw(key: jax.Array, boot_M: jax.Array, m: jax.Array, n: int) -> jax.Array:
+def _draw(key: jax.Array, boot_Np: jax.Array, m: jax.Array, n: int) -> jax.Array:
     """n indices drawn uniformly from the first m entries of a member's (resampled) list."""
-    return boot_M[jax.random.randint(key, (n,), 0, m)]
+    return boot_Np[jax.random.randint(key, (n,), 0, m)]
 
 
 def sample_batch(d: Arrays, boot: Arrays, key: jax.Array, tc: TrainConfig) -> Arrays:
@@ -103,7 +103,7 @@ def sample_batch(d: Arrays, boot: Arrays, key: jax.Array, tc: TrainConfig) -> Ar
             batch["harm"] = d["harm"][n_2B]
     if "group" in d:
         g_Bg = _draw(k_group, boot["group"], d["n_group"], tc.group_batch_size)
-        grp_BgxKg = d["group"][g_Bg]
-        batch["valid"] = grp_BgxKg >= 0
-        batch["xg"] = x[jnp.maximum(grp_BgxKg, 0)]
+        grp_BgxNg = d["group"][g_Bg]
+        batch["valid"] = grp_BgxNg >= 0
+        batch["xg"] = x[jnp.maximum(grp_BgxNg, 0)]
     return batch

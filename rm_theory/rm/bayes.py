@@ -27,8 +27,8 @@ A prompt root is fixed at 0 (r* has no root increment), so two prompts never exc
 through a root; the IBN keeps each prompt's root as its own node, which agrees as long as no
 comparison joins two prompts (none does in the chain and tree designs).
 
-Legend: N items, F unknown prefix nodes (features), P comparisons, Q query pairs, K columns of a
-block solve, L depth.
+Legend: N items, F prefix nodes (the unknowns: one-hot features of the items), P comparisons, Q query
+pairs, K columns (of a block solve), L depth, E edges.
 """
 
 from __future__ import annotations
@@ -40,16 +40,18 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import special, stats
 
-from rm_theory.common.linalg import CHOLESPY_MAX_UNKNOWNS, SOLVE_COLUMNS, LDLFactor, SPDFactor
-from rm_theory.ibn.distance import Network, _block_pcg, _ForestSolver, has_cholmod, network_distance
+from rm_theory.common.linalg import CHOLESPY_MAX_UNKNOWNS, MAX_COLUMNS, SOLVE_COLUMNS, LDLFactor, SPDFactor
+from rm_theory.ibn.cg import CG_RTOL, ForestSolver, block_pcg
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import Network
+from rm_theory.ibn.resistance import has_cholmod
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
+from rm_theory.world.trie import prefix_trie
 
 # Grounded systems up to this size are factorised once by a sparse Cholesky (`common.linalg`); larger
 # ones are solved by block CG preconditioned with the exact spanning-forest solve the IBN uses (an IBN
 # is a shallow trie plus random preference edges, expander-like: fill grows fast with size).
 DIRECT_MAX_UNKNOWNS = 400_000
-_CG_RTOL = 1e-10
-_MAX_COLUMNS = 128
 # Where CHOLMOD is installed, pair variances of systems above this size go through the IBN's
 # resistance solver on the network whose grounded Laplacian the precision is (the identity THEORY.md
 # §2 states): it orders the queried nodes last and solves on their Schur complement, where the plain
@@ -86,46 +88,20 @@ class PrefixNodes:
 
 
 def prefix_nodes(space: PrefixTreeSpace, items: Responses, compress: bool = True) -> PrefixNodes:
-    """Prefix nodes of `items` with their tree edges (THEORY.md §2 "Induced Bayesian network")."""
+    """Prefix nodes of `items` with their tree edges (THEORY.md §2 "Induced Bayesian network"): the
+    trie below the prompt roots (`world.trie`, the IBN's too), roots fixed at 0 and left out."""
     if not isinstance(space, PrefixTreeSpace):
         raise TypeError(f"the exact prefix-node learner needs a PrefixTreeSpace, got {type(space).__name__}")
-    ids_NxL1 = space.node_ids(items)
-    depth_N = space.depth(items)
-    if (depth_N < 1).any():
+    if (space.depth(items) < 1).any():
         raise ValueError("every item needs depth >= 1 (a prompt root carries no reward)")
-    item_id_N = ids_NxL1[np.arange(len(items)), depth_N]
-    valid = ids_NxL1 >= 0
-    if compress:
-        # Keep items and branching prefixes: a node with one child and no item on it is a series resistor.
-        child_u, first = np.unique(ids_NxL1[:, 1:][valid[:, 1:]], return_index=True)
-        parent_u = ids_NxL1[:, :-1][valid[:, 1:]][first]
-        parents, counts = np.unique(parent_u, return_counts=True)
-        kept = np.union1d(item_id_N, parents[counts >= 2])
-        keep = valid & np.isin(ids_NxL1, kept)
-    else:
-        keep = valid
-    keep[:, 0] = False  # roots are grounded, not unknowns
-    cum = space.cum_s2
-    last = np.full(len(items), -1, dtype=np.int64)  # nearest kept ancestor's node id (−1 = root)
-    last_depth = np.zeros(len(items), dtype=np.int64)
-    node, parent, var, depth = [], [], [], []
-    for j in range(1, space.L + 1):
-        m = keep[:, j]
-        node.append(ids_NxL1[m, j])
-        parent.append(last[m])
-        var.append(cum[j] - cum[last_depth[m]])
-        depth.append(np.full(int(m.sum()), j))
-        last[m], last_depth[m] = ids_NxL1[m, j], j
-    node_id, first = np.unique(np.concatenate(node), return_index=True)
-    parent_id = np.concatenate(parent)[first]
-    pidx = np.searchsorted(node_id, parent_id)
-    parent_F = np.where(parent_id >= 0, pidx, -1).astype(np.int64)
+    trie = prefix_trie(space, items, compress)
+    parent_F = np.where(trie.parent_depth_F > 0, np.searchsorted(trie.node_id_F, trie.parent_id_F), -1)
     return PrefixNodes(
-        node_id_F=node_id,
-        parent_F=parent_F,
-        var_F=np.concatenate(var)[first],
-        depth_F=np.concatenate(depth)[first],
-        item_N=np.searchsorted(node_id, item_id_N).astype(np.int64),
+        node_id_F=trie.node_id_F,
+        parent_F=parent_F.astype(np.int64),
+        var_F=trie.var_F,
+        depth_F=trie.depth_F,
+        item_N=np.searchsorted(trie.node_id_F, trie.item_id_N).astype(np.int64),
         compressed=compress,
     )
 
@@ -174,7 +150,7 @@ def difference_matrix(nodes: PrefixNodes, a_P: np.ndarray, b_P: np.ndarray) -> s
 
 
 def grounded_network(prec_FxF: sp.spmatrix):
-    """The network (`ibn.distance.Network`, F + 1 nodes) whose Laplacian grounded at node F is
+    """The network (`ibn.graph.Network`, F + 1 nodes) whose Laplacian grounded at node F is
     `prec_FxF`: each off-diagonal −g_ij is an edge of variance 1/g_ij, each row's surplus g_i an
     edge of variance 1/g_i to node F, the merged prompt roots where r = 0. A row's surplus is a sum
     that should cancel for nodes away from the roots; what is left of it below 1e-12 of the row's
@@ -207,7 +183,7 @@ class SPDSolver:
     @property
     def columns(self) -> int:
         """Right-hand sides to solve at once: a few for the factor, a wide block for block CG."""
-        return SOLVE_COLUMNS if self.method == "direct" else 2 * _MAX_COLUMNS
+        return SOLVE_COLUMNS if self.method == "direct" else 2 * MAX_COLUMNS
 
     @staticmethod
     def resolve(method: str, F: int) -> str:
@@ -219,10 +195,10 @@ class SPDSolver:
         # grounded through a virtual node that stands for the prompt roots.
         F = prec.shape[0]
         net = grounded_network(prec)
-        self._forest = _ForestSolver(F + 1, net.u_E, net.v_E, net.var_E, np.array([F]))
+        self._forest = ForestSolver(F + 1, net.u_E, net.v_E, net.var_E, np.array([F]))
         self._perm = self._forest.perm_M
         self._lap = prec[self._perm][:, self._perm].tocsr()
-        self._pcg = _block_pcg
+        self._pcg = block_pcg
         self._max_iter = 10 * F + 100
 
     def solve(self, b_FxK: np.ndarray) -> np.ndarray:
@@ -233,10 +209,10 @@ class SPDSolver:
             x = self._factor.solve(b)
         else:
             x = np.empty_like(b)
-            for lo in range(0, b.shape[1], _MAX_COLUMNS):
-                blk = np.ascontiguousarray(b[self._perm, lo : lo + _MAX_COLUMNS])
-                y = self._pcg(self._lap, blk, self._forest.solve_into, _CG_RTOL, self._max_iter)
-                x[self._perm, lo : lo + _MAX_COLUMNS] = y
+            for lo in range(0, b.shape[1], MAX_COLUMNS):
+                blk = np.ascontiguousarray(b[self._perm, lo : lo + MAX_COLUMNS])
+                y = self._pcg(self._lap, blk, self._forest.solve_into, CG_RTOL, self._max_iter)
+                x[self._perm, lo : lo + MAX_COLUMNS] = y
         return x[:, 0] if vec else x
 
 

@@ -16,7 +16,8 @@ field's, paper §4) beside the ensemble's variance. A neural ensemble is not tha
 spread reflects initialisation, bootstrap and optimisation, so only the ranking of the two is
 expected to agree, not their values.
 
-Legend: Q query pairs, N items (= 2Q: a's then b's), K ensemble members, C harm categories.
+Legend: Q query pairs, N items (= 2Q: a's then b's), P comparisons, K ensemble members, C harm
+categories.
 """
 
 from __future__ import annotations

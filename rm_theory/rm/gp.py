@@ -16,7 +16,8 @@ S = D K Dᵀ + ξ² I (D the comparisons' difference operator):
 This measures the IBN's k-nearest-neighbour approximation of the prior (inductive-bias edges of
 variance c·dist^γ) against the exact posterior variance on small sets.
 
-Legend: N items, P comparisons, Q query pairs, F Fourier features per prompt, K cube dimensions.
+Legend: N items, Np items of one prompt, P comparisons, Q query pairs, F Fourier features per prompt, D
+cube dimensions.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ def field_features(space: MetricSpace, items: Responses) -> np.ndarray:
     out = np.zeros((len(items), 2 * F * len(prompts)))
     for i, p in enumerate(prompts):
         m = items.prompt == p
-        w_FxK = space._features(np.array([p]), STREAM_REWARD)[0][0]
-        rho_F = np.linalg.norm(w_FxK, axis=1) / (2 * np.pi)
+        w_FxD = space._features(np.array([p]), STREAM_REWARD)[0][0]
+        rho_F = np.linalg.norm(w_FxD, axis=1) / (2 * np.pi)
         sd_F = scale * rho_F ** (-space.gamma / 2)
-        z_MxF = items.data[m] @ w_FxK.T
+        z_NpxF = items.data[m] @ w_FxD.T
         out[np.ix_(m, np.arange(2 * F * i, 2 * F * (i + 1)))] = np.concatenate(
-            [sd_F * np.cos(z_MxF), sd_F * np.sin(z_MxF)], axis=1
+            [sd_F * np.cos(z_NpxF), sd_F * np.sin(z_NpxF)], axis=1
         )
     return out
 

@@ -9,7 +9,7 @@
   pushes safe costs below 0 and unsafe costs above 0, so "safe" ⇔ c ≤ 0.
 - Harm categories: multi-label binary cross-entropy (PKU-SafeRLHF, arXiv 2406.15513).
 
-Legend: B pairs or items in a batch, G groups, K group size (padded), C harm categories.
+Legend: B batch (of pairs or items), G groups, Ng items of a group (padded), C harm categories.
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ def pair_centring(r_a_B: jax.Array, r_b_B: jax.Array) -> jax.Array:
     return (r_a_B + r_b_B) ** 2
 
 
-def plackett_luce_loss(r_GxK: jax.Array, valid_GxK: jax.Array) -> jax.Array:
+def plackett_luce_loss(r_GxNg: jax.Array, valid_GxNg: jax.Array) -> jax.Array:
     """Negative log-likelihood of each group's order (best first); invalid slots are skipped."""
-    K = r_GxK.shape[1]
-    later_KxK = jnp.triu(jnp.ones((K, K), bool))  # [i, j]: j at or after i
-    avail_GxKxK = later_KxK[None] & valid_GxK[:, None, :]
+    K = r_GxNg.shape[1]
+    later_NgxNg = jnp.triu(jnp.ones((K, K), bool))  # [i, j]: j at or after i
+    avail_GxNgxNg = later_NgxNg[None] & valid_GxNg[:, None, :]
     # A finite fill (not −inf) keeps gradients finite in rows with nothing available.
-    lse_GxK = jax.nn.logsumexp(jnp.where(avail_GxKxK, r_GxK[:, None, :], -1e9), axis=-1)
-    return -jnp.sum(jnp.where(valid_GxK, r_GxK - lse_GxK, 0.0), axis=-1)
+    lse_GxNg = jax.nn.logsumexp(jnp.where(avail_GxNgxNg, r_GxNg[:, None, :], -1e9), axis=-1)
+    return -jnp.sum(jnp.where(valid_GxNg, r_GxNg - lse_GxNg, 0.0), axis=-1)
 
 
 def cost_sign_loss(c_B: jax.Array, safe_B: jax.Array) -> jax.Array:

@@ -9,8 +9,8 @@ PKU-SafeRLHF, arXiv 2406.15513).
 Padding robustness: a token's position is its rank among the real tokens (cumsum of the mask), so
 a score depends only on the real tokens in order, not on where or how much padding there is.
 
-Legend: B batch, T padded length, L max_len (slots), V vocabulary, D model/feature width,
-H heads, E embedding width per slot, C harm categories.
+Legend: B batch, T tokens (padded length), L slots (max_len), V vocabulary, D model width (or feature
+width), A attention heads, Da head width (D / A), Ds width of a slot's embedding, C harm categories.
 """
 
 from __future__ import annotations
@@ -95,12 +95,12 @@ class _Block(nnx.Module):
         B, T, D = h_BxTxD.shape
         H = self.heads
         qkv = self.qkv(self.ln1(h_BxTxD)).reshape(B, T, 3, H, D // H)
-        q_BxTxHxd, k_BxTxHxd, v_BxTxHxd = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-        logits_BxHxTxT = jnp.einsum("bqhd,bkhd->bhqk", q_BxTxHxd, k_BxTxHxd) / jnp.sqrt(D // H)
+        q_BxTxAxDa, k_BxTxAxDa, v_BxTxAxDa = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        logits_BxAxTxT = jnp.einsum("bqhd,bkhd->bhqk", q_BxTxAxDa, k_BxTxAxDa) / jnp.sqrt(D // H)
         # A finite fill keeps all-pad query rows NaN-free; masked keys then get weight exactly 0.
-        logits_BxHxTxT = jnp.where(allow_BxTxT[:, None], logits_BxHxTxT, -1e30)
-        w_BxHxTxT = jax.nn.softmax(logits_BxHxTxT, axis=-1)
-        att_BxTxHxd = jnp.einsum("bhqk,bkhd->bqhd", w_BxHxTxT, v_BxTxHxd)
+        logits_BxAxTxT = jnp.where(allow_BxTxT[:, None], logits_BxAxTxT, -1e30)
+        w_BxAxTxT = jax.nn.softmax(logits_BxAxTxT, axis=-1)
+        att_BxTxHxd = jnp.einsum("bhqk,bkhd->bqhd", w_BxAxTxT, v_BxTxAxDa)
         h_BxTxD = h_BxTxD + self.out(att_BxTxHxd.reshape(B, T, D))
         return h_BxTxD + self.fc2(jax.nn.gelu(self.fc1(self.ln2(h_BxTxD))))
 
@@ -159,8 +159,8 @@ class MLPScorer(_Heads):
         # matmuls and their transposes, 47% of a training step (profile of the K = 8 MLP).
         place_BxTxL = (pos_BxT[..., None] == jnp.arange(self.max_len)) & mask_BxT[..., None]
         tok_BxL = jnp.sum(jnp.where(place_BxTxL, tokens_BxT[..., None], 0), axis=1)
-        e_BxLxE = jnp.where(tok_BxL[..., None] > 0, self.tok(tok_BxL), 0.0)  # real tokens are > 0
-        return e_BxLxE.reshape(tokens_BxT.shape[0], -1)
+        e_BxLxDs = jnp.where(tok_BxL[..., None] > 0, self.tok(tok_BxL), 0.0)  # real tokens are > 0
+        return e_BxLxDs.reshape(tokens_BxT.shape[0], -1)
 
     def features(self, x: jax.Array) -> jax.Array:
         h_BxD = self._slots(x) if self.input == "tokens" else x.astype(jnp.float32)

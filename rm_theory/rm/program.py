@@ -6,7 +6,7 @@ own bootstrap resample, own minibatches), and the steps of a chunk run in `lax.s
 (`mesh=`, see `rm_theory.rm.sharding`): members split over the mesh's "member" axis, each
 minibatch over its "data" axis; `mesh=None` is the plain single-device program.
 
-Legend: N items, F features or tokens per item, K ensemble members, S steps.
+Legend: N items, B batch, F features (or tokens) of an item, K ensemble members, S steps.
 """
 
 from __future__ import annotations

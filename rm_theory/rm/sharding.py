@@ -14,7 +14,7 @@ With K = 8 on 8 devices the run is purely member-parallel; with K = 3 it is pure
 "data" is the last mesh axis, so `jax.make_mesh` puts it on the devices closest together (one
 host, one slice) and only the member axis spans hosts.
 
-Multi-host: every process runs the same script; `maybe_initialize` calls
+Multi-host: every process runs the same script; `common.distributed.maybe_initialize` calls
 `jax.distributed.initialize` (coordinator/process count/id from the config, or detected from
 SLURM / Open MPI / TPU environment when left None) before any other JAX call, after which
 `jax.devices()` lists the devices of all hosts and the mesh spans them.
@@ -33,6 +33,8 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from rm_theory.common.validate import spec
+
 MEMBER, DATA = "member", "data"
 
 
@@ -41,24 +43,12 @@ class DistributedConfig:
     """`devices`: 1 = one device, no mesh (the default); 0 = all devices (all hosts after
     initialize); n = the first n. `members`: size of the member axis, 0 = gcd(K, devices)."""
 
-    devices: int = 1
-    members: int = 0
+    devices: int = spec(1, ge=0)
+    members: int = spec(0, ge=0)
     initialize: bool = False  # multi-host: call jax.distributed.initialize first
     coordinator_address: str | None = None  # "host:port" of process 0; None = auto-detect
-    num_processes: int | None = None
-    process_id: int | None = None
-
-
-def maybe_initialize(cfg: DistributedConfig) -> bool:
-    """Joins the multi-host job when `cfg.initialize`; True if it did. Call before other JAX use."""
-    if not cfg.initialize or jax.distributed.is_initialized():  # once per process (multirun)
-        return False
-    jax.distributed.initialize(
-        coordinator_address=cfg.coordinator_address,
-        num_processes=cfg.num_processes,
-        process_id=cfg.process_id,
-    )
-    return True
+    num_processes: int | None = spec(None, ge=1)
+    process_id: int | None = spec(None, ge=0)
 
 
 def make_mesh(cfg: DistributedConfig, ensemble_size: int) -> Mesh | None:

@@ -4,8 +4,8 @@ optimizer, and the loss of a minibatch.
 Objectives: "reward" = Bradley–Terry on pairs + Plackett–Luce on ranked groups (+ score L2 and
 centring); "cost" = Safe RLHF cost loss (arXiv 2310.12773 §3.2) + harm-category BCE.
 
-Legend: B pairs per minibatch, Bg groups per minibatch, Kg group size, M items in one forward pass,
-C harm categories.
+Legend: B minibatch (pairs), Bg groups of a minibatch, Ng items of a group, Nb items of one forward
+pass, C harm categories.
 """
 
 from __future__ import annotations
@@ -78,20 +78,20 @@ def loss_and_metrics(model: nnx.Module, batch: Arrays, tc: TrainConfig) -> tuple
     parts = [batch[k] for k in names]
     w_parts = [jnp.ones(batch[k].shape[0]) for k in names]
     if "xg" in batch:
-        Bg, Kg = batch["valid"].shape
-        parts.append(batch["xg"].reshape(Bg * Kg, *batch["xg"].shape[2:]))
+        Bg, Ng = batch["valid"].shape
+        parts.append(batch["xg"].reshape(Bg * Ng, *batch["xg"].shape[2:]))
         w_parts.append(batch["valid"].reshape(-1).astype(jnp.float32))
     # One forward pass over every item of the batch, then split back by name.
-    r_M, harm_MxC = model.score_and_harm(jnp.concatenate(parts))
-    w_M = jnp.concatenate(w_parts)
+    r_Nb, harm_NbxC = model.score_and_harm(jnp.concatenate(parts))
+    w_Nb = jnp.concatenate(w_parts)
     lo, r, harm = 0, {}, {}
     for k in names:
         n = batch[k].shape[0]
-        r[k] = r_M[lo : lo + n]
-        harm[k] = None if harm_MxC is None else harm_MxC[lo : lo + n]
+        r[k] = r_Nb[lo : lo + n]
+        harm[k] = None if harm_NbxC is None else harm_NbxC[lo : lo + n]
         lo += n
     aux: Arrays = {}
-    total = tc.l2_coef * _wmean(r_M**2, w_M) + tc.centre_coef * _wmean(r_M, w_M) ** 2
+    total = tc.l2_coef * _wmean(r_Nb**2, w_Nb) + tc.centre_coef * _wmean(r_Nb, w_Nb) ** 2
     if tc.objective == "reward":
         if "xa" in batch:
             y_B = batch["pair_y"]
@@ -100,8 +100,8 @@ def loss_and_metrics(model: nnx.Module, batch: Arrays, tc: TrainConfig) -> tuple
             aux["acc"] = _wmean(hit_B, (y_B != 0.5).astype(jnp.float32))
             total += tc.pair_coef * aux["bt"]
         if "xg" in batch:
-            r_BgxKg = r_M[lo:].reshape(batch["valid"].shape)
-            aux["pl"] = jnp.mean(losses.plackett_luce_loss(r_BgxKg, batch["valid"]))
+            r_BgxNg = r_Nb[lo:].reshape(batch["valid"].shape)
+            aux["pl"] = jnp.mean(losses.plackett_luce_loss(r_BgxNg, batch["valid"]))
             total += tc.group_coef * aux["pl"]
     else:
         if "xa" in batch:

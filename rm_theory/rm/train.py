@@ -4,7 +4,7 @@ by chunk, with Orbax checkpoints that resume bit-exactly.
 A run is a pure function of (configs, data, key): minibatch t of member k is drawn with
 `fold_in(key_k, t)`, so a resumed run replays exactly the same steps as an uninterrupted one.
 
-Legend: N items, K ensemble members, S steps.
+Legend: N items, K ensemble members, S steps, C harm categories.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Any sweep or run folder → one tidy table, a run table and the matching figures.
 
 A run folder holds `summary.json` (status) and, when it finished, `results.csv`. The kind of a
-results table is recognised by its columns (`KINDS`), so a folder mixing experiments, a Hydra
+results table, named after the study that writes it, is recognised by its columns (`KINDS`, from the
+registry of studies), so a folder mixing experiments, a Hydra
 multirun and the reproduction's `runs/` all aggregate the same way. Runs that failed or never
 wrote a summary stay visible in the run table (`collect_runs`); a figure that cannot be drawn
 from a table is reported, not raised.
@@ -21,30 +22,14 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from rm_theory.runs.folder import read_json
+from rm_theory.registry import STUDIES
+from rm_theory.runs.jsonio import read_json
 
 log = logging.getLogger(__name__)
 
-# kind -> columns a results.csv of that kind always has (checked in this order; first match wins)
-KINDS: dict[str, tuple[str, ...]] = {
-    "scaling": ("topology", "n", "mean_d_res"),
-    "reward_models": ("topology", "n", "gold_accuracy", "ensemble_variance", "ibn_resistance"),
-    "best_of_n": ("rm", "N", "gold_reward"),
-    "win_rates": ("task", "a", "b", "win_rate"),
-    "safe_rlhf": ("run", "gold", "gold_cost", "cost", "lambda"),
-    "finetune_rm": ("train_set", "test_set", "method", "finetuned_minus"),
-    "real_data": ("part",),
-}
-# The entry point that writes each kind (to name the command in messages).
-ENTRY = {
-    "scaling": "ibn_scaling",
-    "reward_models": "train_rm",
-    "best_of_n": "best_of_n",
-    "win_rates": "win_rates",
-    "safe_rlhf": "safe_rlhf",
-    "real_data": "real_data",
-    "finetune_rm": "finetune_rm",
-}
+# kind (the study that writes the table) -> columns a results.csv of that kind always has, from the
+# registry of studies (checked in its order; first match wins)
+KINDS: dict[str, tuple[str, ...]] = {name: s.columns for name, s in STUDIES.items() if s.columns is not None}
 
 
 def _overrides(run_dir: Path) -> dict:
@@ -243,6 +228,6 @@ def latest_run(root: str | Path, kind: str) -> dict | None:
     """`load_run` of the newest run of `kind` under `root`, or None (with a log line) if none."""
     runs = find_runs(root, kind)
     if not runs:
-        log.warning("no %s run under %s; make one with: python -m experiments.%s", kind, root, ENTRY[kind])
+        log.warning("no %s run under %s; make one with: python -m experiments.%s", kind, root, kind)
         return None
     return load_run(runs[-1])

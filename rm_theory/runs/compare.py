@@ -2,18 +2,20 @@
 library version must give the same numbers for the same seed; STYLE.md "Reproducible").
 
 Every `summary.json` under each folder is matched by its path relative to the folder (a single run,
-or the reproduction's `runs/<step>/`). Timing keys (wall-clock seconds) differ from run to run and
-are left out by default.
+or the reproduction's `runs/<step>/`); hidden folders (an earlier run's outputs set aside in
+`.previous/`, multi-host copies) are not runs. Timing keys (wall-clock seconds) differ from run to
+run and are left out by default. A summary that cannot be read is a difference naming its file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from pathlib import Path
 
-from rm_theory.runs.folder import read_json
+from rm_theory.runs.jsonio import read_json
 
 TIMING = re.compile(r"(^|_)(s|seconds|wall_time_s|time_s)$|_s$")
 
@@ -51,18 +53,42 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def summaries(folder: Path) -> dict[str, Path]:
+    """`summary.json` files under a folder, by path relative to it; hidden folders left out."""
+    found = {p.relative_to(folder).as_posix(): p for p in folder.rglob("summary.json")}
+    return {r: p for r, p in found.items() if not any(part.startswith(".") for part in Path(r).parts[:-1])}
+
+
+def _read_summary(path: Path) -> dict | str:
+    """A summary's contents, or what is wrong with the file (naming it, and how to recover)."""
+    try:
+        out = read_json(path)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        out = f"{type(err).__name__}: {err}"
+    if isinstance(out, dict):
+        return out
+    what = out if isinstance(out, str) else f"a JSON {type(out).__name__}, not an object"
+    return f"{path} is not a readable summary ({what}); rerun that run (or delete its folder) to compare it"
+
+
 def compare_summaries(a: str | Path, b: str | Path, rtol: float = 0.0, timing: bool = False) -> list[Difference]:
-    """Every differing scalar (or missing key, or missing run) between folders a and b.
+    """Every differing scalar (or missing key, missing run, or unreadable summary, key
+    "<unreadable>") between folders a and b.
 
     rtol = 0 asks for identical numbers; `timing=True` compares the wall-clock keys too. The
     traceback of a failed run is not compared (its error message is).
     """
     a, b = Path(a), Path(b)
-    runs_a = {p.relative_to(a).as_posix(): p for p in a.rglob("summary.json")}
-    runs_b = {p.relative_to(b).as_posix(): p for p in b.rglob("summary.json")}
+    runs_a, runs_b = summaries(a), summaries(b)
     diffs = [Difference(r, "<run>", r in runs_a, r in runs_b) for r in sorted(runs_a.keys() ^ runs_b.keys())]
     for r in sorted(runs_a.keys() & runs_b.keys()):
-        sa, sb = _flat(read_json(runs_a[r])), _flat(read_json(runs_b[r]))
+        ra, rb = _read_summary(runs_a[r]), _read_summary(runs_b[r])
+        if isinstance(ra, str) or isinstance(rb, str):
+            diffs.append(
+                Difference(r, "<unreadable>", ra if isinstance(ra, str) else "ok", rb if isinstance(rb, str) else "ok")
+            )
+            continue
+        sa, sb = _flat(ra), _flat(rb)
         # a path inside the run's own folder is compared relative to that folder
         sa = {k: _relative(v, a) for k, v in sa.items()}
         sb = {k: _relative(v, b) for k, v in sb.items()}

@@ -38,7 +38,9 @@ What enters the network, decided per kind of record and counted in the summary:
   case for an uncased encoder) get an IB edge of variance 0, i.e. one node, as everywhere in the
   solver; a held-out pair of them is at distance 0 and stays in the mean (`heldout_zero_distance`).
 
-Legend: N items, P comparisons, T target pairs, C candidate pairs, S a prompt's items.
+Legend: N items, Np items of one prompt, P comparisons, Q query pairs (held out, or targets), E edges, B
+round of comparisons (the batch proposed), R rounds of the design, G components, K runs (one per value
+of M).
 """
 
 from __future__ import annotations
@@ -57,16 +59,17 @@ import pandas as pd
 from rm_theory.common.rng import str_hash
 from rm_theory.config.analyse_data import AnalyseDataSchema
 from rm_theory.figures import analyse_data as figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn import real as real_ibn
 from rm_theory.ibn.design import DesignConfig, design_comparisons
-from rm_theory.ibn.distance import Network, network_distance
-from rm_theory.real.encoders import load_encoder
-from rm_theory.real.features import DataSpec, FeatureConfig, featurize, item_embeddings, items_of, load_selection
-from rm_theory.real.features import test_mask as heldout_mask
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import HP, Network
+from rm_theory.lm.encoders import load_encoder
+from rm_theory.real.features import FeatureConfig, featurize, item_embeddings, items_of
 from rm_theory.real.fixtures import write_fixture
-from rm_theory.real.loaders import LOADERS
-from rm_theory.runs.folder import RunLog
+from rm_theory.real.selection import DataSpec, load_selection
+from rm_theory.real.selection import test_mask as heldout_mask
+from rm_theory.runs.log import RunLog
 from rm_theory.world.records import EmptyDataError, PreferenceRecord, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -123,16 +126,16 @@ def prompt_extension_gain(R_SxS: np.ndarray, xi2: float) -> tuple[float, float]:
     R_SxS = np.asarray(R_SxS, np.float64)
     m = len(R_SxS)
     iu = np.triu_indices(m, 1)
-    part_S = np.unique(np.isfinite(R_SxS), axis=0, return_inverse=True)[1].reshape(-1)
-    lap_SxS = np.zeros((m, m))
-    for c in np.unique(part_S):
-        idx = np.flatnonzero(part_S == c)
+    part_Np = np.unique(np.isfinite(R_SxS), axis=0, return_inverse=True)[1].reshape(-1)
+    lap_NpxNp = np.zeros((m, m))
+    for c in np.unique(part_Np):
+        idx = np.flatnonzero(part_Np == c)
         J = np.eye(len(idx)) - 1.0 / len(idx)
-        lap_SxS[np.ix_(idx, idx)] = np.linalg.pinv(-0.5 * J @ R_SxS[np.ix_(idx, idx)] @ J, hermitian=True)
-    L_plus = np.linalg.pinv(lap_SxS + (np.eye(m) - 1.0 / m) / xi2, hermitian=True)
-    d_S = np.diag(L_plus)
-    after_SxS = d_S[:, None] + d_S[None, :] - 2 * L_plus
-    return float(R_SxS[iu].mean()), float(after_SxS[iu].mean())
+        lap_NpxNp[np.ix_(idx, idx)] = np.linalg.pinv(-0.5 * J @ R_SxS[np.ix_(idx, idx)] @ J, hermitian=True)
+    L_plus = np.linalg.pinv(lap_NpxNp + (np.eye(m) - 1.0 / m) / xi2, hermitian=True)
+    d_Np = np.diag(L_plus)
+    after_NpxNp = d_Np[:, None] + d_Np[None, :] - 2 * L_plus
+    return float(R_SxS[iu].mean()), float(after_NpxNp[iu].mean())
 
 
 def _prompts_to_extend(net: Network, it, xi2: float) -> pd.DataFrame:
@@ -184,17 +187,11 @@ def run(cfg: AnalyseDataSchema, runlog: RunLog) -> dict:
     for name in OPTIONAL_OUTPUTS:
         (out / name).unlink(missing_ok=True)
     path, fmt, encoder_dir, cache_dir = cfg.data.path, cfg.data.format, cfg.features.encoder_dir or None, None
-    if fmt not in LOADERS:
-        raise ValueError(f"data.format={fmt!r} is not a loader; choose one of {sorted(LOADERS)}")
     if cfg.fixture:  # a tiny random encoder; and a tiny data set unless data.path names one
         fx = write_fixture(out / "fixture", cfg.seed)
         if not path:
             path, fmt = fx["pku"], "pku-saferlhf"
         encoder_dir, cache_dir = fx["encoder_dir"], str(out / "feature_cache")
-    if not path:
-        raise ValueError("data.path is not set: give the file (or folder) to analyse, e.g. data.path=pairs.jsonl")
-    if not Path(path).exists():
-        raise FileNotFoundError(f"data.path={path} does not exist (relative paths are read from {Path.cwd()})")
     rng = np.random.default_rng([cfg.seed, str_hash("analyse_data")])
     t0 = time.perf_counter()
     records, report = load_selection(DataSpec("data", fmt, path, cfg.data.max_pairs), cfg.seed)
@@ -229,17 +226,16 @@ def run(cfg: AnalyseDataSchema, runlog: RunLog) -> dict:
     train_P = ~test_P & ~self_P
     net = real_ibn.real_ibn(e, it.a_P[train_P], it.b_P[train_P], icfg)
     topo = real_ibn.topology(net, it.prompt_id)
-    pairs_Hx2 = np.stack([it.a_P[test_P & ~self_P], it.b_P[test_P & ~self_P]], axis=1)
-    dist = pd.DataFrame({"a": pairs_Hx2[:, 0], "b": pairs_Hx2[:, 1]})
+    pairs_Qx2 = np.stack([it.a_P[test_P & ~self_P], it.b_P[test_P & ~self_P]], axis=1)
+    dist = pd.DataFrame({"a": pairs_Qx2[:, 0], "b": pairs_Qx2[:, 1]})
     for method in ("resistance", "path"):
-        dist[method] = network_distance(net, pairs_Hx2, method) if len(pairs_Hx2) else []
+        dist[method] = network_distance(net, pairs_Qx2, method) if len(pairs_Qx2) else []
     dist.to_csv(out / "distances.csv", index=False)
     deg_N = np.bincount(np.r_[net.u_E, net.v_E], minlength=net.num_nodes)
-    pd.DataFrame({"item": np.arange(it.n), "prompt_id": it.prompt_id, "degree": deg_N}).to_csv(
-        out / "degrees.csv", index=False
-    )
+    degrees = pd.DataFrame({"item": np.arange(it.n), "prompt_id": it.prompt_id, "degree": deg_N})
+    degrees.to_csv(out / "degrees.csv", index=False)
     comp_rows = [{"edges": "all", "size": int(s)} for s in np.bincount(real_ibn.components(it.n, net.u_E, net.v_E))]
-    hp = net.kind_E == real_ibn.HP
+    hp = net.kind_E == HP
     touched = np.bincount(np.r_[net.u_E[hp], net.v_E[hp]], minlength=it.n) > 0
     hp_comp = real_ibn.components(it.n, net.u_E[hp], net.v_E[hp])[touched]
     comp_rows += [{"edges": "hp", "size": int(s)} for s in np.bincount(hp_comp) if s > 0]
@@ -357,7 +353,7 @@ def run(cfg: AnalyseDataSchema, runlog: RunLog) -> dict:
     rows += [{"quantity": k, "value": v} for k, v in summary.items() if isinstance(v, int | float)]
     pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
     if cfg.figures:
-        save(figs.distances(dist, deg_N), out / "figures" / "distances")
-        save(figs.structural(structural), out / "figures" / "structural")
-        save(figs.design_curve(design), out / "figures" / batch_file.removesuffix(".jsonl"))
+        tables = {"distances": dist, "degrees": degrees, "structural": structural}
+        extra = {"design": design, "batch": batch_file.removesuffix(".jsonl")}
+        save_figures(figs.figures(RunTables(pd.DataFrame(rows), tables, cfg, extra)), out / "figures")
     return summary

@@ -7,7 +7,7 @@ and labelled, reward ensembles are trained, and E[r*] of the Best-of-N choice is
 JAX work runs under `jax.threefry_partitionable(False)`: with the partitionable Threefry, XLA on
 CPU spends seconds compiling each program that draws random numbers.
 
-Legend: P prompts, Y leaves per prompt.
+Legend: X prompts, Y responses (leaves of a prompt), P comparisons.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from rm_theory.config.downstream import (
     task_space,
 )
 from rm_theory.figures import best_of_n as best_of_n_figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.policy import exact, tables
 from rm_theory.policy.rewards import leaf_inputs, reward_table
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.labels import labelled_data
 from rm_theory.world.topology import TOPOLOGIES
 
@@ -53,15 +53,15 @@ def _best_of_n(cfg: BestOfNSchema, runlog: RunLog) -> dict:
         ref = tt.ref_logp()
         x_all = leaf_inputs(space)
         rng = np.random.default_rng(s)
-        rm_tables = {"gold": tt.gold_PxY}
+        rm_tables = {"gold": tt.gold_XxY}
         for i, topo in enumerate(TOPOLOGIES):
             comps, labels = labelled_data(space, topo, cfg.n, tree, cfg.labels.beta, rng)
             rm_tables[topo], _ = reward_table(
                 space, comps, labels, *model_configs(space, cfg), jax.random.fold_in(jax.random.key(s), i), x_all
             )
         for rm, N in itertools.product(rm_tables, Ns):
-            g_P = exact.best_of_n(ref, rm_tables[rm], tt.gold_PxY, N)
-            rows += [{"seed": s, "prompt": p, "rm": rm, "N": N, "gold_reward": float(g)} for p, g in enumerate(g_P)]
+            g_X = exact.best_of_n(ref, rm_tables[rm], tt.gold_XxY, N)
+            rows += [{"seed": s, "prompt": p, "rm": rm, "N": N, "gold_reward": float(g)} for p, g in enumerate(g_X)]
         runlog.metric(
             {
                 "seed": s,
@@ -75,7 +75,7 @@ def _best_of_n(cfg: BestOfNSchema, runlog: RunLog) -> dict:
         )
     df = pd.DataFrame(rows)
     df.to_csv(runlog.dir / "results.csv", index=False)
-    save(best_of_n_figs.best_of_n_curve(df), runlog.dir / "figures" / "best_of_n")
+    save_figures(best_of_n_figs.figures(RunTables(df, config=cfg)), runlog.dir / "figures")
     per_seed = df.groupby(["rm", "N", "seed"])["gold_reward"].mean()
     out = {}
     for (rm, N), g in per_seed.groupby(level=[0, 1]):

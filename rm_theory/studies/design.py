@@ -30,7 +30,8 @@ mean resistance and counted (`unreachable_targets`). The designed recipe's paire
 the other recipes are a family of tests per measure: their p-values (paired t over seeds) are
 Holm-adjusted (`*_p_holm`).
 
-Legend: P prompts, Y leaves per prompt, T targets, C candidates, N items, K comparisons in a family.
+Legend: X prompts, Y responses (leaves of a prompt), Q targets, P candidates, N items, K ensemble
+members, B round of comparisons (those chosen).
 """
 
 from __future__ import annotations
@@ -42,21 +43,20 @@ import logging
 import jax
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rm_theory.common.rng import rng as named_rng
-from rm_theory.common.stats import mean_ci
+from rm_theory.common.stats import holm_claims, mean_ci
 from rm_theory.config.common import make_labels, make_model, make_space, make_train, make_tree_sampling
 from rm_theory.config.design import DesignSchema
 from rm_theory.figures import design as design_figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn.design import DesignConfig, design_comparisons
 from rm_theory.ibn.network import LabelVariance, ibn_network
 from rm_theory.policy import exact, tables
 from rm_theory.rm import bayes
 from rm_theory.rm.metrics import pairwise_accuracy
 from rm_theory.rm.train import train_ensemble
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.labels import label_comparisons, vocab_size
 from rm_theory.world.queries import QuerySpec, sample_query_sets
 from rm_theory.world.spaces import PrefixTreeSpace, Responses
@@ -80,11 +80,9 @@ def _pool(space: PrefixTreeSpace, cfg: DesignSchema, rng: np.random.Generator) -
         )
         items, S = trees.leaves, trees.slots
         group = np.repeat(np.arange(len(items) // S), S)
-    elif cfg.pool == "chain":
+    else:  # "chain", the schema's other choice
         items = space.sample(rng, np.repeat(np.arange(P), cfg.pool_per_prompt))
         group = items.prompt
-    else:
-        raise ValueError(f"pool must be 'tree' or 'chain', got {cfg.pool!r}")
     cand = [
         (i, j)
         for g in np.unique(group)
@@ -114,15 +112,13 @@ class World:
 
     space: PrefixTreeSpace
     pool: Responses
-    cand_Cx2: np.ndarray
+    cand_Px2: np.ndarray
     targets: dict[str, tuple[Responses, Responses]]  # by column suffix: "" (the design's), "_heldout"
     ties: dict[str, int]  # gold-tied target pairs left out, by the same suffix
 
 
 def make_world(cfg: DesignSchema, seed: int) -> World:
-    space = make_space(cfg.space, seed)
-    if not isinstance(space, PrefixTreeSpace):
-        raise ValueError("the design study needs the prefix-tree geometry (space.geometry=tree)")
+    space = make_space(cfg.space, seed)  # the prefix-tree geometry (`DesignSchema.cross_checks`)
     rng = named_rng("design-world", seed)
     q_a, q_b, ties = target_pairs(space, cfg, rng)
     pool, cand = _pool(space, cfg, rng)
@@ -131,21 +127,21 @@ def make_world(cfg: DesignSchema, seed: int) -> World:
     return World(space, pool, cand, {"": (q_a, q_b), "_heldout": (h_a, h_b)}, {"": ties, "_heldout": ties_h})
 
 
-def check_budget(cfg: DesignSchema, seed: int, cand_Cx2: np.ndarray) -> None:
+def check_budget(cfg: DesignSchema, seed: int, cand_Px2: np.ndarray) -> None:
     """Refuses a budget the candidate pool cannot fill: the pool recipes would stop at the pool's size
     while chain and tree spend the whole budget, and the `*_minus_*` keys compare equal budgets only."""
     pooled = [r for r in cfg.recipes if r in POOL_RECIPES]
-    if pooled and max(cfg.budgets) > len(cand_Cx2):
+    if pooled and max(cfg.budgets) > len(cand_Px2):
         raise ValueError(
             f"budgets = {list(cfg.budgets)}: the largest budget exceeds the candidate pool of seed {seed} "
-            f"({len(cand_Cx2)} distinct pairs, pool={cfg.pool!r}): {', '.join(pooled)} could spend at most "
-            f"{len(cand_Cx2)} comparisons while chain and tree spend {max(cfg.budgets)}. Lower budgets to at most "
-            f"{len(cand_Cx2)}, or enlarge the pool (pool_trees_per_prompt, pool_per_prompt, space.num_prompts)"
+            f"({len(cand_Px2)} distinct pairs, pool={cfg.pool!r}): {', '.join(pooled)} could spend at most "
+            f"{len(cand_Px2)} comparisons while chain and tree spend {max(cfg.budgets)}. Lower budgets to at most "
+            f"{len(cand_Px2)}, or enlarge the pool (pool_trees_per_prompt, pool_per_prompt, space.num_prompts)"
         )
 
 
-def _pairs(pool: Responses, idx_Cx2: np.ndarray) -> Comparisons:
-    return Comparisons(pool.take(idx_Cx2[:, 0]), pool.take(idx_Cx2[:, 1]), np.full(len(idx_Cx2), -1))
+def _pairs(pool: Responses, idx_Px2: np.ndarray) -> Comparisons:
+    return Comparisons(pool.take(idx_Px2[:, 0]), pool.take(idx_Px2[:, 1]), np.full(len(idx_Px2), -1))
 
 
 def _disagreement(space, pool, cand, labels_of, cfg: DesignSchema, mc, tc, seed: int) -> np.ndarray:
@@ -162,17 +158,17 @@ def _disagreement(space, pool, cand, labels_of, cfg: DesignSchema, mc, tc, seed:
             mc, tc, to_pref_data(space, comps, labels_of(comps)).data, jax.random.fold_in(key, r), progress=False
         )
         s_KxN = ens.score(x_pool)
-        var_C = np.var(s_KxN[:, cand[:, 0]] - s_KxN[:, cand[:, 1]], axis=0)
-        var_C[chosen] = -np.inf
-        take = np.argsort(-var_C)[: min(cfg.batch, budget - len(chosen))]
-        chosen += [int(c) for c in take if np.isfinite(var_C[c])]
+        var_P = np.var(s_KxN[:, cand[:, 0]] - s_KxN[:, cand[:, 1]], axis=0)
+        var_P[chosen] = -np.inf
+        take = np.argsort(-var_P)[: min(cfg.batch, budget - len(chosen))]
+        chosen += [int(c) for c in take if np.isfinite(var_P[c])]
         r += 1
     return np.array(chosen[:budget], np.int64)
 
 
 def _recipe_data(space, cfg: DesignSchema, recipe: str, world: World, net_pool, targets_node, labels_of, mc, tc, seed):
     """The recipe's comparisons at the largest budget (smaller budgets are prefixes)."""
-    n, pool, cand = max(cfg.budgets), world.pool, world.cand_Cx2
+    n, pool, cand = max(cfg.budgets), world.pool, world.cand_Px2
     rng = named_rng("design", seed, recipe)
     if recipe in ("chain", "tree"):
         return make_dataset(space, recipe, n, rng, tree=make_tree_sampling(cfg.tree))
@@ -188,9 +184,8 @@ def _recipe_data(space, cfg: DesignSchema, recipe: str, world: World, net_pool, 
             DesignConfig(budget=n, batch=cfg.batch, xi2=xi2, seed=seed),
         )
         return _pairs(pool, cand[d.chosen_B])
-    if recipe == "disagreement":
-        return _pairs(pool, cand[_disagreement(space, pool, cand, labels_of, cfg, mc, tc, seed)])
-    raise ValueError(f"unknown recipe {recipe!r}; known: {RECIPES}")
+    # "disagreement", the last of the schema's choices
+    return _pairs(pool, cand[_disagreement(space, pool, cand, labels_of, cfg, mc, tc, seed)])
 
 
 def _measure(world: World, comps: Comparisons, lab, ens, lc, lv, tt, leaves: Responses, best_of_n: int) -> dict:
@@ -207,48 +202,24 @@ def _measure(world: World, comps: Comparisons, lab, ens, lc, lv, tt, leaves: Res
         T = len(a)
         ia, ib = at + np.arange(T), at + T + np.arange(T)
         at += 2 * T
-        res_T = ibn.distance(np.stack([ibn.node_q[ia], ibn.node_q[ib]], 1), "resistance")
-        reach_T = np.isfinite(res_T)
-        gold_gap_T = space.gold_reward(a) - space.gold_reward(b)
-        mu_T = ex.posterior.pair_mean(np.stack([qi[ia], qi[ib]], 1))
-        out[f"mean_resistance{suffix}"] = float(np.mean(res_T[reach_T])) if reach_T.any() else float("nan")
-        out[f"bayes_gold_accuracy{suffix}"] = bayes.gold_accuracy(mu_T, gold_gap_T)
-        out[f"gold_accuracy{suffix}"] = pairwise_accuracy(s_N, ia, ib, (gold_gap_T > 0).astype(float))
-        unreachable[f"unreachable_targets{suffix}"] = int((~reach_T).sum())
+        res_Q = ibn.distance(np.stack([ibn.node_q[ia], ibn.node_q[ib]], 1), "resistance")
+        reach_Q = np.isfinite(res_Q)
+        gold_gap_Q = space.gold_reward(a) - space.gold_reward(b)
+        mu_Q = ex.posterior.pair_mean(np.stack([qi[ia], qi[ib]], 1))
+        out[f"mean_resistance{suffix}"] = float(np.mean(res_Q[reach_Q])) if reach_Q.any() else float("nan")
+        out[f"bayes_gold_accuracy{suffix}"] = bayes.gold_accuracy(mu_Q, gold_gap_Q)
+        out[f"gold_accuracy{suffix}"] = pairwise_accuracy(s_N, ia, ib, (gold_gap_Q > 0).astype(float))
+        unreachable[f"unreachable_targets{suffix}"] = int((~reach_Q).sum())
     table = ex.posterior.item_mean(qi[len(queries) :]).reshape(tt.P, tt.Y)
-    out["best_of_n_gold"] = float(exact.best_of_n(tt.ref_logp(), table, tt.gold_PxY, best_of_n).mean())
+    out["best_of_n_gold"] = float(exact.best_of_n(tt.ref_logp(), table, tt.gold_XxY, best_of_n).mean())
     return out | unreachable
 
 
-def holm(p_K: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p-values (Holm 1979): the k-th smallest of the K times K − k + 1, kept
-    non-decreasing, at most 1. A NaN (no test) counts in K as p = 1. Local until the shared helper
-    (`common.stats.holm`, same rule) lands."""
-    p_K = np.where(np.isnan(np.asarray(p_K, np.float64)), 1.0, p_K)
-    K = len(p_K)
-    order = np.argsort(p_K, kind="stable")
-    out_K = np.empty(K)
-    out_K[order] = np.maximum.accumulate(np.minimum(1.0, (K - np.arange(K)) * p_K[order]))
-    return out_K
-
-
-def paired_p(d: np.ndarray) -> float:
-    """Two-sided p-value of a paired t test that the mean difference is 0 (NaN with fewer than 2 units)."""
-    d = np.asarray(d, np.float64)
-    if len(d) < 2:
-        return float("nan")
-    if np.ptp(d) == 0:  # no spread: t is 0 or infinite
-        return 1.0 if d[0] == 0 else 0.0
-    return float(stats.ttest_1samp(d, 0.0).pvalue)
-
-
 def run(cfg: DesignSchema, runlog: RunLog) -> dict:
-    if unknown := set(cfg.recipes) - set(RECIPES):
-        raise ValueError(f"recipes: unknown {sorted(unknown)}; known: {list(RECIPES)}")
     seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     worlds = {seed: make_world(cfg, seed) for seed in seeds}
     for seed, world in worlds.items():  # before any work: a budget the pool cannot fill is refused
-        check_budget(cfg, seed, world.cand_Cx2)
+        check_budget(cfg, seed, world.cand_Px2)
     units = [(seed, recipe, n) for seed in seeds for recipe in cfg.recipes for n in cfg.budgets]
     done = {tuple(r[k] for k in UNIT): r for r in runlog.rows() if all(k in r for k in UNIT)}
     if done:
@@ -309,7 +280,7 @@ def run(cfg: DesignSchema, runlog: RunLog) -> dict:
                 runlog.metric(row)
     df = pd.DataFrame(rows)
     df.to_csv(runlog.dir / "results.csv", index=False)
-    save(design_figs.against_budget(df), runlog.dir / "figures" / "design_vs_budget")
+    save_figures(design_figs.figures(RunTables(df, config=cfg)), runlog.dir / "figures")
     return summarise(df, cfg, worlds)
 
 
@@ -322,7 +293,7 @@ def summarise(df: pd.DataFrame, cfg: DesignSchema, worlds: dict[int, World]) -> 
         "targets": cfg.targets,
         "pool": cfg.pool,
         "field_per_seed": cfg.space.field_per_seed,
-        "candidate_pool_min": int(min(len(w.cand_Cx2) for w in worlds.values())),
+        "candidate_pool_min": int(min(len(w.cand_Px2) for w in worlds.values())),
     }
     for suffix in ("", "_heldout"):
         out[f"target_ties{suffix}"] = int(sum(w.ties[suffix] for w in worlds.values()))
@@ -344,12 +315,12 @@ def summarise(df: pd.DataFrame, cfg: DesignSchema, worlds: dict[int, World]) -> 
         for m, s in columns:
             wide = top.pivot(index="seed", columns="recipe", values=m + s)
             diffs = [(wide["designed"] - wide[o]).dropna().to_numpy() for o in others]
-            p_K = np.array([paired_p(d) for d in diffs])
-            p_K = np.where(np.isnan(p_K), np.nan, holm(p_K))  # no test (one seed): no adjusted p either
-            for o, d, p in zip(others, diffs, p_K, strict=True):
+            claims = holm_claims(dict(zip(others, diffs, strict=True)), null=0.0)
+            for o, d in zip(others, diffs, strict=True):
                 key = f"{m}_designed_minus_{o}{s}"
                 out[key], out[f"{key}_ci"] = mean_ci(d)
-                out[f"{key}_p_holm"] = float(p)
+                # no test (one seed): no adjusted p either
+                out[f"{key}_p_holm"] = claims[o].p_holm if np.isfinite(claims[o].p) else float("nan")
         out["multiple_comparisons"] = (
             f"Holm over the designed recipe's {len(others)} paired differences per measure (*_p_holm; p from a "
             "paired t test over seeds); the *_ci intervals are each at 95%, uncorrected"

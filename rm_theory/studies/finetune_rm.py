@@ -4,7 +4,7 @@ frozen-feature heads and a bag-of-words logistic regression on the same splits. 
 conf/experiment/finetune_*.yaml.
 
 Per in-domain set (`in_domain`): the real-data study's selection, sides randomised and split by prompt
-(`real.features.load_selection`, `test_mask`: the same held-out prompts for the same `data_seed` and
+(`real.selection.load_selection`, `test_mask`: the same held-out prompts for the same `data_seed` and
 `test_frac`); a validation split of `val_frac` of the training prompts, the only pairs a learning
 curve or any tuning sees; training pairs capped by whole prompts (`train.max_train_pairs`). Each
 item is the text pair (prompt, response) (the prompt's last `model.prompt_chars` characters, as the
@@ -14,14 +14,14 @@ with safety labels also get a Safe RLHF cost model (sign accuracy: safe â‡” c â‰
 `transfer_from` lends its model (trained on its training split, or on all its pairs when it is not
 in-domain) to every set of `transfer_to`, scored on all their pairs.
 
-Intervals: percentile bootstrap over held-out prompts within the run (`real.features.bootstrap_mean`,
+Intervals: percentile bootstrap over held-out prompts within the run (`real.evaluation.bootstrap_mean`,
 `n_boot` resamples; pairs of one prompt are not independent), one training seed. Differences
 between methods are paired (the same held-out pairs, the same resampled prompts' pairs).
 
 Outputs: results.csv (one row per train set, test set and method: accuracy with its interval and
 pair count, and the paired differences), curves.csv (training loss and validation accuracy against
 pairs seen), figures/, summary.json (the real-data study's keys `test_accuracy_<set>`,
-`test_accuracy_<set>_ci`, `test_pairs_<set>`, and `finetuned_minus_<baseline>_<set>[_ci]`,
+`test_accuracy_<set>_ci`, `test_pairs_<set>`, `test_prompts_<set>`, and `finetuned_minus_<baseline>_<set>[_ci]`,
 `cost_sign_accuracy_<set>[_ci]`, length counts, times), models/<set>/ with `model.save`.
 
 A unit of work is one in-domain or source set with its transfers: a finished unit's row in
@@ -45,37 +45,23 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
+from rm_theory.common.distributed import maybe_initialize
 from rm_theory.common.rng import str_hash
 from rm_theory.config.common import make_train
 from rm_theory.config.finetune_rm import FinetuneRMSchema, make_finetune, model_folder
 from rm_theory.figures import finetune_rm as plots
-from rm_theory.figures.common import save
-from rm_theory.lm import fit_pairs, load_score_model, save_score_model
-from rm_theory.lm.train import Finetuned, Pairs, finetune, make_mesh
+from rm_theory.figures.common import RunTables, save_figures
+from rm_theory.lm import Finetuned, Pairs, finetune, fit_pairs, load_score_model, make_mesh, save_score_model
+from rm_theory.lm.encoders import load_encoder
 from rm_theory.real.baselines import fit_bow_logistic, response_length
-from rm_theory.real.encoders import load_encoder
-from rm_theory.real.features import (
-    DataSpec,
-    FeatureConfig,
-    Items,
-    bootstrap_mean,
-    cap_by_prompt,
-    cost_eval,
-    data_rng,
-    feature_model,
-    featurize,
-    items_of,
-    load_selection,
-    prompt_text,
-    reward_eval,
-    test_mask,
-    train_heads,
-)
+from rm_theory.real.evaluation import bootstrap_mean, cost_eval, reward_eval
+from rm_theory.real.features import FeatureConfig, Items, featurize, items_of, prompt_text
 from rm_theory.real.fixtures import write_fixture
+from rm_theory.real.heads import feature_model, train_heads
 from rm_theory.real.loaders import randomize_sides
+from rm_theory.real.selection import DataSpec, cap_by_prompt, data_rng, load_selection, test_mask
 from rm_theory.rm import metrics
-from rm_theory.rm import sharding as distributed
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.records import PreferenceRecord
 
 log = logging.getLogger(__name__)
@@ -126,7 +112,7 @@ class Study:
         self.tokenizer = base.tokenizer
         self.max_len = min(cfg.model.max_len, base.max_len)
         self.n_params = int(sum(x.size for x in jax.tree.leaves(nnx.state(base.net))))
-        distributed.maybe_initialize(cfg.distributed)
+        maybe_initialize(cfg.distributed)  # multi-host: before any other JAX work
         self.mesh = make_mesh(cfg.distributed.devices, cfg.distributed.fsdp)
         self.eval_batch = 32 if self.mesh is None else -(-32 // self.mesh.size) * self.mesh.size
         self._encoder = None
@@ -427,6 +413,7 @@ def run_unit(st: Study, name: str, runlog: RunLog) -> dict:
             summ[f"test_accuracy_{key}"] = r["accuracy"]
             summ[f"test_accuracy_{key}_ci"] = [r["accuracy_lo"], r["accuracy_hi"]]
             summ[f"test_pairs_{key}"] = r["test_pairs"]
+            summ[f"test_prompts_{key}"] = r["test_prompts"]
             summ[f"test_pairs_truncated_{key}"] = r["test_pairs_truncated"]
         else:
             summ[f"test_accuracy_{r['method']}_{key}"] = r["accuracy"]
@@ -468,10 +455,7 @@ def run(cfg: FinetuneRMSchema, runlog: RunLog) -> dict:
     curves = plots.curves_table(train_rows)
     curves.to_csv(runlog.dir / "curves.csv", index=False)
     if cfg.figures and len(df):
-        figs = runlog.dir / "figures"
-        save(plots.accuracy_figure(df), figs / "accuracy")
-        if len(curves):
-            save(plots.learning_curve(curves), figs / "learning_curve")
+        save_figures(plots.figures(RunTables(df, {"curves": curves}, cfg)), runlog.dir / "figures")
     if not len(df) or not np.isfinite(df.loc[df["method"] == "finetuned", "accuracy"]).any():
         raise ValueError("no held-out pair was scored: every accuracy is NaN (check the data sets and test_frac)")
     return {

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from rm_theory.common.stats import mean_ci
+from rm_theory.common.stats import mean_ci, seed_means
 from rm_theory.config.common import make_label_variance, make_space, make_tree_sampling
 from rm_theory.config.scaling import IBNScalingSchema
 from rm_theory.figures import ibn_scaling as ibn_scaling_figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn.scaling import (
     AXES,
     expand_points,
@@ -26,17 +26,48 @@ from rm_theory.ibn.scaling import (
     run_study,
     study_cells,
 )
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.queries import QuerySpec
 
 log = logging.getLogger(__name__)
 
 
+def in_tree_by_shape(on_map: pd.DataFrame) -> dict[str, dict]:
+    """The map's paired chain/tree ratio on each cell's own in-tree pairs, per tree shape.
+
+    The cells of a shape (geometry × regime × label variance × budget × temperature) are a designed
+    grid, not replicates: they are averaged within each seed first, and the interval is over the
+    seeds (`mean_ci`; units: seeds, each its own world). `cells` is the number of cells per seed.
+    """
+    col = "paired_ratio_res_in_tree"
+    tree = on_map[on_map["topology"] == "tree"] if "topology" in on_map else on_map.iloc[:0]
+    out = {}
+    if col not in tree:
+        return out
+    for shape, g in tree.groupby("shape"):
+        per_seed, dropped = seed_means(g, col)
+        m, half = mean_ci(per_seed)
+        cells = int(g.groupby("seed").size().max())
+        out[shape] = {"ratio": m, "ci": half, "seeds": len(per_seed), "cells": cells, "nan_cells": dropped}
+    return out
+
+
+def _at_point(table: pd.DataFrame, point) -> pd.DataFrame:
+    """The rows of a ratio table at one study point, by n (none when the table is empty)."""
+    at = [row == dataclasses.astuple(point) for row in table[list(AXES)].itertuples(index=False, name=None)]
+    return table[np.asarray(at, dtype=bool)].sort_values("n")
+
+
+def _units(row, field_per_seed: bool) -> str:
+    """What the units of a `paired_ratio_table` row's interval are, for the report."""
+    if row is None:
+        return ""
+    if row["units"] != "seeds":
+        return str(row["units"])
+    return "seeds (worlds)" if field_per_seed else "seeds (one shared world)"
+
+
 def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
-    for name in {*cfg.curve.label_variance, *cfg.map.label_variance} - cfg.label_variances.keys():
-        raise KeyError(f"label_variance {name!r} is not defined under label_variances")
-    for name in {*cfg.curve.shape, *cfg.map.shape} - cfg.shapes.keys():
-        raise KeyError(f"shape {name!r} is not defined under shapes")
     axes = lambda sweep: {a: list(getattr(sweep, a)) for a in AXES}
     curve_points, map_points = expand_points(axes(cfg.curve)), expand_points(axes(cfg.map))
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
@@ -68,29 +99,18 @@ def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
     on_map = df[df["n"].isin(cfg.map.n_values)]
     on_map = on_map[on_map[list(AXES)].apply(tuple, axis=1).isin([dataclasses.astuple(p) for p in map_points])]
     if cfg.figures:
-        figs = runlog.dir / "figures"
         # An empty axis (e.g. map.n_values=[] for the curve only) selects no rows: its figure is skipped.
-        if len(curve):
-            save(ibn_scaling_figs.distance_vs_n(curve), figs / "distance_vs_n")
-            save(ibn_scaling_figs.ratio_vs_n(curve), figs / "ratio_vs_n")
-        if len(on_map):
-            save(ibn_scaling_figs.ratio_heatmap(on_map), figs / "ratio_heatmap")
-            save(ibn_scaling_figs.query_heatmap(on_map), figs / "ratio_heatmap_queries")
+        tables = RunTables(df, {"curve": curve, "map": on_map}, cfg)
+        save_figures(ibn_scaling_figs.figures(tables), runlog.dir / "figures")
 
-    rt = ratio_table(curve)
-    rb = rt[rt[list(AXES)].apply(tuple, axis=1) == dataclasses.astuple(base)].sort_values("n")
+    rb = _at_point(ratio_table(curve), base)
     c, r2 = fit_log_ratio(rb["n"].to_numpy(), rb["ratio"].to_numpy())
-    pb = paired_ratio_table(curve)
-    pb = pb[pb[list(AXES)].apply(tuple, axis=1) == dataclasses.astuple(base)].sort_values("n")
+    pb = _at_point(paired_ratio_table(curve), base)
     pm = paired_ratio_table(on_map)
     pm.to_csv(runlog.dir / "map_ratios.csv", index=False)
     ratios = pd.concat([ratio_table(df, col).assign(query=col) for col in df.columns if col.startswith("d_res_")])
     ratios.to_csv(runlog.dir / "ratios.csv", index=False)
-    in_tree = paired_ratio_table(on_map, query="in_tree") if "in_tree" in cfg.queries.kinds else pm.iloc[:0]
-    by_shape = {}
-    for shape, g in in_tree.groupby("shape"):
-        m, half = mean_ci(g["ratio"].to_numpy())
-        by_shape[shape] = {"ratio": m, "ci": half, "cells": len(g)}
+    by_shape = in_tree_by_shape(on_map) if "in_tree" in cfg.queries.kinds else {}
     last = pb.iloc[-1] if len(pb) else None
     return {
         "ratio_fit_c": c,
@@ -101,6 +121,7 @@ def run(cfg: IBNScalingSchema, runlog: RunLog) -> dict:
         "ratio_at_max_n_lo": float(last["lo"]) if last is not None else float("nan"),
         "ratio_at_max_n_hi": float(last["hi"]) if last is not None else float("nan"),
         "ratio_at_max_n_pairs": int(cfg.queries.num_pairs),
+        "ratio_at_max_n_units": _units(last, cfg.space.field_per_seed),
         "seeds": len(seeds),
         "field_per_seed": cfg.space.field_per_seed,
         "map_n": int(pm["n"].max()) if len(pm) else None,

@@ -14,6 +14,8 @@ Outputs: results.csv (tidy, a `part` column), figures/, summary.json (`test_accu
 
 `real.fixtures.write_fixture` writes a tiny data set in every source format plus a tiny random-weight encoder:
 the smoke run (`fixture=true`) and the tests use it, so neither needs the real data or wheel.
+
+Legend: N items, P pairs, Q query pairs (held out), D feature width, K ensemble members.
 """
 
 from __future__ import annotations
@@ -31,30 +33,19 @@ from rm_theory.common.rng import str_hash
 from rm_theory.config.common import make_train
 from rm_theory.config.real_data import RealDataSchema
 from rm_theory.figures import real_data as plots_real
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn import real as real_ibn
+from rm_theory.lm.encoders import load_encoder
 from rm_theory.real import topology as real_topology
-from rm_theory.real.encoders import load_encoder
-from rm_theory.real.features import (
-    DataSpec,
-    FeatureConfig,
-    Items,
-    baseline_eval,
-    cost_eval,
-    data_rng,
-    feature_model,
-    featurize,
-    item_embeddings,
-    items_of,
-    load_selection,
-    reward_eval,
-    test_mask,
-    train_heads,
-)
+from rm_theory.real.baselines import baseline_eval
+from rm_theory.real.evaluation import cost_eval, reward_eval
+from rm_theory.real.features import FeatureConfig, Items, featurize, item_embeddings, items_of
 from rm_theory.real.fixtures import write_fixture
+from rm_theory.real.heads import feature_model, train_heads
 from rm_theory.real.loaders import randomize_sides
+from rm_theory.real.selection import DataSpec, data_rng, load_selection, test_mask
 from rm_theory.rm.train import Ensemble
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.records import PreferenceRecord
 
 log = logging.getLogger(__name__)
@@ -104,14 +95,7 @@ class Study:
     def get(self, name: str) -> Prepared:
         if name not in self._prepared:
             spec = self.specs[name]
-            if not spec.path:
-                raise ValueError(
-                    f"datasets.{name}.path is not set (set data_root or RM_THEORY_DATA, or run with fixture=true)"
-                )
-            if not Path(spec.path).exists():
-                raise FileNotFoundError(
-                    f"datasets.{name}.path={spec.path} does not exist (relative paths are read from {Path.cwd()})"
-                )
+            # set and present: `RealDataSchema.cross_checks` and `inputs` were checked before the run
             t = time.perf_counter()
             records, report = load_selection(spec, self.cfg.data_seed)
             log.info("%s; selected %d pairs", report.summary(), len(records))
@@ -261,16 +245,16 @@ def ibn_part(st: Study, runlog: RunLog) -> tuple[list[dict], dict]:
         train = ~p.test_P
         net = real_ibn.real_ibn(e, it.a_P[train], it.b_P[train], icfg)
         row = {"part": "ibn", "dataset": name, **real_ibn.topology(net, it.prompt_id)}
-        a_T, b_T = it.a_P[p.test_P], it.b_P[p.test_P]
+        a_Q, b_Q = it.a_P[p.test_P], it.b_P[p.test_P]
         for method in cfg.ibn.methods:
-            d_T, dist = real_ibn.heldout_distance(net, a_T, b_T, method)
+            d_Q, dist = real_ibn.heldout_distance(net, a_Q, b_Q, method)
             row |= dist
-            if p.s_KxN is not None and method == "resistance" and len(a_T) >= 3:
+            if p.s_KxN is not None and method == "resistance" and len(a_Q) >= 3:
                 from scipy import stats
 
-                var_T = np.var(p.s_KxN[:, a_T] - p.s_KxN[:, b_T], axis=0, ddof=1)
-                ok = np.isfinite(d_T)
-                row["var_distance_spearman"] = float(stats.spearmanr(var_T[ok], d_T[ok]).statistic)
+                var_Q = np.var(p.s_KxN[:, a_Q] - p.s_KxN[:, b_Q], axis=0, ddof=1)
+                ok = np.isfinite(d_Q)
+                row["var_distance_spearman"] = float(stats.spearmanr(var_Q[ok], d_Q[ok]).statistic)
         # F(M) two ways: the configured network distance, and the unbiased edge-variance estimate
         for method in dict.fromkeys([cfg.ibn.f_method, "edge_variance"]):
             sr = real_ibn.measure_structural(
@@ -341,9 +325,6 @@ PARTS = {"accuracy": accuracy_part, "ibn": ibn_part, "topology": topology_part}
 
 
 def run(cfg: RealDataSchema, runlog: RunLog) -> dict:
-    unknown = set(cfg.parts) - set(PARTS)
-    if unknown:
-        raise ValueError(f"unknown parts {sorted(unknown)}; known: {sorted(PARTS)}")
     st = Study(cfg, runlog.dir)
     rows, summ, times = [], {}, {"encoder_load_s": st.encoder_load_s}
     for part in cfg.parts:
@@ -357,13 +338,7 @@ def run(cfg: RealDataSchema, runlog: RunLog) -> dict:
     df = pd.DataFrame(rows)
     df.to_csv(runlog.dir / "results.csv", index=False)
     if cfg.figures and len(df):
-        figs = runlog.dir / "figures"
-        if "accuracy" in cfg.parts:
-            save(plots_real.accuracy_figure(df), figs / "accuracy")
-        if "ibn" in cfg.parts:
-            save(plots_real.structural_figure(df), figs / "structural_function")
-        if "topology" in cfg.parts:
-            save(plots_real.topology_figure(df), figs / "topology")
+        save_figures(plots_real.figures(RunTables(df, config=cfg)), runlog.dir / "figures")
     return {
         **summ,
         **times,

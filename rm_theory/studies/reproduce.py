@@ -25,17 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rm_theory.common.stats import verdict
+from rm_theory.common.stats import LEVEL, holm, p_from_interval, verdict
 from rm_theory.config import schema
 from rm_theory.config.reproduce import ReproduceSchema, StepSchema
-from rm_theory.runs.folder import (
-    RunFolderError,
-    RunLock,
-    RunLog,
-    override_keys,
-    read_json,
-    write_json,
-)
+from rm_theory.runs.jsonio import read_json, write_json
+from rm_theory.runs.lock import RunFolderError, RunLock
+from rm_theory.runs.log import RunLog
+from rm_theory.runs.smoke import override_keys
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,20 +191,56 @@ def interval(summary: dict, key: str) -> tuple[float, float]:
 
 def claims_table(cfg: ReproduceSchema, out: Path, statuses: dict[str, str]) -> list[str]:
     """The report's opening table: each claim of the paper, this reproduction's number with its
-    95% interval and size, and a verdict at 95%."""
-    lines = ["| claim (paper) | this reproduction | 95% interval | over | verdict |", "|---|---|---|---|---|"]
+    95% interval, what the interval's units are and how it is drawn, its size, and a verdict at 95%.
+
+    The claims are one family tested together: the verdict column judges each claim alone
+    (uncorrected), and the Holm column the table as a family (`common.stats.holm` over the
+    t-interval claims' p-values, recovered from each interval and its unit count); a note under
+    the table says which verdicts the correction changes."""
+    lines = [
+        "| claim (paper) | this reproduction | 95% interval | units, method | over | verdict (uncorrected) | Holm |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rows = []  # (line index, claim, value, p-value of the t test, uncorrected verdict)
     for name, step in cfg.steps.items():
         for c in step.claims:
             path = out / "runs" / name / "summary.json"
             summary = read_json(path) if statuses.get(name) == "ok" and path.exists() else {}
             if c.key not in summary:
-                lines.append(f"| {c.paper} | ({name}: {statuses.get(name, 'not run')}) | | | |")
+                lines.append(f"| {c.paper} | ({name}: {statuses.get(name, 'not run')}) | | | | | |")
                 continue
             lo, hi = interval(summary, c.key)
+            n = summary.get(c.size[0]) if c.size else None
+            units = summary.get(f"{c.key}_units", c.units)
+            p = float("nan")
+            if c.method == "t" and isinstance(n, int | float) and np.isfinite(lo):
+                p = p_from_interval(float(summary[c.key]), (hi - lo) / 2, int(n), c.line)
             over = ", ".join(f"{k} = {summary.get(k, '?')}" for k in c.size)
             span = f"[{lo:.3g}, {hi:.3g}]" if np.isfinite(lo) else f"{summary.get('seeds', '?')} seed, no interval"
             what = f"`{c.key}` = {_fmt(summary[c.key])}"
-            lines.append(f"| {c.paper} | {what} | {span} | {over} | {verdict(lo, hi, c.line, c.direction)} |")
+            v = verdict(lo, hi, c.line, c.direction)
+            rows.append((len(lines), c, float(summary[c.key]), p, v))
+            lines.append(
+                f"| {c.paper} | {what} | {span} | {n if n is not None else '?'} {units}, {c.method} | {over} | {v} |"
+            )
+    tested = [r for r in rows if np.isfinite(r[3])]
+    p_holm = holm([r[3] for r in tested]) if tested else np.zeros(0)
+    changed = []
+    for (i, c, mean, _, v), ph in zip(tested, p_holm, strict=True):
+        above = mean > c.line if c.direction == "greater" else mean < c.line
+        hv = ("agrees" if above else "contradicts") if ph <= 1 - LEVEL else "inconclusive"
+        lines[i] += f" {hv} (p = {ph:.2g}) |"
+        if hv != v:
+            changed.append(f"`{c.key}` ({v} → {hv})")
+    for i, *_ in (r for r in rows if not np.isfinite(r[3])):
+        lines[i] += " — |"
+    m = len(tested)
+    lines += [
+        "",
+        f"The verdict column judges each claim alone at 95%, uncorrected for the {len(rows)} claims of the table.",
+        f"The Holm column judges the {m} claims with a t interval as one family (Holm–Bonferroni, family-wise"
+        f" 95%; p adjusted): it changes {', '.join(changed) if changed else 'no verdict'}.",
+    ]
     return lines
 
 
@@ -228,8 +260,9 @@ def write_report(cfg: ReproduceSchema, out: Path, statuses: dict[str, str], time
         *claims_table(cfg, out, statuses),
         "",
         "Verdicts at 95%: *agrees* (the interval lies on the paper's side), *contradicts* (on the other",
-        "side), *inconclusive* (it straddles the line). Intervals are over seeds (worlds) unless the",
-        "column says otherwise.",
+        "side), *inconclusive* (it straddles the line). Each interval's units are independent replicates",
+        "(a seed draws its own world; a seed's pairs, prompts or data sets are averaged within it first),",
+        "named in the units column with the interval's method (t: Student t over the units).",
         "",
         "## Steps",
         "",
@@ -271,11 +304,6 @@ def write_report(cfg: ReproduceSchema, out: Path, statuses: dict[str, str], time
 
 
 def run(cfg: ReproduceSchema, runlog: RunLog) -> dict:
-    if cfg.scale not in ("quick", "paper"):
-        raise ValueError(f"scale must be 'quick' or 'paper', got {cfg.scale!r}")
-    unknown = set(cfg.only) - cfg.steps.keys()
-    if unknown:
-        raise KeyError(f"unknown steps in `only`: {sorted(unknown)}; known: {sorted(cfg.steps)}")
     out = runlog.dir
     statuses, times = {}, {}
     data_ok = (ROOT / cfg.data_dir).exists() or Path(cfg.data_dir).exists()

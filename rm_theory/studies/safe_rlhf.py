@@ -1,7 +1,8 @@
 """Safe RLHF in the gold world (Dai et al., arXiv 2310.12773 §3): reward and cost models trained on
 one data set, PPO with a Lagrange multiplier on the cost against fixed penalties.
 
-Legend: P prompts, Y leaves per prompt, K runs (the Lagrangian and each fixed λ), S steps.
+Legend: X prompts, Y responses (leaves of a prompt), N items, K runs (the Lagrangian and each fixed λ),
+S steps.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from rm_theory.config.downstream import (
     task_space,
 )
 from rm_theory.figures import safe_rlhf as safe_rlhf_figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.policy import ppo, tables
 from rm_theory.policy import safe_rlhf as srl
 from rm_theory.policy.rewards import leaf_inputs, score_table, to_pref_data
 from rm_theory.rm.train import train_reward_and_cost
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world.labels import gold_cost, label_comparisons
 from rm_theory.world.spaces import Responses
 from rm_theory.world.topology import make_dataset
@@ -103,14 +104,7 @@ def _safe_rlhf(cfg: SafeRLHFSchema, runlog: RunLog) -> dict:
     df, curve_df = pd.DataFrame(rows), pd.DataFrame(curves)
     df.to_csv(runlog.dir / "results.csv", index=False)
     curve_df.to_csv(runlog.dir / "curves.csv", index=False)
-    save(
-        safe_rlhf_figs.safe_traces(curve_df, cfg.threshold),
-        runlog.dir / "figures" / "safe_rlhf_traces",
-    )
-    save(
-        safe_rlhf_figs.safe_frontier(df, cfg.threshold),
-        runlog.dir / "figures" / "safe_rlhf_frontier",
-    )
+    save_figures(safe_rlhf_figs.figures(RunTables(df, {"curves": curve_df}, cfg)), runlog.dir / "figures")
     return summarize(df, cfg.threshold)
 
 
@@ -137,10 +131,14 @@ def summarize(df: pd.DataFrame, threshold: float) -> dict:
     ):
         out[key], out[f"{key}_ci"] = mean_ci(lag_rows[col].to_numpy())
     out["constraint_gap"], out["constraint_gap_ci"] = mean_ci(lag_rows["cost"].to_numpy() - threshold)
-    gaps = [
-        frontier_gap(g[g["run"] != "lagrangian"], g[g["run"] == "lagrangian"].iloc[0]) for _, g in df.groupby("seed")
-    ]
-    out["frontier_gap"], out["frontier_gap_ci"] = mean_ci(np.asarray(gaps))
+    gaps = np.asarray(
+        [frontier_gap(g[g["run"] != "lagrangian"], g[g["run"] == "lagrangian"].iloc[0]) for _, g in df.groupby("seed")]
+    )
+    # A seed whose Lagrangian ends outside the fixed-λ runs' cost range has no frontier to compare
+    # with: it is no unit of the interval, and counted.
+    out["frontier_gap"], out["frontier_gap_ci"] = mean_ci(gaps[np.isfinite(gaps)])
+    out["frontier_gap_seeds"] = int(np.isfinite(gaps).sum())
+    out["frontier_gap_outside"] = int((~np.isfinite(gaps)).sum())
     for name, g in df[df["run"] != "lagrangian"].groupby("run"):
         out[f"{name}_reward"], out[f"{name}_cost"] = float(g["gold"].mean()), float(g["gold_cost"].mean())
         out[f"{name}_model_cost"] = float(g["cost"].mean())

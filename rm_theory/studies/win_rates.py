@@ -3,7 +3,7 @@ incomplete-response ablation and the data-size scaling figure): PPO against chai
 models, DPO on the same data, and the exact KL-regularised optima against those reward models and
 against the exact Bayesian learner's posterior mean (`rm.bayes`), judged by the gold reward.
 
-Legend: P prompts, Y leaves per prompt, K runs (seeds x reward models), S steps.
+Legend: X prompts, Y responses (leaves of a prompt), K runs (seeds x reward models), S steps.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from rm_theory.config.downstream import (
     task_space,
 )
 from rm_theory.figures import win_rates as win_rates_figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.policy import dpo, exact, ppo, tables
 from rm_theory.policy.rewards import exact_reward_table, leaf_inputs, reward_table
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.jsonio import from_jsonable
+from rm_theory.runs.log import RunLog
 from rm_theory.world.labels import labelled_data
 from rm_theory.world.topology import TOPOLOGIES, annotation_tokens
 
@@ -97,7 +98,7 @@ def _win_point(cfg: WinRatesSchema, name: str, task: SpaceSchema, n: int, frac: 
     # every seed, so it compiles once).
     for k, (s, tt) in enumerate(zip(seeds, tts, strict=True)):
         ref = tt.ref_logp()
-        pol = {"ref": ref, "opt_gold": exact.optimal_logp(ref, tt.gold_PxY, ppo_cfg.beta)}
+        pol = {"ref": ref, "opt_gold": exact.optimal_logp(ref, tt.gold_XxY, ppo_cfg.beta)}
         logp, trace = ppo.optimise(tt, np.stack(rm_tables[2 * k : 2 * k + 2]), ppo_cfg, jax.random.key(s))
         for i, topo in enumerate(TOPOLOGIES):
             pol[f"ppo_{topo}"] = logp[i]
@@ -120,7 +121,7 @@ def _win_point(cfg: WinRatesSchema, name: str, task: SpaceSchema, n: int, frac: 
         if cfg.run_dpo:
             dlogp, _ = dpo.train_dpo(tt, dpo_data[2 * k : 2 * k + 2], build(dpo.DPOConfig, cfg.dpo))
             pol["dpo_chain"], pol["dpo_tree"] = dlogp
-        gold = tt.gold_PxY
+        gold = tt.gold_XxY
         for m, lp in pol.items():
             rows.append(
                 {
@@ -162,23 +163,39 @@ def _win_point(cfg: WinRatesSchema, name: str, task: SpaceSchema, n: int, frac: 
     return rows, wins, curves, ann
 
 
+TABLES = ("rows", "wins", "curves", "ann")  # what a point gives: policies, win rates, PPO curves, annotation cost
+
+
+def _done_points(logged: list[dict]) -> dict[tuple, dict[str, list[dict]]]:
+    """The tables of each point a killed (or finished) run logged, by (task, n, incomplete_frac).
+
+    Each point is one line, so a kill leaves it wholly done or not at all; rows of folders written
+    before points were logged whole (`unit: win`) are not reused."""
+    return {
+        (r["task"], r["n"], r["incomplete_frac"]): {k: [from_jsonable(x) for x in r[k]] for k in TABLES}
+        for r in logged
+        if r.get("unit") == "point"
+    }
+
+
 def _win_rates(cfg: WinRatesSchema, runlog: RunLog) -> dict:
-    unknown = set(cfg.run_tasks) - cfg.tasks.keys()
-    if unknown:
-        raise KeyError(f"run_tasks names tasks that are not defined under tasks: {sorted(unknown)}")
     tasks = [(k, v) for k, v in cfg.tasks.items() if not cfg.run_tasks or k in cfg.run_tasks]
     points = list(itertools.product(tasks, cfg.n_values, cfg.incomplete_fracs))
+    done = _done_points(runlog.rows())  # the README's contract: finished units are not recomputed
+    if done:
+        log.info("resuming: %d points already done", len(done))
     rows, wins, curves, ann = [], [], [], []
     for (name, task), n, frac in tqdm(points, desc="win-rate points"):
         t0 = time.time()
-        r, w, c, a = _win_point(cfg, name, task, n, frac, runlog)
-        rows += r
-        wins += w
-        curves += c
-        ann += a
-        for row in w:
-            runlog.metric({"unit": "win", **row})
-        log.info("point %s n=%d frac=%.2f done in %.1fs", name, n, frac, time.time() - t0)
+        point = done.get((name, n, frac))
+        if point is None:
+            point = dict(zip(TABLES, _win_point(cfg, name, task, n, frac, runlog), strict=True))
+            runlog.metric({"unit": "point", "task": name, "n": n, "incomplete_frac": frac, **point})
+            log.info("point %s n=%d frac=%.2f done in %.1fs", name, n, frac, time.time() - t0)
+        rows += point["rows"]
+        wins += point["wins"]
+        curves += point["curves"]
+        ann += point["ann"]
     out_dir = runlog.dir
     wins_df, pol_df, curve_df, ann_df = map(pd.DataFrame, (wins, rows, curves, ann))
     wins_df.to_csv(out_dir / "results.csv", index=False)
@@ -186,18 +203,10 @@ def _win_rates(cfg: WinRatesSchema, runlog: RunLog) -> dict:
     curve_df.to_csv(out_dir / "curves.csv", index=False)
     ann_table = ann_df.groupby(["task", "topology", "shared_prefix_once"])["tokens_per_comparison"].mean().unstack()
     ann_table.to_csv(out_dir / "annotation_cost.csv")
-    figs = out_dir / "figures"
-    save(win_rates_figs.win_rate_bars(wins_df), figs / "win_rates")
-    save(win_rates_figs.overoptimisation(curve_df), figs / "overoptimisation")
-    if len(cfg.n_values) > 1:
-        save(win_rates_figs.win_rate_vs(wins_df, "n"), figs / "win_rate_vs_n")
-    if len(cfg.incomplete_fracs) > 1:
-        save(
-            win_rates_figs.win_rate_vs(wins_df, "incomplete_frac"),
-            figs / "win_rate_vs_incomplete_frac",
-        )
-
     base = wins_df[(wins_df["n"] == cfg.n_values[0]) & (wins_df["incomplete_frac"] == cfg.incomplete_fracs[0])]
+    tables = RunTables(wins_df, {"curves": curve_df, "base": base}, cfg)
+    save_figures(win_rates_figs.figures(tables), out_dir / "figures")
+
     out: dict = {"seeds": cfg.seeds, "tasks": len(tasks)}
     for (a, b), key in {
         ("ppo_tree", "ppo_chain"): "tree_vs_chain",

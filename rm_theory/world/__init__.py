@@ -1,0 +1,72 @@
+"""The synthetic preference world: response spaces with a gold reward, chain and tree data sets,
+labels, query pairs, the prefix trie of a set of responses (the IBN's and the exact learner's), the
+preference record and its JSONL format, and the trainer's input arrays."""
+
+from rm_theory.world.inputs import PrefData
+from rm_theory.world.labels import LabelConfig, Labels, gold_cost, label_comparisons, labelled_data
+from rm_theory.world.queries import QuerySpec, sample_query_sets
+from rm_theory.world.records import (
+    HARM_CATEGORIES,
+    EmptyDataError,
+    LoadReport,
+    PreferenceRecord,
+    PreferenceTable,
+    RecordError,
+    audit,
+    prompt_hash,
+    read_jsonl,
+    record_from_dict,
+    write_jsonl,
+)
+from rm_theory.world.spaces import MetricSpace, PrefixTreeSpace, Responses, ResponseSpace, TreeShape
+from rm_theory.world.synthetic import from_records, input_spec, to_pref_data, to_records
+from rm_theory.world.topology import (
+    TOPOLOGIES,
+    Comparisons,
+    TreeSampling,
+    annotation_tokens,
+    make_dataset,
+    sample_chain,
+    sample_tree_data,
+)
+from rm_theory.world.trie import PrefixTrie, prefix_trie
+
+__all__ = [
+    "HARM_CATEGORIES",
+    "TOPOLOGIES",
+    "Comparisons",
+    "EmptyDataError",
+    "LabelConfig",
+    "Labels",
+    "LoadReport",
+    "MetricSpace",
+    "PrefData",
+    "PreferenceRecord",
+    "PreferenceTable",
+    "PrefixTreeSpace",
+    "PrefixTrie",
+    "QuerySpec",
+    "RecordError",
+    "ResponseSpace",
+    "Responses",
+    "TreeSampling",
+    "TreeShape",
+    "annotation_tokens",
+    "audit",
+    "from_records",
+    "gold_cost",
+    "input_spec",
+    "label_comparisons",
+    "labelled_data",
+    "make_dataset",
+    "prefix_trie",
+    "prompt_hash",
+    "read_jsonl",
+    "record_from_dict",
+    "sample_chain",
+    "sample_query_sets",
+    "sample_tree_data",
+    "to_pref_data",
+    "to_records",
+    "write_jsonl",
+]

@@ -1,7 +1,8 @@
 """The trainer's input arrays: comparisons, groups and item labels as plain numpy (shared by the
 synthetic world and real data, so it lives in the lowest wing that builds them).
 
-Legend: N items, T padded length, D feature width, P pairs, G groups, Kg group size, C harm categories.
+Legend: N items, T tokens (padded length), D feature width, P pairs, G groups, Ng items of a group, C
+harm categories.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 @dataclasses.dataclass(frozen=True)
 class PrefData:
     """Plain arrays. `x` is tokens_NxT (int, pad 0) or x_NxD (float). Preferences: pref = 1 means
-    a ≻ b (0.5 = tie); safer = 1 means a is safer; safe = 1 means safe. group_GxKg lists item
+    a ≻ b (0.5 = tie); safer = 1 means a is safer; safe = 1 means safe. group_GxNg lists item
     indices best first, −1 padded. severity_N is carried for evaluation; no loss uses it."""
 
     x: np.ndarray
@@ -25,7 +26,7 @@ class PrefData:
     safe_N: np.ndarray | None = None
     harm_NxC: np.ndarray | None = None
     severity_N: np.ndarray | None = None
-    group_GxK: np.ndarray | None = None
+    group_GxNg: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -37,7 +38,7 @@ class PrefData:
 
     @property
     def n_groups(self) -> int:
-        return 0 if self.group_GxK is None else len(self.group_GxK)
+        return 0 if self.group_GxNg is None else len(self.group_GxNg)
 
     @property
     def has_safety(self) -> bool:

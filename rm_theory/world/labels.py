@@ -11,7 +11,7 @@ The gold cost is c*(y) = ρ·r̃*(y) + √(1−ρ²)·h̃(y) − offset, with r�
 h̃ the standardised sum of the per-category components: ρ > 0 makes helpful responses costlier,
 the tension Safe RLHF's Lagrangian resolves.
 
-Legend: N responses, P comparisons, C harm categories.
+Legend: N responses, P comparisons, G trees, C harm categories.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def label_comparisons(space: ResponseSpace, comps: Comparisons, cfg: LabelConfig
 
 
 def tree_rankings(
-    space: ResponseSpace, leaves: Responses, tree_T: np.ndarray, slots: int, beta: float, rng: np.random.Generator
+    space: ResponseSpace, leaves: Responses, tree_G: np.ndarray, slots: int, beta: float, rng: np.random.Generator
 ) -> np.ndarray:
     """A Plackett–Luce ranking of each tree's leaves under β·r* (Gumbel-max), best first: `order_TxS`."""
     r = space.gold_reward(leaves).reshape(-1, slots)

@@ -19,12 +19,14 @@ The project's JSONL format (shared by real and synthetic data): one JSON object 
 | `meta` | object | no | anything else (source ids, scores); not part of a record's identity |
 
 Unknown keys are an error (they are usually a misspelt field). A malformed line raises
-`RecordError` naming the file, the 1-based line and the field. Data that is well formed but
+`RecordError` naming the file, the 1-based line and the field; text must be valid Unicode (an
+escaped lone UTF-16 surrogate such as `\ud800` is an error too), and a leading byte-order mark is
+ignored. Data that is well formed but
 self-contradictory (the safer response labelled unsafe while the other is labelled safe) or
 duplicated is kept, counted and listed in a `LoadReport`; nothing is dropped silently: every
 skipped source row is counted under a reason.
 
-Legend: N records, C = 19 harm categories.
+Legend: N records, C harm categories (19).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -85,6 +88,44 @@ class RecordError(ValueError):
 
 class EmptyDataError(ValueError):
     """A source that gave no records (an empty file, `[]`, a header-only CSV, a folder of nothing)."""
+
+
+# A JSON escape of a UTF-16 surrogate; the decoder joins a valid pair into one character, so a
+# surrogate left in a decoded string is a lone one, which no UTF-8 text can hold.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def may_hold_surrogates(raw: str) -> bool:
+    """Whether JSON text escapes a surrogate at all (one scan; valid pairs, e.g. emoji, do too)."""
+    return _SURROGATE_ESCAPE.search(raw) is not None
+
+
+def lone_surrogate(value: Any, field: str = "") -> tuple[str, str] | None:
+    """(field, what) of the first string in a decoded JSON value that holds a lone UTF-16
+    surrogate (nested fields as `meta.note`, `response[1]`), or None."""
+    if isinstance(value, str):
+        m = _SURROGATE.search(value)
+        if m is None:
+            return None
+        return field or "<value>", f"a lone UTF-16 surrogate {m.group()!a} at character {m.start()}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()
+    for k, v in items:
+        sub = f"{field}[{k}]" if isinstance(k, int) else f"{field}.{k}" if field else str(k)
+        key = lone_surrogate(k, f"{field + '.' if field else ''}<key {k!a}>") if isinstance(k, str) else None
+        found = key or lone_surrogate(v, sub)
+        if found:
+            return found
+    return None
+
+
+def check_unicode(value: Any, path, line: int | None, unit: str = "line") -> None:
+    """A `RecordError` naming file, line and field when a decoded JSON value holds a lone
+    surrogate (an escaped half of a pair: text that cannot be written as UTF-8 or hashed)."""
+    found = lone_surrogate(value)
+    if found:
+        field, what = found
+        raise RecordError(path, line, field, f"not valid Unicode text: {what} (an escaped half of a pair)", unit=unit)
 
 
 def prompt_hash(prompt: str) -> str:
@@ -178,6 +219,9 @@ def _check(d: dict[str, Any], path, line) -> None:
     for k in d:
         if k not in _FIELDS:
             raise err(k, "unknown field")
+    found = lone_surrogate(d)
+    if found:
+        raise err(found[0], f"not valid Unicode text: {found[1]}")
     for k in _REQUIRED:
         if k not in d:
             raise err(k, "missing")
@@ -361,7 +405,7 @@ def require_records(records: Sequence, report: LoadReport, allow_empty: bool = F
 
 def open_text(path: str | os.PathLike, mode: str = "r") -> io.TextIOBase:
     """Open a text file, gzip-compressed when the name ends in `.gz`."""
-    if str(path).endswith(".gz"):
+    if str(path).lower().endswith(".gz"):
         return gzip.open(path, mode + "t", encoding="utf-8")
     return open(path, mode, encoding="utf-8")
 
@@ -380,7 +424,7 @@ _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
 def _open_bytes(path: str | os.PathLike) -> io.BufferedIOBase:
-    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+    return gzip.open(path, "rb") if str(path).lower().endswith(".gz") else open(path, "rb")
 
 
 def _decode(raw: bytes, path, line: int, unit: str = "line") -> str:
@@ -406,24 +450,32 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
                 return
             line_no += 1
             line = _decode(raw, path, line_no)
+            if line_no == 1:
+                line = line.removeprefix(BOM)
             if not line.strip():
                 continue
             try:
-                yield line_no, json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as e:
                 raise RecordError(path, line_no, "<json>", f"invalid JSON: {e.msg}") from None
+            if may_hold_surrogates(line):
+                check_unicode(value, path, line_no)
+            yield line_no, value
+
+
+BOM = "\ufeff"  # a byte-order mark some editors put at the start of UTF-8 files
 
 
 def read_text(path: str | os.PathLike) -> str:
-    """A whole text file (gzip when `.gz`); bytes that are not UTF-8 and a corrupt gzip stream
-    raise `RecordError` naming the line."""
+    """A whole text file (gzip when `.gz`) without a leading byte-order mark; bytes that are not
+    UTF-8 and a corrupt gzip stream raise `RecordError` naming the line."""
     try:
         with _open_bytes(path) as f:
             raw = f.read()
     except _GZIP_ERRORS as e:
         raise RecordError(path, None, "<gzip>", f"corrupt or truncated gzip ({type(e).__name__}: {e})") from None
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         start = e.start - (raw.rfind(b"\n", 0, e.start) + 1)

@@ -15,8 +15,8 @@ is folded into a 64-bit hash (splitmix64), which is turned into a normal deviate
 per response, so r* is defined for all V^L responses without a table, and the same node always gets
 the same value whichever batch it is evaluated in.
 
-Legend: N responses, L depth, V branching (vocabulary), P prompts, K cube dimensions, F features,
-C harm categories.
+Legend: N responses, L depth, V vocabulary (branching), X prompts, G trees, D cube dimensions, F
+features (Fourier), C harm categories.
 """
 
 from __future__ import annotations
@@ -113,13 +113,13 @@ class Responses:
 class ResponseTrees:
     """T response trees drawn per THEORY.md §2 "Tree data".
 
-    `leaves` holds T·S responses (S = B^D slots per tree, tree-major). `branch_TxL[t, j]` says
+    `leaves` holds T·S responses (S = B^D slots per tree, tree-major). `branch_GxL[t, j]` says
     whether tree t branches at the node of depth j.
     """
 
     leaves: Responses
-    tree_T: np.ndarray
-    branch_TxL: np.ndarray
+    tree_G: np.ndarray
+    branch_GxL: np.ndarray
     slots: int
 
 
@@ -144,7 +144,7 @@ class ResponseSpace(Protocol):
 
     def sample(self, rng: np.random.Generator, prompt_N: np.ndarray, temperature: float | None = None) -> Responses: ...
 
-    def sample_trees(self, rng: np.random.Generator, prompt_T: np.ndarray, shape: TreeShape) -> ResponseTrees: ...
+    def sample_trees(self, rng: np.random.Generator, prompt_G: np.ndarray, shape: TreeShape) -> ResponseTrees: ...
 
     def truncate(
         self, resp: Responses, rng: np.random.Generator, mask_N: np.ndarray, min_depth_N: np.ndarray | None = None
@@ -295,7 +295,7 @@ class PrefixTreeSpace:
             h = fold(h, tokens[:, j])
         return Responses(prompt_N, tokens)
 
-    def sample_trees(self, rng: np.random.Generator, prompt_T: np.ndarray, shape: TreeShape) -> ResponseTrees:
+    def sample_trees(self, rng: np.random.Generator, prompt_G: np.ndarray, shape: TreeShape) -> ResponseTrees:
         """T response trees: B distinct children (Gumbel top-B) at D branch depths, one child elsewhere.
 
         Every tree has S = B^D leaf slots; slots that share a node so far share its Gumbel noise, so
@@ -304,11 +304,11 @@ class PrefixTreeSpace:
         B, D, L, V = shape.B, shape.D, self.L, self.V
         if B > V or D > L or B < 2 or D < 1:
             raise ValueError(f"tree shape needs 2 <= B <= V and 1 <= D <= L; got B={B}, D={D}, V={V}, L={L}")
-        prompt_T = np.asarray(prompt_T, dtype=np.int64)
-        T, S = len(prompt_T), B**D
+        prompt_G = np.asarray(prompt_G, dtype=np.int64)
+        T, S = len(prompt_G), B**D
         branch = branch_depth_mask(rng, T, L, shape)
         tokens = np.empty((T, S, L), dtype=np.int64)
-        h = np.repeat(fold(seed_hash(self.seed, STREAM_POLICY), prompt_T)[:, None], S, axis=1)
+        h = np.repeat(fold(seed_hash(self.seed, STREAM_POLICY), prompt_G)[:, None], S, axis=1)
         slot = np.arange(S)
         made = np.zeros(T, dtype=np.int64)  # branch points passed so far, per tree
         for j in range(L):
@@ -322,8 +322,8 @@ class PrefixTreeSpace:
             tokens[:, :, j] = np.take_along_axis(order, rank[:, :, None], axis=2)[:, :, 0]
             made = made + branch[:, j]
             h = fold(h, tokens[:, :, j])
-        leaves = Responses(np.repeat(prompt_T, S), tokens.reshape(T * S, L))
-        return ResponseTrees(leaves=leaves, tree_T=np.arange(T), branch_TxL=branch, slots=S)
+        leaves = Responses(np.repeat(prompt_G, S), tokens.reshape(T * S, L))
+        return ResponseTrees(leaves=leaves, tree_G=np.arange(T), branch_GxL=branch, slots=S)
 
     def truncate(
         self, resp: Responses, rng: np.random.Generator, mask_N: np.ndarray, min_depth_N: np.ndarray | None = None
@@ -380,7 +380,7 @@ class PrefixTreeSpace:
 
 
 def branch_depth_mask(rng: np.random.Generator, T: int, L: int, shape: TreeShape) -> np.ndarray:
-    """`branch_TxL`: which node depths branch, per tree (fixed by the shape or drawn per tree)."""
+    """`branch_GxL`: which node depths branch, per tree (fixed by the shape or drawn per tree)."""
     out = np.zeros((T, L), dtype=bool)
     if shape.branch_depths is not None:
         d = np.asarray(shape.branch_depths)
@@ -447,10 +447,10 @@ class MetricSpace:
     def shared_length(self, a: Responses, b: Responses) -> np.ndarray:
         return np.zeros(len(a), dtype=np.int64)
 
-    def _features(self, prompt_P: np.ndarray, stream: int):
+    def _features(self, prompt_X: np.ndarray, stream: int):
         """Frequencies `w_PxFxK`, phases `phi_PxF` and amplitudes `a_PxF` of each prompt's field."""
         F, K = self.num_features, self.K
-        h = fold(fold(seed_hash(self.seed, stream), prompt_P)[:, None], np.arange(F)[None, :])
+        h = fold(fold(seed_hash(self.seed, stream), prompt_X)[:, None], np.arange(F)[None, :])
         u = lambda salt: (((fold(h, salt) >> np.uint64(11)).astype(np.float64)) + 0.5) / 2.0**53
         radius = np.exp(np.log(self.freq_min) + u(1) * np.log(self.freq_max / self.freq_min))
         direction = np.stack([hash_normal(fold(h, 10 + k)) for k in range(K)], axis=-1)
@@ -508,16 +508,16 @@ class MetricSpace:
         x = self._mode(prompt_N) + self.policy_width * tau * rng.normal(size=(len(prompt_N), self.K))
         return Responses(prompt_N, np.clip(x, 0.0, 1.0))
 
-    def sample_trees(self, rng: np.random.Generator, prompt_T: np.ndarray, shape: TreeShape) -> ResponseTrees:
+    def sample_trees(self, rng: np.random.Generator, prompt_G: np.ndarray, shape: TreeShape) -> ResponseTrees:
         B, D = shape.B, shape.D
-        prompt_T = np.asarray(prompt_T, dtype=np.int64)
-        T, S = len(prompt_T), B**D
-        x = self.sample(rng, prompt_T).data[:, None, :]  # T x 1 x K roots
+        prompt_G = np.asarray(prompt_G, dtype=np.int64)
+        T, S = len(prompt_G), B**D
+        x = self.sample(rng, prompt_G).data[:, None, :]  # T x 1 x K roots
         for level in range(D):
             step = self.tree_scale * self.tree_shrink**level
             x = np.repeat(x, B, axis=1) + step * rng.normal(size=(T, x.shape[1] * B, self.K))
-        leaves = Responses(np.repeat(prompt_T, S), np.clip(x.reshape(T * S, self.K), 0.0, 1.0))
-        return ResponseTrees(leaves=leaves, tree_T=np.arange(T), branch_TxL=np.ones((T, D), bool), slots=S)
+        leaves = Responses(np.repeat(prompt_G, S), np.clip(x.reshape(T * S, self.K), 0.0, 1.0))
+        return ResponseTrees(leaves=leaves, tree_G=np.arange(T), branch_GxL=np.ones((T, D), bool), slots=S)
 
     def truncate(
         self, resp: Responses, rng: np.random.Generator, mask_N: np.ndarray, min_depth_N: np.ndarray | None = None

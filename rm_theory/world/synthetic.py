@@ -15,8 +15,8 @@ with `tree_id` and the prefix-node ids of both responses, so tree-structured dat
 can be trained on. Label-inconsistent rows (the safer response labelled unsafe while the other is
 labelled safe) are counted and reported, never dropped.
 
-Legend: P comparisons, N items (= 2P), T padded token length, D feature width, C harm categories,
-G groups (trees), Kg group size.
+Legend: P comparisons, N items (= 2P), T tokens (padded length), D feature width, C harm categories, G
+groups (trees), Ng items of a group.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _groups(
     beta: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """`group_GxKg`: each tree's distinct items (first occurrence), best first under β·r* + Gumbel."""
+    """`group_GxNg`: each tree's distinct items (first occurrence), best first under β·r* + Gumbel."""
     tree_N = np.concatenate([tree_P, tree_P])
     ids_N = item_ids(space, items)
     on_tree = np.flatnonzero(tree_N >= 0)
@@ -141,7 +141,7 @@ def to_pref_data(
         safe_N=np.concatenate([labels.safe_a, labels.safe_b]).astype(np.float32),
         harm_NxC=np.concatenate([labels.harm_a, labels.harm_b]).astype(np.float32),
         severity_N=np.concatenate([labels.severity_a, labels.severity_b]).astype(np.int64),
-        group_GxK=group,
+        group_GxNg=group,
     )
     return SyntheticData(data, items, comps.tree_P, n_bad, 0 if group is None else len(group))
 
@@ -245,12 +245,12 @@ def from_records(
         tok[1, i, : len(r.response_b)] = r.response_b
     if (tok < -1).any():
         raise ValueError("token ids must be non-negative")
-    prompt_R = np.array([index[r.prompt_id] for r in records], dtype=np.int64)
-    tree_R = _tree_index([r.tree_id for r in records])
-    comps = Comparisons(Responses(prompt_R, tok[0]), Responses(prompt_R, tok[1]), tree_R)
+    prompt_P = np.array([index[r.prompt_id] for r in records], dtype=np.int64)
+    tree_P = _tree_index([r.tree_id for r in records])
+    comps = Comparisons(Responses(prompt_P, tok[0]), Responses(prompt_P, tok[1]), tree_P)
     V = int(tok.max()) + 1
     x = np.zeros((2 * R, L + 1), dtype=np.int32)
-    x[:, 0] = 1 + np.concatenate([prompt_R, prompt_R])
+    x[:, 0] = 1 + np.concatenate([prompt_P, prompt_P])
     both = np.concatenate([tok[0], tok[1]])
     x[:, 1:] = np.where(both >= 0, 1 + P_prompts + both, 0)
     pref = np.array([0.5 if r.better is None else 1.0 - r.better for r in records], dtype=np.float32)

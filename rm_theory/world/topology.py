@@ -10,7 +10,7 @@ Budgets are equal numbers of comparisons, or equal annotation tokens: an annotat
 responses of a chain pair, but a tree pair's shared prefix only once (the paper's 21% shorter
 annotation text comes from this).
 
-Legend: P comparisons, T trees, S leaf slots per tree (B^D).
+Legend: P comparisons, G trees.
 """
 
 from __future__ import annotations

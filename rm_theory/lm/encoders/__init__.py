@@ -1,7 +1,7 @@
 """Pretrained sentence encoders (all-MiniLM-L6-v2 in Flax NNX) and their on-disk feature cache."""
 
-from rm_theory.real.encoders.cache import FeatureCache, cached_encode, text_key
-from rm_theory.real.encoders.minilm import (
+from rm_theory.lm.encoders.cache import FeatureCache, cached_encode, text_key
+from rm_theory.lm.encoders.minilm import (
     BertConfig,
     Encoder,
     MiniLM,

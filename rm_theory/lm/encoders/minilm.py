@@ -9,8 +9,8 @@ hidden states over the attention mask, then L2 normalisation.
 The weights keep their published (PyTorch BERT) tensor names; `_linear_names` lists the mapping.
 `numpy_forward` is an independent reference forward on the raw tensors.
 
-Legend: B batch, T tokens (max_len), H hidden, K heads, D = H / K per head, F feed-forward,
-N texts.
+Legend: B batch, T tokens (max_len), H hidden width, A attention heads, D head width (H / A), F
+feed-forward units, N texts.
 """
 
 from __future__ import annotations
@@ -82,14 +82,14 @@ class BertLayer(nnx.Module):
         w_Hx3H = jnp.concatenate([self.query.kernel[...] * s, self.key.kernel[...], self.value.kernel[...]], 1)
         b_3H = jnp.concatenate([self.query.bias[...] * s, self.key.bias[...], self.value.bias[...]])
         # Heads-major once here, so both attention products are plain batched matmuls.
-        qkv_3xBxKxTxD = (x_BxTxH @ w_Hx3H + b_3H).reshape(B, T, 3, K, D).transpose(2, 0, 3, 1, 4)
-        q_BxKxTxD, k_BxKxTxD, v_BxKxTxD = qkv_3xBxKxTxD
-        logits_BxKxTxT = jnp.einsum("bktd,bksd->bkts", q_BxKxTxD, k_BxKxTxD) + bias_Bx1x1xT
+        qkv_3xBxAxTxD = (x_BxTxH @ w_Hx3H + b_3H).reshape(B, T, 3, K, D).transpose(2, 0, 3, 1, 4)
+        q_BxAxTxD, k_BxAxTxD, v_BxAxTxD = qkv_3xBxAxTxD
+        logits_BxAxTxT = jnp.einsum("bktd,bksd->bkts", q_BxAxTxD, k_BxAxTxD) + bias_Bx1x1xT
         # Softmax with its normalisation moved after the value product: the division then touches
         # B*K*T*D numbers instead of B*K*T*T (the [T, T] tensors are the memory traffic here).
-        e_BxKxTxT = jnp.exp(logits_BxKxTxT - logits_BxKxTxT.max(-1, keepdims=True))
-        a_BxKxTxD = jnp.einsum("bkts,bksd->bktd", e_BxKxTxT, v_BxKxTxD) / e_BxKxTxT.sum(-1)[..., None]
-        a_BxTxH = a_BxKxTxD.transpose(0, 2, 1, 3).reshape(B, T, H)
+        e_BxAxTxT = jnp.exp(logits_BxAxTxT - logits_BxAxTxT.max(-1, keepdims=True))
+        a_BxAxTxD = jnp.einsum("bkts,bksd->bktd", e_BxAxTxT, v_BxAxTxD) / e_BxAxTxT.sum(-1)[..., None]
+        a_BxTxH = a_BxAxTxD.transpose(0, 2, 1, 3).reshape(B, T, H)
         x_BxTxH = self.attn_norm(x_BxTxH + self.attn_out(a_BxTxH))
         h_BxTxF = jax.nn.gelu(self.ffn_in(x_BxTxH), approximate=False)
         return self.ffn_norm(x_BxTxH + self.ffn_out(h_BxTxF))
