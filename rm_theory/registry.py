@@ -72,6 +72,7 @@ def _claim(key: str, paper: str, line: float, size: tuple[str, ...], units: str 
 
 
 _SEEDS_OF = "seeds (worlds; a seed's {} averaged)"
+_HELD_OUT, _BOOTSTRAP = "held-out prompts (one seed; a prompt's pairs resampled together)", {"method": "bootstrap"}
 
 STUDIES: dict[str, Study] = {
     s.name: s
@@ -351,6 +352,74 @@ STUDIES: dict[str, Study] = {
                         "datasets.gsm8k.max_pairs=300",
                         "topology.budgets=[100,200]",
                         "topology.seeds=1",
+                    ),
+                ),
+            ),
+        ),
+        _study(
+            "finetune_rm",
+            "finetune_rm:FinetuneRMSchema",
+            ("train_set", "test_set", "method", "finetuned_minus"),
+            presets=("finetune_quick", "finetune_paper", "finetune_rm"),
+            steps=(
+                Step(
+                    "finetune_rm",
+                    "finetune_paper",
+                    "A pretrained transformer fine-tuned as the reward model: held-out accuracy on PKU-SafeRLHF and "
+                    "Safer-Instruct, beside frozen-feature heads and bag of words on the same pairs",
+                    "(not measured in the paper, whose reward models were judged through PPO; OpenAssistant's "
+                    "deberta-v3-large reward model is reported at 0.63 on PKU 'safer' and 0.59 on HH harmless)",
+                    needs_data=True,
+                    # finetune_quick's overrides: the top 2 layers and the head on the PKU pairs of the
+                    # real_accuracy step's selection (their frozen features are in its feature cache)
+                    quick=(
+                        "in_domain=[pku]",
+                        "datasets.pku.max_pairs=300",
+                        "test_frac=0.2",
+                        "val_frac=0.0",
+                        "model.max_len=128",
+                        "train.mode=top_k",
+                        "train.top_layers=2",
+                        "train.buckets=2",
+                        "train.eval_every=0",
+                        "train.max_train_pairs=0",
+                        "baselines.train.steps=300",
+                    ),
+                    claims=(
+                        _claim(
+                            "test_accuracy_pku",
+                            "a reward model fine-tuned from a pretrained transformer ranks held-out PKU-SafeRLHF "
+                            "pairs above chance: accuracy > 0.5",
+                            0.5,
+                            ("test_prompts_pku", "test_pairs_pku"),
+                            _HELD_OUT,
+                        )
+                        | _BOOTSTRAP,
+                        _claim(
+                            "test_accuracy_safer_instruct",
+                            "the same on held-out Safer-Instruct pairs: accuracy > 0.5",
+                            0.5,
+                            ("test_prompts_safer_instruct", "test_pairs_safer_instruct"),
+                            _HELD_OUT,
+                        )
+                        | _BOOTSTRAP,
+                        _claim(
+                            "finetuned_minus_frozen_pku",
+                            "fine-tuning the encoder beats heads on its frozen features (same held-out PKU pairs): "
+                            "difference > 0",
+                            0.0,
+                            ("test_prompts_pku", "test_pairs_pku"),
+                            _HELD_OUT,
+                        )
+                        | _BOOTSTRAP,
+                        _claim(
+                            "finetuned_minus_frozen_safer_instruct",
+                            "the same on Safer-Instruct: difference > 0",
+                            0.0,
+                            ("test_prompts_safer_instruct", "test_pairs_safer_instruct"),
+                            _HELD_OUT,
+                        )
+                        | _BOOTSTRAP,
                     ),
                 ),
             ),

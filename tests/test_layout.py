@@ -1,6 +1,7 @@
 """The package's layout explains itself: imports run one way between its wings (README "Layout").
 
-world ← ibn ← rm ← policy; real may use rm, ibn and lm (pretrained text models), which uses only common;
+world ← ibn ← rm ← policy; real may use rm, ibn and lm (pretrained text models), which uses common and
+rm (its losses, checkpoints and host transfer);
 config, figures and runs sit above the library wings; studies sit on top; nothing in the package
 imports `experiments`. `common` is below all. The registry of studies (`rm_theory/registry.py`) imports
 no wing (it names code as strings): config, runs, figures and studies read it.
@@ -24,7 +25,7 @@ ALLOWED = {
     "rm": {"common", "world", "ibn"},
     "policy": {"common", "world", "ibn", "rm"},
     "real": {"common", "world", "ibn", "rm", "lm"},
-    "lm": {"common"},
+    "lm": {"common", "rm"},
     "config": LIBRARY | {"registry"},
     "runs": LIBRARY | {"registry"},
     "figures": LIBRARY | {"runs", "registry"},

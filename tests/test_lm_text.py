@@ -51,3 +51,46 @@ def test_pad_token_rule_order(tmp_path):
     assert pad_token_rule({"eos_token_id": [2, 1]}, {}, tok, tmp_path) == (2, "eos")
     assert pad_token_rule({}, {"eos_token": "</s>"}, tok, tmp_path) == (2, "eos")
     assert pad_token_rule({"eos_token_id": 1}, {"eos_token": "</s>"}, tok, tmp_path) == (2, "eos")  # TRL's
+
+
+def test_choose_buckets_is_the_least_padding_of_any_choice():
+    """Against every choice of at most n candidate lengths (brute force)."""
+    import itertools
+
+    import numpy as np
+
+    from rm_theory.lm.text import choose_buckets
+
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        len_N, n = rng.integers(1, 120, int(rng.integers(1, 30))), int(rng.integers(1, 4))
+        got = choose_buckets(len_N, 128, n)
+
+        def cost(bs, len_N=len_N):
+            return sum(min(b for b in bs if b >= x) for x in len_N) if max(bs) >= len_N.max() else float("inf")
+
+        options = [c for k in range(1, n + 1) for c in itertools.combinations(length_buckets(128), k)]
+        assert (cost(got), len(got)) == min((cost(c), len(c)) for c in options)
+    assert choose_buckets([5, 5, 70], 128, 2) == (16, 80)
+    with pytest.raises(ValueError, match="longer than max_len"):
+        choose_buckets([200], 128, 2)
+
+
+def test_encode_pairs_marks_where_the_response_starts(tmp_path):
+    """A BERT pair is [CLS] prompt [SEP] response [SEP] with types 0 then 1: the prompt part is up to
+    the first [SEP]; an empty response keeps that boundary."""
+    from rm_theory.lm.text import TextTokenizer
+    from tests.lm_tiny import write_tiny
+
+    tok = TextTokenizer.from_folder(write_tiny(tmp_path, "bert"), {"pad_token_id": 0})
+    bare = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    bare.post_processor = __import__("tokenizers").processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tok.tok = bare
+    ids, types, plen = tok.encode_pairs(["the cat", "a dog", "the"], ["sat on a mat", "", "red"])
+    words = [[bare.id_to_token(i) for i in x] for x in ids]
+    assert words[0] == ["[CLS]", "the", "cat", "[SEP]", "sat", "on", "a", "mat", "[SEP]"] and plen[0] == 4
+    assert types[0] == [0, 0, 0, 0, 1, 1, 1, 1, 1]
+    assert words[1] == ["[CLS]", "a", "dog", "[SEP]", "[SEP]"] and plen[1] == 4
+    assert plen[2] == 3 and words[2][3:] == ["red", "[SEP]"]

@@ -359,3 +359,31 @@ def test_bow_logistic_learns_a_planted_word_and_is_antisymmetric():
     sa, sb = model.score([r.response_a for r in test]), model.score([r.response_b for r in test])
     np.testing.assert_allclose(model.score([r.response_b for r in swapped]), sa)
     assert bow_accuracy(model, swapped) == 1.0 and np.all(sa != sb)
+
+
+def test_bag_of_words_fit_minimises_the_stated_objective():
+    """scikit-learn's solution is a stationary point of mean[y softplus(-z) + (1-y) softplus(z)] +
+    l2/2 |w|^2 (its gradient vanishes there), ties included; a set with one label still fits."""
+    from rm_theory.real.baselines import hash_features
+
+    rng = np.random.default_rng(1)
+    words = "good bad fine poor great awful ok meh".split()
+    recs = [
+        PreferenceRecord(
+            f"p{i}",
+            f"p{i}",
+            " ".join(rng.choice(words, 4)),
+            " ".join(rng.choice(words, 4)),
+            better=[0, 1, None][i % 3],
+        )
+        for i in range(60)
+    ]
+    dim, l2 = 256, 1e-2
+    w = fit_bow_logistic(recs, dim=dim, l2=l2).w_V
+    X = (hash_features([r.response_a for r in recs], dim) - hash_features([r.response_b for r in recs], dim)).tocsr()
+    y = np.array([0.5 if r.better is None else 1.0 - r.better for r in recs])
+    p = 1 / (1 + np.exp(-(X @ w)))
+    grad = X.T @ (p - y) / len(recs) + l2 * w
+    assert np.abs(w).max() > 0.1 and np.abs(grad).max() < 1e-6
+    one_label = [r for r in recs if r.better == 0]
+    assert np.abs(fit_bow_logistic(one_label, dim=dim, l2=l2).w_V).max() > 0

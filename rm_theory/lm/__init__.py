@@ -10,10 +10,14 @@ transformers' `*ForSequenceClassification` semantics, saving back to that layout
 
 `model.net` is the `nnx.Module` to train: `model.net(ids_BxT, mask_BxT, types_BxT)` -> logits [B, L],
 column 0 the score. See `score` for the poolings and the Hugging Face classes they map to, `text` for
-the pad-token rule and `fit_pairs`.
+the pad-token rule and `fit_pairs`. `finetune` trains it on preference pairs (`train`):
+
+    ids_a, ids_b = ...                                 # token ids of each pair's two sides (fit_pairs)
+    result, history = finetune(model, Pairs(ids_a, ids_b, y_P), FinetuneConfig(mode="lora"), key)
+    result.scores(ids)                                 # [K, N]: every ensemble member's scores
 """
 
-from rm_theory.lm.config import CheckpointError
+from rm_theory.lm.config import CheckpointError, parse_config
 from rm_theory.lm.encoders import (
     BertConfig,
     Encoder,
@@ -29,7 +33,8 @@ from rm_theory.lm.encoders import (
 from rm_theory.lm.encoders.tiny import write_tiny_bert
 from rm_theory.lm.lora import LORA_AND_HEAD, add_lora, merge_lora
 from rm_theory.lm.score import ScoreModel, ScoreNet, load_score_model, save_score_model
-from rm_theory.lm.text import LengthReport, fit_pairs
+from rm_theory.lm.text import LengthReport, TextTokenizer, fit_pairs
+from rm_theory.lm.train import FinetuneConfig, Finetuned, Pairs, finetune, make_mesh
 
 __all__ = [
     "LORA_AND_HEAD",
@@ -37,19 +42,26 @@ __all__ = [
     "CheckpointError",
     "Encoder",
     "FeatureCache",
+    "FinetuneConfig",
+    "Finetuned",
     "LengthReport",
     "MiniLM",
+    "Pairs",
     "ScoreModel",
     "ScoreNet",
+    "TextTokenizer",
     "add_lora",
     "cached_encode",
     "default_model_dir",
+    "finetune",
     "fit_pairs",
     "load_encoder",
     "load_score_model",
     "load_weights",
+    "make_mesh",
     "merge_lora",
     "numpy_forward",
+    "parse_config",
     "save_score_model",
     "text_key",
     "write_tiny_bert",

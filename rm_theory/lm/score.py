@@ -51,7 +51,7 @@ from rm_theory.lm.config import CheckpointError, DecoderConfig, EncoderConfig, p
 from rm_theory.lm.hf import TOKENIZER_FILES, Tensors, read_files, write_safetensors
 from rm_theory.lm.layers import Linear, RMSNorm
 from rm_theory.lm.llama import LlamaBackbone
-from rm_theory.lm.text import TextTokenizer, length_buckets
+from rm_theory.lm.text import TextTokenizer, length_buckets, padded_batches
 
 Pooling = Literal["last", "cls", "mean", "first"]
 BASE_PREFIX = {"bert": "bert.", "roberta": "roberta.", "llama": "model.", "mistral": "model.", "qwen2": "model."}
@@ -253,21 +253,13 @@ class ScoreModel:
         if (len_N == 0).any():
             raise ValueError(f"input {int(np.argmin(len_N))} has no tokens")
         graphdef, state = nnx.split(self.net)
-        buckets = length_buckets(self.max_len)
-        order = np.argsort(len_N, kind="stable")
-        starts = range(0, N, batch_size)
-        for s in tqdm(starts, desc="score", disable=not progress or len(starts) < 2):
-            rows = order[s : s + batch_size]
-            T = next(b for b in buckets if b >= len_N[rows].max())
-            ids_BxT = np.full((batch_size, T), self.tokenizer.pad_id, dtype=np.int32)
-            mask_BxT = np.zeros((batch_size, T), dtype=np.int32)
-            types_BxT = np.zeros((batch_size, T), dtype=np.int32)
-            for b, r in enumerate(rows):
-                n = len_N[r]
-                sl = slice(0, n) if padding_side == "right" else slice(T - n, T)
-                ids_BxT[b, sl], mask_BxT[b, sl] = ids[r], 1
-                if types is not None:
-                    types_BxT[b, sl] = types[r]
+        batches = padded_batches(
+            ids, types, batch_size, length_buckets(self.max_len), self.tokenizer.pad_id, padding_side
+        )
+        n_batches = -(-N // batch_size)
+        for rows, ids_BxT, mask_BxT, types_BxT in tqdm(
+            batches, total=n_batches, desc="score", disable=not progress or n_batches < 2
+        ):
             out_BxO = _forward(graphdef, state, ids_BxT, mask_BxT, types_BxT, pooled)
             out_NxO[rows] = np.asarray(out_BxO)[: len(rows)]
         return out_NxO

@@ -7,7 +7,12 @@ The pad token (`pad_token_rule`): config.json's `pad_token_id` if set (it is the
 checkpoints, which have no pad token (the tokenizer's `eos_token`, else config.json's
 `eos_token_id`, the first if a list). `save_score_model` records the id in config.json.
 
-Legend: N texts or pairs, T tokens.
+A (prompt, response) item is encoded as the tokenizer's text pair, what transformers'
+`tokenizer(prompt, response)` gives: BERT's `[CLS] prompt [SEP] response [SEP]` with token types 0
+and 1, a Llama tokenizer's own pair template, Qwen2's plain concatenation (`encode_pairs`). Its
+prompt part (the prompt and the special tokens before the response) is what `fit_pairs` keeps whole.
+
+Legend: N texts or pairs, T tokens, B rows per batch, C candidate lengths, J buckets.
 """
 
 from __future__ import annotations
@@ -62,6 +67,30 @@ class TextTokenizer:
         enc = self.tok.encode_batch(list(texts))
         return [e.ids for e in enc], [e.type_ids for e in enc]
 
+    def encode_pairs(
+        self, prompts: Sequence[str], responses: Sequence[str]
+    ) -> tuple[list[list[int]], list[list[int]], np.ndarray]:
+        """Token ids and types of each (prompt, response) text pair, and the length of each one's
+        prompt part: every token before the response's first, the specials between the two included
+        (for an empty response, the specials the template puts there)."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts, {len(responses)} responses")
+        # Where the template puts specials, read off a pair with one token on each side.
+        ref = self.tok.encode("a", "b").sequence_ids
+        lead = ref.index(0) if 0 in ref else 0
+        between = ref.index(1) - (len(ref) - ref[::-1].index(0)) if 0 in ref and 1 in ref else 0
+        ids, types, plen = [], [], []
+        for e in self.tok.encode_batch(list(zip(prompts, responses, strict=True))):
+            seq = e.sequence_ids
+            if 1 in seq:
+                n = seq.index(1)
+            else:  # no response token: the prompt part ends where the response would start
+                n = (len(seq) - seq[::-1].index(0) if 0 in seq else lead) + between
+            ids.append(e.ids)
+            types.append(e.type_ids)
+            plen.append(n)
+        return ids, types, np.asarray(plen, np.int64)
+
 
 def pad_token_rule(config: dict, tcfg: dict, tok: Tokenizer, folder: Path) -> tuple[int, str]:
     """(pad id, which rule gave it: "config", "tokenizer" or "eos"); see the module docstring."""
@@ -96,6 +125,68 @@ def length_buckets(max_len: int) -> tuple[int, ...]:
         out.append(L)
         L += 16 if L < 128 else 32 if L < 256 else 64 if L < 512 else L
     return (*out, max_len)
+
+
+def choose_buckets(len_N: np.ndarray, max_len: int, n: int) -> tuple[int, ...]:
+    """At most `n` padded lengths, taken from `length_buckets(max_len)`, that minimise the padded
+    tokens of texts of lengths `len_N`, each padded to the smallest length that holds it (one
+    compiled training program per bucket, and little padding); the fewest that reach the minimum.
+    Exact, by dynamic programming over the candidate lengths."""
+    len_N = np.asarray(len_N, np.int64)
+    if n < 1:
+        raise ValueError(f"n = {n}: must be >= 1")
+    if len(len_N) == 0:
+        return (max_len,)
+    if len_N.max() > max_len:
+        raise ValueError(f"a text of {int(len_N.max())} tokens is longer than max_len = {max_len}")
+    cand_C = np.array(length_buckets(max_len))
+    cand_C = cand_C[: int(np.searchsorted(cand_C, len_N.max())) + 1]  # the last holds the longest text
+    C = len(cand_C)
+    # cum[j + 1]: texts that fit in cand[j]
+    cum = np.r_[0, np.searchsorted(np.sort(len_N), cand_C, side="right")]
+    big = np.iinfo(np.int64).max // 4
+    f = np.full((n + 1, C), big, np.int64)  # f[k, j]: padded tokens of the texts up to cand[j], k buckets, last cand[j]
+    arg = np.full((n + 1, C), -1, np.int64)
+    f[1] = cum[1:] * cand_C
+    for k in range(2, n + 1):
+        for j in range(1, C):
+            cost_i = f[k - 1, :j] + (cum[j + 1] - cum[1 : j + 1]) * cand_C[j]
+            arg[k, j] = int(np.argmin(cost_i))
+            f[k, j] = cost_i[arg[k, j]]
+    k = int(np.argmin(f[1:, C - 1])) + 1  # argmin: the fewest buckets among equal costs
+    out, j = [], C - 1
+    while k >= 1:
+        out.append(int(cand_C[j]))
+        j, k = int(arg[k, j]), k - 1
+    return tuple(sorted(out))
+
+
+def padded_batches(
+    ids: Sequence[Sequence[int]],
+    types: Sequence[Sequence[int]] | None,
+    batch_size: int,
+    buckets: Sequence[int],
+    pad_id: int,
+    side: Literal["right", "left"] = "right",
+):
+    """Yields (rows, ids_BxT, mask_BxT, types_BxT) over the texts sorted by length, each batch of
+    `batch_size` rows (the last filled with pad rows) padded to the smallest of `buckets` that
+    holds its longest text: one compiled program per bucket, not per batch."""
+    len_N = np.array([len(x) for x in ids], np.int64)
+    order = np.argsort(len_N, kind="stable")
+    for s in range(0, len(order), batch_size):
+        rows = order[s : s + batch_size]
+        T = next(b for b in sorted(buckets) if b >= len_N[rows].max())
+        ids_BxT = np.full((batch_size, T), pad_id, dtype=np.int32)
+        mask_BxT = np.zeros((batch_size, T), dtype=np.int32)
+        types_BxT = np.zeros((batch_size, T), dtype=np.int32)
+        for b, r in enumerate(rows):
+            n = len_N[r]
+            sl = slice(0, n) if side == "right" else slice(T - n, T)
+            ids_BxT[b, sl], mask_BxT[b, sl] = ids[r], 1
+            if types is not None:
+                types_BxT[b, sl] = types[r]
+        yield rows, ids_BxT, mask_BxT, types_BxT
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,6 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.optimize
 import scipy.sparse as sp
 
 from rm_theory.real.evaluation import bootstrap_mean
@@ -99,23 +98,27 @@ def _targets(records: Sequence[PreferenceRecord]) -> np.ndarray:
 def fit_bow_logistic(
     records: Sequence[PreferenceRecord], dim: int = 2**18, l2: float = 1e-3, ngrams: int = 2, max_iter: int = 500
 ) -> BowModel:
-    """Minimise mean_N[ y softplus(−z) + (1−y) softplus(z) ] + l2/2 |w|², z = w·(φ(a) − φ(b))."""
+    """Minimise mean_N[ y softplus(−z) + (1−y) softplus(z) ] + l2/2 |w|², z = w·(φ(a) − φ(b)):
+    scikit-learn's L2 logistic regression without intercept on rows that carry this loss, with
+    C = 1/(N·l2) (its objective is this one times N·l2). A record is four rows of half its weight:
+    φ(a) − φ(b) labelled 1 and φ(b) − φ(a) labelled 0 (weight y), and the reverse (weight 1 − y), so
+    both classes are always present and the fitted model stays antisymmetric."""
+    from sklearn.linear_model import LogisticRegression
+
     X_NxV = (
         hash_features([r.response_a for r in records], dim, ngrams)
         - hash_features([r.response_b for r in records], dim, ngrams)
     ).tocsr()
     y_N = _targets(records)
-    n = max(len(records), 1)
-
-    def loss_grad(w_D):
-        z_N = X_NxV @ w_D
-        # softplus(z) − y z is the same loss, written stably.
-        loss = (np.logaddexp(0.0, z_N) - y_N * z_N).sum() / n + 0.5 * l2 * w_D @ w_D
-        p_N = 0.5 * (1.0 + np.tanh(0.5 * z_N))  # sigmoid without overflow
-        return loss, X_NxV.T @ (p_N - y_N) / n + l2 * w_D
-
-    res = scipy.optimize.minimize(loss_grad, np.zeros(dim), jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
-    return BowModel(res.x, ngrams)
+    if len(records) == 0:
+        return BowModel(np.zeros(dim), ngrams)
+    X = sp.vstack([X_NxV, -X_NxV, X_NxV, -X_NxV]).tocsr()
+    labels = np.r_[np.ones_like(y_N), np.zeros_like(y_N), np.zeros_like(y_N), np.ones_like(y_N)]
+    weights = 0.5 * np.r_[y_N, y_N, 1.0 - y_N, 1.0 - y_N]
+    keep = weights > 0
+    fit = LogisticRegression(C=1.0 / (len(records) * l2), fit_intercept=False, max_iter=max_iter, tol=1e-8)
+    fit.fit(X[keep], labels[keep], sample_weight=weights[keep])
+    return BowModel(fit.coef_[0].astype(np.float64), ngrams)
 
 
 def bow_accuracy(model: BowModel, records: Sequence[PreferenceRecord]) -> float:

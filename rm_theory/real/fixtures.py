@@ -3,6 +3,7 @@ that must run without ../shared/data or the encoder wheel (the real loaders read
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 from pathlib import Path
@@ -112,6 +113,11 @@ def write_fixture(root: Path, seed: int = 0, prompts: int = 24) -> dict[str, str
             rows.append({"prompt": p, "chosen": msg(good()), "rejected": msg(bad()), "source_index": i, "metadata": {}})
         (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         paths[name] = str(root / f"{name}.jsonl")
+    with gzip.open(root / "safer_instruct.csv.gz", "wt", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["instruction", "rejected", "chosen", "label"])
+        w.writerows([q(), bad(), good(), "hate"] for _ in range(prompts))
+    paths["safer_instruct"] = str(root / "safer_instruct.csv.gz")
     paths["encoder_dir"] = str(write_tiny_encoder(root / "encoder", seed))
     return paths
 

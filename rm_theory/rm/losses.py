@@ -35,6 +35,12 @@ def centring(r_B: jax.Array) -> jax.Array:
     return jnp.mean(r_B) ** 2
 
 
+def pair_centring(r_a_B: jax.Array, r_b_B: jax.Array) -> jax.Array:
+    """(r_a + r_b)²: each pair's mean score pinned near 0 (reward centring, Eisenstein et al. 2023,
+    arXiv 2312.09244); per pair, so it adds up over microbatches as the pairs' losses do."""
+    return (r_a_B + r_b_B) ** 2
+
+
 def plackett_luce_loss(r_GxNg: jax.Array, valid_GxNg: jax.Array) -> jax.Array:
     """Negative log-likelihood of each group's order (best first); invalid slots are skipped."""
     K = r_GxNg.shape[1]

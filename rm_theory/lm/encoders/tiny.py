@@ -22,6 +22,8 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 def tiny_config(vocab_size: int, hidden: int = 16, layers: int = 2, heads: int = 4, max_positions: int = 64) -> dict:
     return dict(
+        model_type="bert",
+        pad_token_id=0,
         vocab_size=vocab_size,
         hidden_size=hidden,
         num_hidden_layers=layers,
@@ -44,7 +46,7 @@ def write_tiny_bert(d: Path, words: Sequence[str], seed: int = 0, **config) -> P
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
     tok.decoder = decoders.WordPiece()
     tok.save(str(d / "tokenizer.json"))
