@@ -424,6 +424,18 @@ STUDIES: dict[str, Study] = {
                 ),
             ),
         ),
+        _study(
+            "real_theory",
+            "real_theory:RealTheorySchema",
+            ("set", "replicate", "predictor", "auroc", "spearman"),
+            presets=("real_theory",),
+        ),
+        _study(
+            "real_design",
+            "real_theory:RealDesignSchema",
+            ("set", "replicate", "recipe", "labelled", "accuracy"),
+            presets=("real_design",),
+        ),
         _study("analyse_data", "analyse_data:AnalyseDataSchema", ("quantity", "value")),
         # The reproduction itself: its steps' folders under runs/ are aggregated by their own kinds.
         _study("reproduce", "reproduce:ReproduceSchema", None),

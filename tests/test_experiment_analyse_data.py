@@ -229,3 +229,20 @@ def test_two_identical_runs_in_two_folders_compare_equal(tmp_path):
     for name in ("a", "b"):
         assert run_smoke("analyse_data", study.run, tmp_path / name)["status"] == "ok"
     assert compare_summaries(tmp_path / "a", tmp_path / "b") == []
+
+
+def test_a_trained_score_models_own_representation_replaces_the_encoder(tmp_path):
+    from rm_theory.lm import load_score_model, save_score_model
+    from rm_theory.real.fixtures import write_tiny_encoder
+
+    # a score model saved in the Hugging Face layout, as a fine-tuning run writes it
+    folder = tmp_path / "rm"
+    save_score_model(load_score_model(write_tiny_encoder(tmp_path / "enc", seed=7), seed=2), folder)
+    base = run_smoke("analyse_data", study.run, tmp_path / "enc_run")
+    s = run_smoke("analyse_data", study.run, tmp_path / "rm_run", [f"score_model={folder}"])
+    assert s["status"] == "ok" and s["representation"] == f"score model {folder}"
+    assert base["representation"] == "frozen encoder"
+    d0 = pd.read_csv(tmp_path / "enc_run" / "distances.csv")
+    d1 = pd.read_csv(tmp_path / "rm_run" / "distances.csv")
+    assert d0[["a", "b"]].equals(d1[["a", "b"]])  # the same held-out pairs
+    assert not np.allclose(d0["resistance"], d1["resistance"])  # another geometry

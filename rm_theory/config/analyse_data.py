@@ -43,6 +43,10 @@ class AnalyseDataSchema(RunSchema):
     test_frac: float = spec(0.2, gt=0, le=0.9)  # held-out prompts: the pairs whose inference distance is reported
     fixture: bool = False  # write and analyse a tiny data set with a random encoder (smoke runs)
     figures: bool = True
+    # A trained score model's folder (Hugging Face layout, e.g. a finetune_rm run's models/<set>/ or
+    # any reward model): the IB edges come from its pooled hidden states of each (prompt, response),
+    # the vector its head reads, instead of the frozen encoder's embeddings (`features`).
+    score_model: str = ""
 
     def inputs(self) -> dict[str, str]:
         # the fixture replaces the encoder, and the data only when data.path names none; without the
@@ -50,6 +54,8 @@ class AnalyseDataSchema(RunSchema):
         out = {"data.path": self.data.path} if self.data.path or not self.fixture else {}
         if self.features.encoder_dir and not self.fixture:
             out["features.encoder_dir"] = self.features.encoder_dir
+        if self.score_model:
+            out["score_model"] = self.score_model
         return out
 
     SMOKE: ClassVar[dict[str, Any]] = {

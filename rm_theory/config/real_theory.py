@@ -12,6 +12,7 @@ of these studies (`cost`, `transfer_from` must stay empty).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, ClassVar
 
 from rm_theory.common.validate import spec
 from rm_theory.config.finetune_rm import FinetuneRMSchema, FinetuneSchema
@@ -50,6 +51,23 @@ class _Replicated(FinetuneRMSchema):
     transfer_to: list[str] = spec(default_factory=list, keys_of="datasets")
     val_frac: float = spec(0.0, ge=0, le=0.9)
     train: FinetuneSchema = dataclasses.field(default_factory=_ensemble_train)
+
+    SMOKE: ClassVar[dict[str, Any]] = {
+        "fixture": True,
+        "replicates": 2,
+        "test_frac": 0.3,
+        "in_domain": ["pku"],
+        "model.max_len": 48,
+        "train.batch_size": 8,
+        "train.lr": 1e-3,
+        "train.chunk_steps": 4,
+        "train.buckets": 1,
+        "train.top_layers": 1,
+        "train.ensemble_size": 3,
+        "baselines.features.max_len": 32,
+        "ibn.k": 4,
+        "ibn.grad_dim": 8,
+    }
 
     def cross_checks(self) -> list[str]:
         out = list(getattr(super(), "cross_checks", list)())
@@ -103,3 +121,11 @@ class RealDesignSchema(_Replicated):
 
     active: ActiveSchema = dataclasses.field(default_factory=ActiveSchema)
     ibn: ModelIBNSchema = dataclasses.field(default_factory=ModelIBNSchema)
+
+    SMOKE: ClassVar[dict[str, Any]] = _Replicated.SMOKE | {
+        "active.init_pairs": 8,
+        "active.batch": 8,
+        "active.budget": 24,
+        "active.members": 3,
+        "active.targets_dim": 8,
+    }

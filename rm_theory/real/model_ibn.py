@@ -42,6 +42,7 @@ from sklearn.metrics import roc_auc_score
 from rm_theory.ibn.graph import IB, Network, add_hp_edges
 from rm_theory.ibn.real import IBNConfig, heldout_distance, ib_edges
 from rm_theory.lm.score import ScoreModel
+from rm_theory.real.features import Items, prompt_text
 
 VARIANTS = ("frozen", "hidden", "gradient")
 PREDICTORS = (*(f"ibn_{v}" for v in VARIANTS), "fisher", "ensemble")
@@ -85,6 +86,19 @@ def head_gradients(model: ScoreModel, h_NxH: np.ndarray, dim: int = 512, seed: i
         g_BxW = np.concatenate([np.asarray(x).reshape(len(x), -1) for x in jax.tree.leaves(g)], axis=1)
         out.append(g_BxW if proj_WxD is None else g_BxW @ proj_WxD)
     return np.concatenate(out) if out else np.zeros((0, min(width, dim)), np.float32)
+
+
+def item_vectors(
+    model: ScoreModel, items: Items, prompt_chars: int = 400, batch_size: int = 32
+) -> tuple[np.ndarray, int]:
+    """(h_NxH, cut): the model's pooled vector of each item's (prompt, response) text pair (the
+    prompt's last `prompt_chars` characters, as the features'), and how many inputs were longer than
+    the model's positions and lost the end of their response."""
+    prompts = [prompt_text(p, prompt_chars) for p in items.prompt]
+    ids, types, _ = model.tokenizer.encode_pairs(prompts, items.response)
+    L = model.max_len
+    cut = sum(len(x) > L for x in ids)
+    return model.pooled_ids([x[:L] for x in ids], [t[:L] for t in types], batch_size=batch_size), int(cut)
 
 
 def unit_rows(x_NxD: np.ndarray) -> np.ndarray:

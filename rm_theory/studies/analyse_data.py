@@ -3,7 +3,9 @@ decides how far a reward model generalises).
 
 The data set is read by any loader (or the project's JSONL format), its items (prompt, response)
 are embedded by the encoder, and its IBN is built as in the real-data study: comparisons are HP
-edges, k-NN encoder similarities IB edges (`ibn.real`). The report folder holds:
+edges, k-NN encoder similarities IB edges (`ibn.real`). With `score_model=<folder>` the embeddings
+are a trained score model's own pooled hidden states instead (`real.model_ibn.item_vectors`: the
+vector its head reads, the "hidden" IBN of `python -m experiments.real_theory`). The report folder holds:
 
 * `components.csv`: connected components of the IBN (HP edges alone, and all edges) and their sizes;
 * `distances.csv`: the inference distance (resistance and path) of every held-out pair (pairs of
@@ -64,9 +66,11 @@ from rm_theory.ibn import real as real_ibn
 from rm_theory.ibn.design import DesignConfig, design_comparisons
 from rm_theory.ibn.distance import network_distance
 from rm_theory.ibn.graph import HP, Network
+from rm_theory.lm import load_score_model
 from rm_theory.lm.encoders import load_encoder
 from rm_theory.real.features import FeatureConfig, featurize, item_embeddings, items_of
 from rm_theory.real.fixtures import write_fixture
+from rm_theory.real.model_ibn import item_vectors, unit_rows
 from rm_theory.real.selection import DataSpec, load_selection
 from rm_theory.real.selection import test_mask as heldout_mask
 from rm_theory.runs.log import RunLog
@@ -207,9 +211,15 @@ def run(cfg: AnalyseDataSchema, runlog: RunLog) -> dict:
     it = items_of(records)
     self_P = it.a_P == it.b_P
     fc = cfg.features
-    encoder = load_encoder(encoder_dir, fc.max_len if not cfg.fixture else 32)
-    x = featurize(encoder, it, FeatureConfig(fc.mode, fc.prompt_chars, fc.batch_size, cache_dir or fc.cache_dir))
-    e = item_embeddings(x, fc.mode)
+    if cfg.score_model:  # the trained model's own representation (real.model_ibn)
+        h, cut = item_vectors(load_score_model(cfg.score_model), it, fc.prompt_chars, fc.batch_size)
+        if cut:
+            log.warning("%d of %d items are longer than the score model's positions: their ends are cut", cut, it.n)
+        e = unit_rows(h)
+    else:
+        encoder = load_encoder(encoder_dir, fc.max_len if not cfg.fixture else 32)
+        x = featurize(encoder, it, FeatureConfig(fc.mode, fc.prompt_chars, fc.batch_size, cache_dir or fc.cache_dir))
+        e = item_embeddings(x, fc.mode)
     icfg = real_ibn.IBNConfig(k=cfg.ibn.k, c=cfg.ibn.c, gamma=cfg.ibn.gamma, xi2=cfg.ibn.xi2, mst=cfg.ibn.mst)
 
     # Held-out prompts: their comparisons stay out of the network, and their pairs are the ones
@@ -322,6 +332,7 @@ def run(cfg: AnalyseDataSchema, runlog: RunLog) -> dict:
         )
     rows = [{"quantity": k, "value": v} for k, v in topo.items()]
     summary = {
+        "representation": f"score model {cfg.score_model}" if cfg.score_model else "frozen encoder",
         "pairs": len(records),
         "items": it.n,
         "prompts": int(len(set(it.prompt_id))),
