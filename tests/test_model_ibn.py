@@ -22,6 +22,8 @@ from rm_theory.real.model_ibn import (
     fit_ib_scale,
     head_gradients,
     laplace_variance,
+    p_wrong,
+    predictor_scores,
     predictors,
     quantile_accuracy,
     spearman,
@@ -151,6 +153,21 @@ def test_scores_against_their_definitions():
     acc = quantile_accuracy(v, hit, 5)
     # five bins of the five counted pairs, lowest v first: 0.1, 0.2, 0.4, 0.8, 0.9
     np.testing.assert_allclose(acc, [1, 1, 0, 0, 1])
+
+
+def test_the_posterior_probability_of_a_wrong_sign_weighs_variance_against_margin():
+    margin = np.array([0.0, 1.0, -1.0, 2.0])
+    var = np.array([1.0, 1.0, 4.0, 0.25])
+    # Φ(−|Δ|/√v): 1/2 at no margin, Φ(−1), Φ(−1/2), Φ(−4)
+    np.testing.assert_allclose(p_wrong(margin, var), [0.5, 0.158655254, 0.308537539, 3.16712418e-05], rtol=1e-7)
+    hit = np.array([0.0, 1.0, 0.0, 1.0])
+    rows = predictor_scores({"ensemble": var, "ibn_x": var * 2}, hit, margin, q=2)
+    by = {r["predictor"]: r for r in rows}
+    assert set(by) == {"ensemble", "ibn_x", "margin"}
+    assert by["ibn_x"]["spearman"] == pytest.approx(1.0) and np.isnan(by["ensemble"]["spearman"])
+    assert by["ensemble"]["auroc_pwrong"] == pytest.approx(1.0)  # both wrong pairs are the most likely wrong
+    # the confidence −|Δ| alone: wrong |Δ| 0 and 1 against right 1 and 2 (the tie counts half)
+    assert by["margin"]["auroc"] == pytest.approx(0.875)
 
 
 def test_predictors_fit_their_scales_on_training_items_alone():

@@ -18,6 +18,7 @@ COLORS = {
     "ibn_gradient": "tab:olive",
     "fisher": "tab:purple",
     "ensemble": "tab:blue",
+    "margin": "tab:red",
     "random": "tab:gray",
     "ibn": "tab:green",
     "disagreement": "tab:blue",
@@ -69,12 +70,15 @@ def predictor_bars(df: pd.DataFrame) -> plt.Figure:
         g = df[df["set"] == name]
         preds = list(dict.fromkeys(g["predictor"]))
         x = np.arange(len(preds))
-        for off, col, hatch in ((-0.2, "auroc", None), (0.2, "spearman", "//")):
+        bars = ((-0.27, "auroc", None), (0.0, "auroc_pwrong", ".."), (0.27, "spearman", "//"))
+        for off, col, hatch in bars:
+            if col not in g:
+                continue
             s = g.groupby("predictor", sort=False)[col].agg(["mean", ci]).reindex(preds)
             ax.bar(
                 x + off,
                 s["mean"],
-                0.4,
+                0.27,
                 yerr=s["ci"].fillna(0),
                 capsize=2,
                 hatch=hatch,
@@ -85,7 +89,12 @@ def predictor_bars(df: pd.DataFrame) -> plt.Figure:
         ax.axhline(0.5, color="k", lw=0.5, ls=":")
         ax.set_xticks(x, preds, rotation=30, fontsize=7)
         ax.set_title(name, fontsize=8)
-    axs[0].legend(fontsize=7, title="plain: AUROC (error); hatched: Spearman (variance)", title_fontsize=6)
+    axs[0].legend(
+        fontsize=7,
+        title="AUROC for an error: plain, of the variance; dotted, of P(wrong sign).\n"
+        "Hatched: Spearman with the ensemble's variance",
+        title_fontsize=6,
+    )
     fig.tight_layout()
     return fig
 

@@ -22,7 +22,12 @@ Predictors of a held-out pair's uncertainty and error (`predictors`): each IBN's
 with d = g_a − g_b over the training pairs p, the quantity that Fisher-information active learning
 works with), and the ensemble's own variance of r_a − r_b ("ensemble", the baseline). Scores
 (`predictor_scores`): per-pair Spearman of each predictor against the ensemble's variance, AUROC of
-each for a wrong prediction of the ensemble mean, and accuracy by the predictor's quantile.
+each for a wrong prediction of the ensemble mean, and accuracy by the predictor's quantile. A
+variance alone says how unsure the posterior is of r_a − r_b, not which side it favours: a pair of
+very different responses is far apart in every IBN and also easy. So each is also scored as the
+Gaussian posterior's probability of a wrong sign, Φ(−|Δ̂|/√v) with Δ̂ the ensemble's mean
+difference ("auroc_pwrong"; the fitted scales put v and Δ̂ in the same logit units), beside the
+model's confidence |Δ̂| alone ("margin").
 
 Legend: N items, H hidden width, D feature width (gradient features), P comparisons (training
 pairs), Q query pairs (held out), E edges, K ensemble members.
@@ -45,7 +50,7 @@ from rm_theory.lm.score import ScoreModel
 from rm_theory.real.features import Items, prompt_text
 
 VARIANTS = ("frozen", "hidden", "gradient")
-PREDICTORS = (*(f"ibn_{v}" for v in VARIANTS), "fisher", "ensemble")
+PREDICTORS = (*(f"ibn_{v}" for v in VARIANTS), "fisher", "ensemble", "margin")
 XI2_BT = 4.0  # 1 / σ'(0): the variance of one Bradley–Terry label about r_a − r_b at even odds
 
 
@@ -218,15 +223,28 @@ def spearman(x_Q: np.ndarray, y_Q: np.ndarray) -> float:
     return float(stats.spearmanr(x_Q[ok], y_Q[ok])[0])
 
 
-def predictor_scores(pred: dict[str, np.ndarray], hit_Q: np.ndarray, q: int) -> list[dict]:
-    """One row per predictor: Spearman against the ensemble's variance, AUROC for an error, and the
-    accuracy of each quantile (`acc_q1` lowest value ... `acc_q<q>` highest). hit_Q: 1 right, 0
-    wrong, NaN a labelled tie (left out)."""
+def p_wrong(margin_Q: np.ndarray, var_Q: np.ndarray) -> np.ndarray:
+    """Φ(−|Δ̂| / √v): the Gaussian posterior's probability that the sign of the predicted reward
+    difference Δ̂ is wrong, when its variance is v (an inference distance, or the ensemble's)."""
+    return stats.norm.cdf(-np.abs(margin_Q) / np.sqrt(np.maximum(var_Q, 1e-300)))
+
+
+def predictor_scores(pred: dict[str, np.ndarray], hit_Q: np.ndarray, margin_Q: np.ndarray, q: int) -> list[dict]:
+    """One row per predictor: Spearman against the ensemble's variance; AUROC for an error of the
+    variance alone (`auroc`) and of the posterior's probability of a wrong sign, which weighs it
+    against the predicted margin (`auroc_pwrong`, `p_wrong`); and the accuracy of each quantile of the
+    variance (`acc_q1` lowest ... `acc_q<q>` highest). A last row, "margin", scores the model's own
+    confidence −|Δ̂| alone. hit_Q: 1 right, 0 wrong, NaN a labelled tie (left out)."""
     wrong_Q = 1.0 - hit_Q
     rows = []
     for name, v_Q in pred.items():
-        row = {"predictor": name, "auroc": auroc(v_Q, wrong_Q), "mean": float(np.nanmean(v_Q))}
+        row = {"predictor": name, "auroc": auroc(v_Q, wrong_Q), "auroc_pwrong": auroc(p_wrong(margin_Q, v_Q), wrong_Q)}
         row["spearman"] = spearman(v_Q, pred["ensemble"]) if name != "ensemble" else float("nan")
+        row["mean"] = float(np.nanmean(v_Q))
         row |= {f"acc_q{j + 1}": a for j, a in enumerate(quantile_accuracy(v_Q, hit_Q, q))}
         rows.append(row)
-    return rows
+    conf_Q = -np.abs(margin_Q)
+    row = {"predictor": "margin", "auroc": auroc(conf_Q, wrong_Q), "auroc_pwrong": float("nan")}
+    row |= {"spearman": spearman(conf_Q, pred["ensemble"]), "mean": float(np.nanmean(np.abs(margin_Q)))}
+    row |= {f"acc_q{j + 1}": a for j, a in enumerate(quantile_accuracy(conf_Q, hit_Q, q))}
+    return rows + [row]

@@ -15,8 +15,8 @@ Intervals: Student t over the replicates of each set (`common.stats.mean_ci`); d
 predictors are paired (the same pairs and model in each replicate).
 
 Outputs: results.csv (one row per set, replicate and predictor), figures/, summary.json
-(`spearman_<predictor>_<set>[_ci]`, `auroc_<predictor>_<set>[_ci]`, paired
-`auroc_<p>_minus_<q>_<set>[_ci]`, `test_accuracy_<set>[_ci]`, `test_pairs_<set>`, `errors_<set>`,
+(`spearman_<predictor>_<set>[_ci]`, `auroc_<predictor>_<set>[_ci]`, `auroc_pwrong_<predictor>_<set>[_ci]`,
+paired `auroc[_pwrong]_<p>_minus_<q>_<set>[_ci]`, `test_accuracy_<set>[_ci]`, `test_pairs_<set>`, `errors_<set>`,
 `replicates`). A finished (set, replicate) unit's row in metrics.jsonl is reused by a rerun into the
 same folder; a model killed mid-training resumes from its checkpoint.
 
@@ -44,6 +44,7 @@ from rm_theory.studies.finetune_rm import Prepared, Study, from_json, hits_of, i
 
 log = logging.getLogger(__name__)
 PAIRED = (("ibn_hidden", "ibn_frozen"), ("ibn_gradient", "ibn_frozen"), ("ibn_hidden", "ensemble"))
+PAIRED_PWRONG = (("ibn_hidden", "ibn_frozen"), ("ibn_hidden", "ensemble"))
 
 
 def replicate_config(cfg, i: int):
@@ -98,7 +99,8 @@ def run_unit(cfg: RealTheorySchema, name: str, i: int, runlog: RunLog) -> dict:
         "errors": int(np.nansum(1.0 - hit_Q)),
         "ties": int(np.isnan(hit_Q).sum()),
     }
-    rows = [base | r for r in predictor_scores(pred, hit_Q, cfg.ibn.quantiles)]
+    margin_Q = r_full[it.a_P[p.test_P]] - r_full[it.b_P[p.test_P]]
+    rows = [base | r for r in predictor_scores(pred, hit_Q, margin_Q, cfg.ibn.quantiles)]
     timing = {"train_s": info["train_s"], "representation_s": rep_s, "ibn_s": ibn_s, "unit_s": time.perf_counter() - t0}
     return {"kind": "unit", "unit": f"{name}:{i}", "rows": rows, "info": ibn_info | timing}
 
@@ -115,7 +117,7 @@ def summarize(df: pd.DataFrame, cfg: RealTheorySchema) -> dict:
         out[f"test_pairs_{name}"] = int(first["test_pairs"].mean())
         out[f"errors_{name}"] = int(first["errors"].sum())
         for pname, gp in g.groupby("predictor", sort=False):
-            for col in ("spearman", "auroc"):
+            for col in ("spearman", "auroc", "auroc_pwrong"):
                 v = gp.sort_values("replicate")[col].to_numpy(float)
                 v = v[np.isfinite(v)]
                 if not len(v):
@@ -123,15 +125,16 @@ def summarize(df: pd.DataFrame, cfg: RealTheorySchema) -> dict:
                 m, h = mean_ci(v)
                 out[f"{col}_{pname}_{name}"] = m
                 out[f"{col}_{pname}_{name}_ci"] = [m - h, m + h]
-        piv = g.pivot(index="replicate", columns="predictor", values="auroc")
-        for p_, q in PAIRED:
-            if p_ in piv and q in piv:
-                d = (piv[p_] - piv[q]).to_numpy(float)
-                d = d[np.isfinite(d)]
-                if len(d):
-                    m, h = mean_ci(d)
-                    out[f"auroc_{p_}_minus_{q}_{name}"] = m
-                    out[f"auroc_{p_}_minus_{q}_{name}_ci"] = [m - h, m + h]
+        for col, paired in (("auroc", PAIRED), ("auroc_pwrong", PAIRED_PWRONG)):
+            piv = g.pivot(index="replicate", columns="predictor", values=col)
+            for p_, q in paired:
+                if p_ in piv and q in piv:
+                    d = (piv[p_] - piv[q]).to_numpy(float)
+                    d = d[np.isfinite(d)]
+                    if len(d):
+                        m, h = mean_ci(d)
+                        out[f"{col}_{p_}_minus_{q}_{name}"] = m
+                        out[f"{col}_{p_}_minus_{q}_{name}_ci"] = [m - h, m + h]
     return out
 
 
