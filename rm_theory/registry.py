@@ -72,6 +72,7 @@ def _claim(key: str, paper: str, line: float, size: tuple[str, ...], units: str 
 
 
 _SEEDS_OF = "seeds (worlds; a seed's {} averaged)"
+_REPLICATES = "replicates (independent prompt splits and training seeds; a replicate's held-out pairs averaged)"
 _HELD_OUT, _BOOTSTRAP = "held-out prompts (one seed; a prompt's pairs resampled together)", {"method": "bootstrap"}
 
 STUDIES: dict[str, Study] = {
@@ -429,12 +430,102 @@ STUDIES: dict[str, Study] = {
             "real_theory:RealTheorySchema",
             ("set", "replicate", "predictor", "auroc", "spearman"),
             presets=("real_theory",),
+            steps=(
+                Step(
+                    "real_theory",
+                    "real_theory",
+                    "The IBN of a fine-tuned reward model: does it predict the ensemble's variance and the "
+                    "model's errors on held-out real pairs?",
+                    "(not measured in the paper, which names finding a real model's IBN as future work)",
+                    needs_data=True,
+                    quick=(
+                        "in_domain=[pku]",
+                        "datasets.pku.max_pairs=600",
+                        "test_frac=0.3",
+                        "model.max_len=96",
+                        "train.max_train_pairs=250",
+                        "train.top_layers=1",
+                    ),
+                    claims=(
+                        _claim(
+                            "auroc_pwrong_ibn_hidden_pku",
+                            "the trained model's IBN predicts which held-out PKU pairs it gets wrong (AUROC of "
+                            "the posterior's probability of a wrong sign) > 0.5",
+                            0.5,
+                            ("replicates", "test_pairs_pku"),
+                            _REPLICATES,
+                        ),
+                        _claim(
+                            "spearman_ibn_hidden_pku",
+                            "its inference distance tracks the ensemble's variance per pair: Spearman > 0",
+                            0.0,
+                            ("replicates", "test_pairs_pku"),
+                            _REPLICATES,
+                        ),
+                        _claim(
+                            "auroc_pwrong_ibn_hidden_minus_ibn_frozen_pku",
+                            "the trained model's IBN predicts errors better than the frozen encoder's "
+                            "(paired AUROC difference) > 0",
+                            0.0,
+                            ("replicates", "test_pairs_pku"),
+                            _REPLICATES,
+                        ),
+                    ),
+                ),
+            ),
         ),
         _study(
             "real_design",
             "real_theory:RealDesignSchema",
             ("set", "replicate", "recipe", "labelled", "accuracy"),
             presets=("real_design",),
+            steps=(
+                Step(
+                    "real_design",
+                    "real_design",
+                    "Which real pairs to label: IBN A-optimal design against random, ensemble disagreement, "
+                    "Fisher D-optimal, same-prompt and one-pair-per-prompt, on human labels",
+                    "active preference learning reports 33–68% fewer labels (BAL-PM); the paper: tree-like "
+                    "data beats chain-like (§5)",
+                    needs_data=True,
+                    quick=(
+                        "in_domain=[pku]",
+                        "datasets.pku.max_pairs=700",
+                        "test_frac=0.3",
+                        "model.max_len=96",
+                        "train.max_train_pairs=400",
+                        "train.top_layers=1",
+                        "active.init_pairs=32",
+                        "active.batch=32",
+                        "active.budget=192",
+                    ),
+                    claims=(
+                        _claim(
+                            "accuracy_ibn_minus_random_pku",
+                            "labels chosen by the IBN's A-optimal design beat random labels at equal budget "
+                            "(held-out PKU accuracy difference) > 0",
+                            0.0,
+                            ("replicates", "test_pairs_pku"),
+                            _REPLICATES,
+                        ),
+                        _claim(
+                            "labels_saved_ibn_pku",
+                            "the IBN design reaches random's final accuracy with fewer labels: share saved > 0",
+                            0.0,
+                            ("replicates", "test_pairs_pku"),
+                            _REPLICATES,
+                        ),
+                        _claim(
+                            "accuracy_same_prompt_minus_one_per_prompt_pku",
+                            "tree-like labels (whole prompts) beat chain-like (one pair per prompt) at equal "
+                            "budget > 0",
+                            0.0,
+                            ("replicates", "test_pairs_pku"),
+                            _REPLICATES,
+                        ),
+                    ),
+                ),
+            ),
         ),
         _study("analyse_data", "analyse_data:AnalyseDataSchema", ("quantity", "value")),
         # The reproduction itself: its steps' folders under runs/ are aggregated by their own kinds.

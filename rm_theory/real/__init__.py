@@ -1,9 +1,11 @@
 """Real preference data: loaders of the public data sets, selection and splits by prompt, frozen
 encoder features (the encoder is `lm`'s) and the heads trained on them with bootstrap intervals,
-baselines, chain-like vs tree-like comparison choice (`topology`), and the smoke runs' tiny data
-sets (`write_fixture`)."""
+baselines, chain-like vs tree-like comparison choice (`topology`), the IBN of a trained score model and
+the predictors of its errors (`model_ibn`), pool-based active labelling recipes (`active`), and the smoke
+runs' tiny data sets (`write_fixture`)."""
 
-from rm_theory.real import topology
+from rm_theory.real import active, model_ibn, topology
+from rm_theory.real.active import RECIPES, ActiveConfig, fit_heads, labels_to_reach, run_recipe
 from rm_theory.real.baselines import BowModel, baseline_eval, fit_bow_logistic, prefer_longer_accuracy, record_accuracy
 from rm_theory.real.evaluation import Estimate, bootstrap_mean, cost_eval, reward_eval
 from rm_theory.real.features import FeatureConfig, Items, featurize, item_embeddings, items_of
@@ -24,15 +26,28 @@ from rm_theory.real.loaders import (
     split_by_prompt,
     split_hh_transcript,
 )
+from rm_theory.real.model_ibn import (
+    PREDICTORS,
+    ModelIBNConfig,
+    head_gradients,
+    item_vectors,
+    predictor_scores,
+    predictors,
+)
 from rm_theory.real.selection import DataSpec, data_rng, load_selection, test_mask
 
 __all__ = [
     "LOADERS",
+    "PREDICTORS",
+    "RECIPES",
+    "ActiveConfig",
     "BowModel",
     "DataSpec",
     "Estimate",
     "FeatureConfig",
     "Items",
+    "ModelIBNConfig",
+    "active",
     "baseline_eval",
     "bootstrap_mean",
     "cost_eval",
@@ -40,8 +55,12 @@ __all__ = [
     "feature_model",
     "featurize",
     "fit_bow_logistic",
+    "fit_heads",
+    "head_gradients",
     "item_embeddings",
+    "item_vectors",
     "items_of",
+    "labels_to_reach",
     "load",
     "load_gsm8k_solutions",
     "load_hh_rlhf",
@@ -52,10 +71,14 @@ __all__ = [
     "load_safer_instruct",
     "load_selection",
     "load_ultrafeedback",
+    "model_ibn",
+    "predictor_scores",
+    "predictors",
     "prefer_longer_accuracy",
     "randomize_sides",
     "record_accuracy",
     "reward_eval",
+    "run_recipe",
     "split_by_prompt",
     "split_hh_transcript",
     "test_mask",

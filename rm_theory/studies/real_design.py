@@ -119,6 +119,10 @@ def summarize(df: pd.DataFrame, cfg: RealDesignSchema) -> dict:
             out |= {f"accuracy_{recipe}_{name}": m, f"accuracy_{recipe}_{name}_ci": [m - h, m + h]}
             if recipe == "random" or rand.empty:
                 continue
+            if recipe == "same_prompt" and "one_per_prompt" in final:  # tree-like against chain-like (§5)
+                m, h = mean_ci((final[recipe] - final["one_per_prompt"]).to_numpy(float))
+                key = f"accuracy_same_prompt_minus_one_per_prompt_{name}"
+                out |= {key: m, f"{key}_ci": [m - h, m + h]}
             m, h = mean_ci((final[recipe] - final["random"]).to_numpy(float))
             out |= {
                 f"accuracy_{recipe}_minus_random_{name}": m,
