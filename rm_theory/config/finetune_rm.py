@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from rm_theory.common.validate import spec
 from rm_theory.config.common import ModelSchema, RunSchema, TrainSchema
 from rm_theory.config.real_data import DataSetSchema, FeatureSchema, _head_train
-from rm_theory.lm.train import DECAYS, MODES, FinetuneConfig
+from rm_theory.lm.step import DECAYS, MODES, FinetuneConfig
 from rm_theory.rm.sharding import DistributedConfig
 
 
@@ -36,7 +36,7 @@ class LMSchema:
 
 @dataclasses.dataclass
 class FinetuneSchema:
-    """`lm.train.FinetuneConfig` fields a user picks (the objective is set per model)."""
+    """`lm.FinetuneConfig` fields a user picks (the objective is set per model)."""
 
     mode: str = spec("full", choices=MODES)
     top_layers: int = spec(2, ge=1)
