@@ -1,4 +1,4 @@
-"""Training throughput of pretrained-transformer reward models: `rm_theory.lm.train` (the fused
+"""Training throughput of pretrained-transformer reward models: `rm_theory.lm.finetune` (the fused
 program: scan over steps in one jit) against PyTorch peers on the same model, data, sequence length,
 optimiser (AdamW, weight decay 0.01, global-norm clip 1.0, Bradley–Terry loss on chosen and
 rejected in one forward pass) and threads: transformers' `*ForSequenceClassification` in eager mode

@@ -12,7 +12,9 @@ import pytest
 from omegaconf import OmegaConf
 from safetensors.numpy import load_file, save_file
 
+from rm_theory.common import ConfigError
 from rm_theory.lm import CheckpointError
+from rm_theory.registry import steps
 from rm_theory.runs import read_metrics, run_entry
 from rm_theory.studies import finetune_rm as study
 from tests.helpers import compose_config, run_smoke
@@ -57,23 +59,24 @@ def test_a_rerun_into_the_folder_reuses_the_finished_units(smoke):
 
 
 def test_the_quick_reproduction_step_is_the_quick_preset():
-    steps = OmegaConf.load(compose_config.__globals__["CONF"] / "reproduce.yaml")["steps"]
-    step = steps["finetune_rm"]
-    via_step = compose_config("finetune_rm", [f"experiment={step['experiment']}", *step["quick"]])
+    _, step = steps()["finetune_rm"]
+    via_step = compose_config("finetune_rm", [f"experiment={step.preset}", *step.quick])
     preset = compose_config("finetune_rm", ["experiment=finetune_quick"])
     assert OmegaConf.to_container(via_step) == OmegaConf.to_container(preset)
 
 
-def test_a_folder_without_config_json_is_named_before_the_run_folder_exists(tmp_path):
+def test_a_folder_without_config_json_is_named_before_the_run_folder_is_touched(tmp_path):
+    """The model folder is checked with the config (its schema's cross_checks): the new run folder
+    holds only the summary saying why."""
     (tmp_path / "model").mkdir()
-    cfg = compose_config("finetune_rm", [f"model.path={tmp_path / 'model'}"])
-    with pytest.raises(Exception, match="config.json: not found"):
+    cfg = compose_config("finetune_rm", [f"model.path={tmp_path / 'model'}", "fixture=true"])
+    with pytest.raises(ConfigError, match=r"model\.path = '.*model': .*config.json: not found"):
         run_entry(cfg, study.run, out_dir=tmp_path / "run", overrides=[])
-    assert not (tmp_path / "run").exists()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["summary.json"]
     (tmp_path / "model" / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    with pytest.raises(Exception, match="model_type"):
-        run_entry(cfg, study.run, out_dir=tmp_path / "run", overrides=[])
-    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match=r"model\.path = .*model_type"):
+        run_entry(cfg, study.run, out_dir=tmp_path / "run2", overrides=[])
+    assert sorted(p.name for p in (tmp_path / "run2").iterdir()) == ["summary.json"]
 
 
 def test_a_tensor_of_the_wrong_shape_fails_the_run_naming_file_and_tensor(tmp_path):

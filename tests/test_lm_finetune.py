@@ -1,4 +1,4 @@
-"""Fine-tuning score models (`rm_theory.lm.train`): the losses' mathematics, one training step against
+"""Fine-tuning score models (`rm_theory.lm.finetune`): the losses' mathematics, one training step against
 its closed form, the fused program against plain AdamW steps, what each mode trains, a K-member
 ensemble against K separate runs, and a resumed run against an uninterrupted one.
 
@@ -17,8 +17,7 @@ import optax
 import pytest
 from flax import nnx
 
-from rm_theory.lm import load_score_model
-from rm_theory.lm.train import FinetuneConfig, Pairs, finetune, init_members, pair_losses
+from rm_theory.lm import FinetuneConfig, Pairs, finetune, init_members, load_score_model, pair_losses
 from tests.lm_tiny import WORDS, write_tiny
 
 P = 8  # pairs
@@ -249,7 +248,7 @@ def test_member_draws_are_the_same_in_every_process():
 
     code = (
         "import jax, jax.numpy as jnp, numpy as np\n"
-        "from rm_theory.lm.train import init_members\n"
+        "from rm_theory.lm import init_members\n"
         "m = {'head': {'score': {'kernel': jnp.zeros((3, 1))}}, 'x': {'lora_a': jnp.zeros((2, 2))}}\n"
         "print(np.asarray(jax.tree.leaves(init_members(m, 2, jax.random.key(0), 0.02))[0]).ravel().tolist())\n"
     )
@@ -270,8 +269,8 @@ def test_member_draws_are_the_same_in_every_process():
 def test_k_heads_on_one_backbone_pass_equal_k_whole_passes(folder):
     """The shared-backbone path (one pass, K heads vmapped) computes what K separate forward passes
     of the K members compute; the training loop's vmap over members is the LoRA test's."""
-    from rm_theory.lm.train import filters
-    from rm_theory.lm.train import logits_program as member_logits  # jitted
+    from rm_theory.lm import logits_program as member_logits  # jitted
+    from rm_theory.lm.step import filters
 
     model = load_score_model(folder)
     member_f, shared_f = filters(FinetuneConfig(mode="head"), model.net.cfg.n_layers)

@@ -22,7 +22,7 @@ import json, sys
 import jax, numpy as np
 from flax import nnx
 from rm_theory.lm import load_score_model
-from rm_theory.lm.train import FinetuneConfig, Pairs, finetune, make_mesh
+from rm_theory.lm import FinetuneConfig, Pairs, finetune, make_mesh
 from rm_theory.runs import enable_compilation_cache
 from tests.lm_tiny import WORDS
 

@@ -379,11 +379,11 @@ def test_bag_of_words_fit_minimises_the_stated_objective():
         for i in range(60)
     ]
     dim, l2 = 256, 1e-2
-    w = fit_bow_logistic(recs, dim=dim, l2=l2).w_V
+    w = fit_bow_logistic(recs, dim=dim, l2=l2).w_D
     X = (hash_features([r.response_a for r in recs], dim) - hash_features([r.response_b for r in recs], dim)).tocsr()
     y = np.array([0.5 if r.better is None else 1.0 - r.better for r in recs])
     p = 1 / (1 + np.exp(-(X @ w)))
     grad = X.T @ (p - y) / len(recs) + l2 * w
     assert np.abs(w).max() > 0.1 and np.abs(grad).max() < 1e-6
     one_label = [r for r in recs if r.better == 0]
-    assert np.abs(fit_bow_logistic(one_label, dim=dim, l2=l2).w_V).max() > 0
+    assert np.abs(fit_bow_logistic(one_label, dim=dim, l2=l2).w_D).max() > 0

@@ -131,6 +131,15 @@ def test_the_front_door_opens():
     assert callable(inference_distance) and callable(train_ensemble) and isinstance(PrefixTreeSpace, type)
 
 
+def test_fine_tuning_opens_from_the_lm_face():
+    """What the studies built on fine-tuned score models (issues 24, 25) import: `rm_theory.lm`'s face."""
+    import rm_theory.lm as lm
+
+    names = {"finetune", "FinetuneConfig", "Pairs", "Finetuned", "logits_program", "member_logits", "make_mesh"}
+    assert names <= set(lm.__all__)
+    assert lm.finetune.__module__ == "rm_theory.lm.train" and lm.Finetuned.__module__ == "rm_theory.lm.program"
+
+
 def test_no_private_name_crosses_a_wing():
     bad = []
     for path, wing in _sources():

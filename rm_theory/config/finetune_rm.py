@@ -14,9 +14,9 @@ import dataclasses
 from typing import Any, ClassVar
 
 from rm_theory.common.validate import spec
-from rm_theory.config.common import ModelSchema, RunSchema, TrainSchema
+from rm_theory.config.common import MAX_SEED, ModelSchema, RunSchema, TrainSchema
 from rm_theory.config.real_data import DataSetSchema, FeatureSchema, _head_train
-from rm_theory.lm.train import DECAYS, MODES, FinetuneConfig
+from rm_theory.lm.step import DECAYS, MODES, FinetuneConfig
 from rm_theory.rm.sharding import DistributedConfig
 
 
@@ -36,7 +36,7 @@ class LMSchema:
 
 @dataclasses.dataclass
 class FinetuneSchema:
-    """`lm.train.FinetuneConfig` fields a user picks (the objective is set per model)."""
+    """`lm.FinetuneConfig` fields a user picks (the objective is set per model)."""
 
     mode: str = spec("full", choices=MODES)
     top_layers: int = spec(2, ge=1)
@@ -54,7 +54,7 @@ class FinetuneSchema:
     end_lr_frac: float = spec(0.0, ge=0, le=1)
     weight_decay: float = spec(0.01, ge=0)
     clip_norm: float = spec(1.0, ge=0)
-    margin: float = 0.0
+    margin: float = spec(0.0, unbounded="the lead r_a − r_b asked of the preferred side (Llama 2's margin); any real")
     centre_coef: float = spec(0.0, ge=0)
     rank_coef: float = spec(1.0, ge=0)
     sign_coef: float = spec(1.0, ge=0)
@@ -112,7 +112,7 @@ def _datasets() -> dict[str, DataSetSchema]:
 class FinetuneRMSchema(RunSchema):
     fixture: bool = False  # write and use tiny data sets and a tiny random model in the run folder
     data_root: str = ""
-    data_seed: int = 0  # the capped selection and the split (the real-data study's)
+    data_seed: int = spec(0, ge=0, le=MAX_SEED)  # the capped selection and the split (the real-data study's)
     test_frac: float = spec(0.25, gt=0, le=0.9)  # of the prompts; 0.25 leaves >= 500 held-out pairs in each set
     val_frac: float = spec(0.1, ge=0, le=0.9)  # of the training prompts, held out for the learning curve
     n_boot: int = spec(1000, ge=1)
@@ -133,16 +133,39 @@ class FinetuneRMSchema(RunSchema):
     # at its end), so a killed run resumes inside the model it was training.
     checkpoint: bool = True
 
-    def __post_init__(self):
+    def used_datasets(self) -> list[str]:
+        """The data sets the run reads (none with the fixture, which writes its own)."""
+        return [] if self.fixture else sorted({*self.in_domain, *self.transfer_from, *self.transfer_to})
+
+    def inputs(self) -> dict[str, str]:
+        """The data sets the run reads, the model folder and the frozen features' encoder folder (those
+        that are set; the fixture writes its own data and, without a model.path, its own model)."""
+        out = {f"datasets.{k}.path": self.datasets[k].path for k in self.used_datasets()}
+        if self.model.path:
+            out["model.path"] = self.model.path
+        if self.baselines.features.encoder_dir and not self.fixture:
+            out["baselines.features.encoder_dir"] = self.baselines.features.encoder_dir
+        return out
+
+    def cross_checks(self) -> list[str]:
         # The model folder's own errors (no config.json, an architecture not supported), named with
         # the file and the key, before any run folder is locked or written (a fixture run without a
         # model.path writes its own tiny model).
-        if self.model.path or not self.fixture:
-            from rm_theory.lm.config import parse_config, read_config
+        if self.fixture and not self.model.path:
+            return []
+        from rm_theory.lm import CheckpointError, parse_config
+        from rm_theory.lm.config import read_config
 
+        try:
             folder = model_folder(self.model.path)
             parse_config(read_config(folder), folder / "config.json")
+        except (CheckpointError, ValueError) as err:
+            return [f"model.path = {self.model.path!r}: {err}"]
+        return []
 
+    # a rerun into the folder reuses the finished units (metrics.jsonl) and resumes the model it was
+    # training (checkpoints/)
+    RESUME_STATE: ClassVar[tuple[str, ...]] = ("metrics.jsonl", "checkpoints")
     NOT_FINGERPRINTED: ClassVar[tuple[str, ...]] = (
         "baselines.features.cache_dir",
         "checkpoint",

@@ -10,7 +10,8 @@ transformers' `*ForSequenceClassification` semantics, saving back to that layout
 
 `model.net` is the `nnx.Module` to train: `model.net(ids_BxT, mask_BxT, types_BxT)` -> logits [B, L],
 column 0 the score. See `score` for the poolings and the Hugging Face classes they map to, `text` for
-the pad-token rule and `fit_pairs`. `finetune` trains it on preference pairs (`train`):
+the pad-token rule and `fit_pairs`. `finetune` trains it on preference pairs (`train` runs the steps
+that `step` defines and `program` compiles; `sharding` places them on a (data, fsdp) mesh):
 
     ids_a, ids_b = ...                                 # token ids of each pair's two sides (fit_pairs)
     result, history = finetune(model, Pairs(ids_a, ids_b, y_P), FinetuneConfig(mode="lora"), key)
@@ -32,9 +33,12 @@ from rm_theory.lm.encoders import (
 )
 from rm_theory.lm.encoders.tiny import write_tiny_bert
 from rm_theory.lm.lora import LORA_AND_HEAD, add_lora, merge_lora
+from rm_theory.lm.program import Finetuned, logits_program
 from rm_theory.lm.score import ScoreModel, ScoreNet, load_score_model, save_score_model
+from rm_theory.lm.sharding import make_mesh
+from rm_theory.lm.step import FinetuneConfig, init_members, lr_schedule, member_logits, pair_losses
 from rm_theory.lm.text import LengthReport, TextTokenizer, fit_pairs
-from rm_theory.lm.train import FinetuneConfig, Finetuned, Pairs, finetune, make_mesh
+from rm_theory.lm.train import Pairs, finetune
 
 __all__ = [
     "LORA_AND_HEAD",
@@ -55,12 +59,17 @@ __all__ = [
     "default_model_dir",
     "finetune",
     "fit_pairs",
+    "init_members",
     "load_encoder",
     "load_score_model",
     "load_weights",
+    "logits_program",
+    "lr_schedule",
     "make_mesh",
+    "member_logits",
     "merge_lora",
     "numpy_forward",
+    "pair_losses",
     "parse_config",
     "save_score_model",
     "text_key",

@@ -12,7 +12,7 @@ A (prompt, response) item is encoded as the tokenizer's text pair, what transfor
 and 1, a Llama tokenizer's own pair template, Qwen2's plain concatenation (`encode_pairs`). Its
 prompt part (the prompt and the special tokens before the response) is what `fit_pairs` keeps whole.
 
-Legend: N texts or pairs, T tokens, B rows per batch, C candidate lengths, J buckets.
+Legend: N texts or pairs, T tokens, B batch (its rows), Tc candidate padded lengths.
 """
 
 from __future__ import annotations
@@ -139,24 +139,25 @@ def choose_buckets(len_N: np.ndarray, max_len: int, n: int) -> tuple[int, ...]:
         return (max_len,)
     if len_N.max() > max_len:
         raise ValueError(f"a text of {int(len_N.max())} tokens is longer than max_len = {max_len}")
-    cand_C = np.array(length_buckets(max_len))
-    cand_C = cand_C[: int(np.searchsorted(cand_C, len_N.max())) + 1]  # the last holds the longest text
-    C = len(cand_C)
+    cand_Tc = np.array(length_buckets(max_len))
+    cand_Tc = cand_Tc[: int(np.searchsorted(cand_Tc, len_N.max())) + 1]  # the last holds the longest text
+    n_cand = len(cand_Tc)
     # cum[j + 1]: texts that fit in cand[j]
-    cum = np.r_[0, np.searchsorted(np.sort(len_N), cand_C, side="right")]
+    cum = np.r_[0, np.searchsorted(np.sort(len_N), cand_Tc, side="right")]
     big = np.iinfo(np.int64).max // 4
-    f = np.full((n + 1, C), big, np.int64)  # f[k, j]: padded tokens of the texts up to cand[j], k buckets, last cand[j]
-    arg = np.full((n + 1, C), -1, np.int64)
-    f[1] = cum[1:] * cand_C
+    # f[k, j]: padded tokens of the texts up to cand[j], k buckets, the last cand[j]
+    f = np.full((n + 1, n_cand), big, np.int64)
+    arg = np.full((n + 1, n_cand), -1, np.int64)
+    f[1] = cum[1:] * cand_Tc
     for k in range(2, n + 1):
-        for j in range(1, C):
-            cost_i = f[k - 1, :j] + (cum[j + 1] - cum[1 : j + 1]) * cand_C[j]
+        for j in range(1, n_cand):
+            cost_i = f[k - 1, :j] + (cum[j + 1] - cum[1 : j + 1]) * cand_Tc[j]
             arg[k, j] = int(np.argmin(cost_i))
             f[k, j] = cost_i[arg[k, j]]
-    k = int(np.argmin(f[1:, C - 1])) + 1  # argmin: the fewest buckets among equal costs
-    out, j = [], C - 1
+    k = int(np.argmin(f[1:, n_cand - 1])) + 1  # argmin: the fewest buckets among equal costs
+    out, j = [], n_cand - 1
     while k >= 1:
-        out.append(int(cand_C[j]))
+        out.append(int(cand_Tc[j]))
         j, k = int(arg[k, j]), k - 1
     return tuple(sorted(out))
 

@@ -1,5 +1,5 @@
 """Fine-tuned reward and cost models on real preference data: a pretrained transformer (all-MiniLM-L6-v2,
-or any Hugging Face folder) fine-tuned end to end (`rm_theory.lm.train`), beside the real-data study's
+or any Hugging Face folder) fine-tuned end to end (`rm_theory.lm.finetune`), beside the real-data study's
 frozen-feature heads and a bag-of-words logistic regression on the same splits. See
 conf/experiment/finetune_*.yaml.
 
@@ -149,10 +149,6 @@ class Study:
         if tag in self._prepared:
             return self._prepared[tag]
         cfg, spec = self.cfg, self.specs[name]
-        if not spec.path:
-            raise ValueError(f"datasets.{name}.path is not set (set data_root or RM_THEORY_DATA, or fixture=true)")
-        if not Path(spec.path).exists():
-            raise FileNotFoundError(f"datasets.{name}.path={spec.path} does not exist (read from {Path.cwd()})")
         t = time.perf_counter()
         records, report = load_selection(spec, cfg.data_seed)
         log.info("%s; selected %d pairs", report.summary(), len(records))
