@@ -29,7 +29,8 @@ Gaussian posterior's probability of a wrong sign, Φ(−|Δ̂|/√v) with Δ̂ t
 difference ("auroc_pwrong"; the fitted scales put v and Δ̂ in the same logit units), beside the
 model's confidence |Δ̂| alone ("margin").
 
-Legend: N items, H hidden width, D feature width (gradient features), P comparisons (training
+Legend: N items, H hidden width, D feature width (gradient features), F features: the head's
+parameters, flattened (the gradient before its projection), B block of rows, P comparisons (training
 pairs), Q query pairs (held out), E edges, K ensemble members.
 """
 
@@ -80,16 +81,16 @@ def head_gradients(model: ScoreModel, h_NxH: np.ndarray, dim: int = 512, seed: i
 
     grad_fn = jax.jit(jax.vmap(jax.grad(score), in_axes=(None, 0)))
     width = sum(int(np.prod(v.shape)) for v in jax.tree.leaves(params))
-    proj_WxD = None
+    proj_FxD = None
     if width > dim:
         rng = np.random.default_rng(seed)
-        proj_WxD = (rng.standard_normal((width, dim)) / np.sqrt(dim)).astype(np.float32)
+        proj_FxD = (rng.standard_normal((width, dim)) / np.sqrt(dim)).astype(np.float32)
     out = []
     h_NxH = np.asarray(h_NxH, np.float32)
     for lo in range(0, len(h_NxH), block):
         g = grad_fn(params, jnp.asarray(h_NxH[lo : lo + block]))
-        g_BxW = np.concatenate([np.asarray(x).reshape(len(x), -1) for x in jax.tree.leaves(g)], axis=1)
-        out.append(g_BxW if proj_WxD is None else g_BxW @ proj_WxD)
+        g_BxF = np.concatenate([np.asarray(x).reshape(len(x), -1) for x in jax.tree.leaves(g)], axis=1)
+        out.append(g_BxF if proj_FxD is None else g_BxF @ proj_FxD)
     return np.concatenate(out) if out else np.zeros((0, min(width, dim)), np.float32)
 
 
