@@ -23,6 +23,7 @@ SCHEMAS = {
     "analyse_data": "rm_theory.config.analyse_data:AnalyseDataSchema",
     "ideal_learner": "rm_theory.config.ideal_learner:IdealLearnerSchema",
     "design": "rm_theory.config.design:DesignSchema",
+    "ai_labels": "rm_theory.config.ai_labels:AILabelsSchema",
 }
 
 

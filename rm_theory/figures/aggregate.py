@@ -103,6 +103,10 @@ def figure_specs(agg: Aggregate) -> dict[str, Callable[[], object]]:
             curves = _sidecar(agg, "safe_rlhf", "curves.csv")
             if not curves.empty:
                 specs["safe_rlhf_traces"] = partial(safe_figs.safe_traces, curves, thr)
+    if "ai_labels" in kinds:
+        from rm_theory.figures import ai_labels as ai_figs
+
+        specs |= {f"ai_labels_{k}": f for k, f in ai_figs.figure_specs(agg.of_kind("ai_labels")).items()}
     if "real_data" in kinds:
         from rm_theory.figures import real_data as pr
 

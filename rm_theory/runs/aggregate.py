@@ -32,6 +32,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "best_of_n": ("rm", "N", "gold_reward"),
     "win_rates": ("task", "a", "b", "win_rate"),
     "safe_rlhf": ("run", "gold", "gold_cost", "cost", "lambda"),
+    "ai_labels": ("part", "source", "budget"),
     "real_data": ("part",),
 }
 # The entry point that writes each kind (to name the command in messages).
@@ -42,6 +43,7 @@ ENTRY = {
     "win_rates": "win_rates",
     "safe_rlhf": "safe_rlhf",
     "real_data": "real_data",
+    "ai_labels": "ai_labels",
 }
 
 
