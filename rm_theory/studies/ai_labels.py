@@ -916,6 +916,7 @@ def real_part(cfg: AILabelsSchema, out_dir: Path) -> tuple[list[dict], dict]:
         )
     out |= {f"real_pairs_{k}": len(v.records) for k, v in sets.items()}
     out |= {f"real_test_pairs_{k}": int(v.test_P.sum()) for k, v in sets.items()}
+    out |= {f"real_test_prompts_{k}": int(len(np.unique(v.items.group_P[v.test_P]))) for k, v in sets.items()}
     out["real_refusal_pairs_selected"] = int(si.refusal_P.sum())
     out["real_heads"] = rc.heads
     return rows, out
