@@ -140,6 +140,7 @@ def test_a_learned_judges_verdicts_follow_its_members_and_its_filter():
     s_KxN = judge.reward.score(item_inputs(space, Responses.concat([q.a, q.b])))
     p_KxP = special.expit(s_KxN[:, :30] - s_KxN[:, 30:])
     np.testing.assert_allclose(v.prob_P, p_KxP.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(v.prob_KxP, p_KxP, rtol=1e-6)
     np.testing.assert_array_equal(v.label_P, (p_KxP.mean(0) > 0.5).astype(np.float32))
     unanimous = (p_KxP > 0.5).all(0) | (p_KxP <= 0.5).all(0)
     np.testing.assert_array_equal(v.kept(0.05), unanimous & (np.maximum(v.prob_P, 1 - v.prob_P) >= 0.55))

@@ -34,9 +34,11 @@ from rm_theory.world.synthetic import item_inputs
 
 @dataclasses.dataclass(frozen=True)
 class LearnedVerdicts(Verdicts):
-    """Verdicts of a learned judge, with whether its members all took the same side."""
+    """Verdicts of a learned judge, with whether its members all took the same side and each member's
+    stated probability (`prob_KxP`; member 0 alone is the plain reward-model judge)."""
 
     unanimous_P: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, bool))
+    prob_KxP: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
 
     def kept(self, margin: float) -> np.ndarray:
         """Confidence filtering: unanimous and at least 1/2 + `margin` sure."""
@@ -63,7 +65,7 @@ class LearnedJudge:
         p_P = p_KxP.mean(axis=0)
         side_KxP = p_KxP > 0.5
         unanimous = side_KxP.all(axis=0) | (~side_KxP).all(axis=0)
-        return LearnedVerdicts((p_P > 0.5).astype(np.float32), p_P, unanimous)
+        return LearnedVerdicts((p_P > 0.5).astype(np.float32), p_P, unanimous, p_KxP)
 
 
 def seed_data(space: PrefixTreeSpace, a: Responses, b: Responses, better_P, safer_P, safe_a, safe_b) -> PrefData:

@@ -458,7 +458,10 @@ def learn_judge_labels(cfg: AILabelsSchema, world: World, pools: Pools) -> dict:
     x, xc, _ = world.gaps(h.prompt[rest], h.a[rest], h.b[rest])
     p_h = judges.human(world.human_beta).prob(x)
     kept = pools.learned_kept[rest]
+    rm_label = (vb.prob_KxP[0, rest] > 0.5).astype(np.float64)  # member 0 alone: the plain reward-model judge
     return {
+        "learned_rm_agreement": judges.agreement(rm_label, p_h),
+        "learned_rm_gold_accuracy": float(np.mean((rm_label > 0.5) == (x > 0))),
         "learned_agreement": judges.agreement(vb.label_P[rest], p_h),
         "learned_gold_accuracy": float(np.mean((vb.label_P[rest] > 0.5) == (x > 0))),
         "learned_gold_accuracy_safer": float(np.mean((vc.label_P[rest] > 0.5) == (xc > 0))),
