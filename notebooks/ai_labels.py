@@ -28,7 +28,7 @@ SMOKE = os.environ.get("RM_THEORY_SMOKE") == "1"
 from IPython.display import display
 
 from rm_theory.figures import ai_labels as figs
-from rm_theory.runs.aggregate import latest_run
+from rm_theory.runs import latest_run
 
 # %matplotlib inline
 

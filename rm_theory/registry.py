@@ -310,6 +310,76 @@ STUDIES: dict[str, Study] = {
             ),
         ),
         _study(
+            "ai_labels",
+            "ai_labels:AILabelsSchema",
+            ("part", "source", "budget"),  # before real_data, whose ("part",) it would match too
+            presets=("ai_labels", "ai_labels_self", "ai_labels_real"),
+            steps=(
+                Step(
+                    "ai_labels",
+                    "ai_labels",
+                    "Preference data built without annotators (AI judges, the Safer-Instruct pipeline) against human "
+                    "data at equal cost: gold accuracy and harmlessness against budget, the mixed-label IBN against "
+                    "the runs, the pipeline's ablations",
+                    "Safer-Instruct data gives a 94.7% harmless model against 86.3% with human data (Shi et al. 2024); "
+                    "GPT-4 agrees with humans 85%, humans with each other 81% (Zheng et al. 2023)",
+                    # 4 seeds (with 3 the t intervals of two claims straddle 0 by a hair), no learned judge (its
+                    # MLP compile alone is ~15 s), the theory grid's ends (bias × 0 and × 16)
+                    quick=(
+                        "seeds=4",
+                        "budgets=[16,64,256]",
+                        "sources=[human,ai,mixed,safer_instruct]",
+                        "theory.ai_shares=[0,0.5,1]",
+                        "theory.bias_scales=[0,16]",
+                        "theory.num_queries=256",
+                        "theory.draws=16",
+                        "num_queries=512",
+                        "judge.calibration_pairs=2048",
+                    ),
+                    claims=(
+                        _claim(
+                            "harmless_bon_safer_instruct_minus_human",
+                            "AI-built data gives a more harmless policy than human data: 94.7% vs 86.3% "
+                            "(Safer-Instruct, Shi et al. 2024): Best-of-N's gold harmlessness rate, Safer-Instruct − "
+                            "human data at equal cost > 0",
+                            0.0,
+                            ("seeds", "max_budget"),
+                        ),
+                        _claim(
+                            "harmless_safe_rlhf_safer_instruct_minus_human",
+                            "the same claim with Safe RLHF's exact optimum (E[ĉ] ≤ −1) as the policy: harmlessness "
+                            "rate, Safer-Instruct − human > 0",
+                            0.0,
+                            ("seeds", "max_budget"),
+                        ),
+                        _claim(
+                            "judge_minus_human_agreement",
+                            "GPT-4 agrees with humans more than humans agree with each other: 85% vs 81% (Zheng et "
+                            "al. 2023 §4.2): the calibrated, biased judge's agreement with an annotator minus two "
+                            "annotators' > 0",
+                            0.0,
+                            ("seeds", "heldout_pairs"),
+                        ),
+                    ),
+                ),
+                Step(
+                    "ai_labels_real",
+                    "ai_labels_real",
+                    "Real data: heads trained on Safer-Instruct's automatic pairs and on PKU-SafeRLHF's human pairs, "
+                    "each evaluated on both held-out splits; canned refusals counted and left out",
+                    "(Safer-Instruct's pairs stand in for human safety data; not measured in the paper on "
+                    "PKU-SafeRLHF)",
+                    needs_data=True,
+                    quick=(
+                        "real.datasets.safer_instruct.max_pairs=200",
+                        "real.datasets.pku.max_pairs=300",
+                        "real.n_boot=200",
+                        "real.train.steps=300",
+                    ),
+                ),
+            ),
+        ),
+        _study(
             "real_data",
             "real_data:RealDataSchema",
             ("part",),

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from rm_theory.common.validate import ConfigError
+from rm_theory.policy.label_sources import HUMAN
+from rm_theory.runs import apply_smoke, read_json
 from rm_theory.runs.aggregate import table_kind
-from rm_theory.runs.folder import read_json
 from rm_theory.studies import ai_labels
 from tests.helpers import compose_config, run_smoke
 
@@ -50,19 +51,17 @@ def test_sources_are_paired_and_budgets_buy_what_they_cost():
     cfg = compose_config("ai_labels", ["debug=smoke"])
     from omegaconf import OmegaConf
 
-    from rm_theory.runs.folder import apply_smoke
-
     cfg = OmegaConf.to_object(apply_smoke(cfg, OmegaConf.get_type(cfg), []))
     w1, w2 = ai_labels.make_world(cfg, 0), ai_labels.make_world(cfg, 0)
     np.testing.assert_array_equal(w1.q_a, w2.q_a)  # a seed's query pairs are its own, every run
-    assert not np.array_equal(ai_labels.make_world(cfg, 1).gold.r_PxY, w1.gold.r_PxY)  # each seed its own world
+    assert not np.array_equal(ai_labels.make_world(cfg, 1).gold.r_XxY, w1.gold.r_XxY)  # each seed its own world
     pools = ai_labels.make_pools(cfg, w1)
     c_h, c_ai = cfg.label_cost.human, cfg.label_cost.ai
     small, big = sorted(cfg.budgets)
     for source in ("human", "ai", "mixed"):
         d_small = ai_labels.source_data(cfg, w1, pools, source, small)
         d_big = ai_labels.source_data(cfg, w1, pools, source, big)
-        cost = lambda d: np.sum(np.where(d.kind == ai_labels.HUMAN, c_h, c_ai))
+        cost = lambda d: np.sum(np.where(d.kind == HUMAN, c_h, c_ai))
         assert cost(d_small) <= small + 1e-9 and cost(d_big) <= big + 1e-9, source
         if source != "mixed":  # a larger budget extends the smaller one's data
             np.testing.assert_array_equal(d_big.a[: len(d_small)], d_small.a)
@@ -105,7 +104,6 @@ def test_labels_carry_their_ibn_edge(smoke):
     from omegaconf import OmegaConf
 
     from rm_theory.ibn.mixed_labels import fisher_variance
-    from rm_theory.runs.folder import apply_smoke
 
     cfg = OmegaConf.to_object(apply_smoke(cfg, OmegaConf.get_type(cfg), []))
     w = ai_labels.make_world(cfg, 0)

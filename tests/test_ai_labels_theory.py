@@ -9,7 +9,8 @@ import pytest
 from scipy import optimize, special
 
 from rm_theory.ibn import mixed_labels as ml
-from rm_theory.ibn.distance import Network, reference_distance, to_networkx
+from rm_theory.ibn.graph import Network, to_networkx
+from rm_theory.ibn.reference import reference_distance
 from rm_theory.rm import bayes
 from rm_theory.rm import mixed_labels as rml
 from rm_theory.world.spaces import PrefixTreeSpace, Responses

@@ -139,7 +139,7 @@ class RealSchema:
     """Reward and cost models trained on Safer-Instruct's automatic pairs and PKU-SafeRLHF's human
     pairs, each evaluated on both held-out splits (split by prompt)."""
 
-    # frozen: heads on frozen MiniLM features (`real.features`); finetuned: the fine-tuned score models
+    # frozen: heads on frozen MiniLM features (`real.heads`); finetuned: the fine-tuned score models
     # of `rm_theory.lm.train`, plugged in at `studies.ai_labels.real_scores` once that trainer exists
     heads: str = spec("frozen", choices=("frozen", "finetuned"))
     fixture: bool = False

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from rm_theory.figures import (  # noqa: E402  (after the backend is chosen)
+    ai_labels,
     analyse_data,
     best_of_n,
     design,
@@ -26,6 +27,7 @@ from rm_theory.figures.common import save  # noqa: E402
 from rm_theory.figures.ibn import draw_ibn  # noqa: E402
 
 __all__ = [
+    "ai_labels",
     "analyse_data",
     "best_of_n",
     "design",

@@ -1,18 +1,17 @@
 """Figures of the AI-label study, as pure functions of its `results.csv` table (a `part` column:
-world, theory, ablations, judges, real). Error bars are Student t 95% intervals over seeds (worlds);
-the real part's are its bootstrap intervals over held-out prompts.
+world, theory, ablations, judges, real), listed once by `figures`. Error bars are Student t 95%
+intervals over seeds (worlds); the real part's are its bootstrap intervals over held-out prompts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rm_theory.figures.common import COLORS, ci
+from rm_theory.figures.common import COLORS, Draw, RunTables, ci
 
 SOURCE_COLORS = {
     "human": "tab:blue",
@@ -164,22 +163,23 @@ def real_accuracy(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def figure_specs(df: pd.DataFrame) -> dict[str, Callable[[], plt.Figure]]:
-    """name → figure function for every part the table holds."""
+def figures(run: RunTables) -> dict[str, Draw]:
+    """The figures of every part the results table holds (its `part` column)."""
+    df = run.results
     parts = set(df["part"].dropna()) if "part" in df else set()
-    specs: dict[str, Callable[[], plt.Figure]] = {}
+    out: dict[str, Draw] = {}
     if "world" in parts:
-        specs |= {
+        out |= {
             "accuracy_vs_budget": partial(accuracy_vs_budget, df),
             "harmlessness_vs_budget": partial(harmlessness_vs_budget, df),
         }
     if "theory" in parts and _part(df, "theory").get("pred_mse_reward", pd.Series(dtype=float)).notna().any():
-        specs |= {
+        out |= {
             "theory_predicted_vs_measured": partial(theory_predicted_vs_measured, df),
             "theory_vs_share": partial(theory_vs_share, df),
         }
     if "ablations" in parts:
-        specs["ablations"] = partial(ablations, df)
+        out["ablations"] = partial(ablations, df)
     if "real" in parts:
-        specs["real_accuracy"] = partial(real_accuracy, df)
-    return specs
+        out["real_accuracy"] = partial(real_accuracy, df)
+    return out

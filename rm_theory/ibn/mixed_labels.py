@@ -27,7 +27,7 @@ N(0, V_Q − R_Q) and the truth m_Q + e, e ~ N(0, R_Q) independent of it, the es
 the truth's sign with probability 1/2 + 2·T(|B_Q|/s, s/√R_Q), s = √(V_Q − R_Q), T Owen's T function
 (1/2 + arctan(s/√R)/π when B = 0).
 
-Legend: N nodes, E edges, P comparisons, Q query pairs, B budgets.
+Legend: N nodes, E edges, P comparisons, Q query pairs, K runs (one per budget: the points of a curve).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ import scipy.sparse.csgraph as csg
 from scipy import optimize, special
 
 from rm_theory.common.linalg import SPDFactor
-from rm_theory.ibn.distance import Network, ib_subnetwork, network_distance, validate_network
+from rm_theory.ibn.distance import network_distance
+from rm_theory.ibn.graph import Network, ib_subnetwork, validate_network
 from rm_theory.ibn.network import HP, IBN, LabelVariance, ibn_network
 from rm_theory.world.spaces import Responses, ResponseSpace
 from rm_theory.world.topology import Comparisons
@@ -183,10 +184,10 @@ def predicted_accuracy(prior_Q: np.ndarray, resistance_Q: np.ndarray, bias_Q: np
 # ---------------------------------------------------------------------------- budgets
 
 
-def crossover(budget_B: np.ndarray, first_B: np.ndarray, second_B: np.ndarray) -> float:
+def crossover(budget_K: np.ndarray, first_K: np.ndarray, second_K: np.ndarray) -> float:
     """The budget where curve `second` stops being below `first` (or starts: the first sign change
     of first − second), by linear interpolation in log budget; NaN if they do not cross."""
-    b, d = np.log(np.asarray(budget_B, np.float64)), np.asarray(first_B, np.float64) - np.asarray(second_B)
+    b, d = np.log(np.asarray(budget_K, np.float64)), np.asarray(first_K, np.float64) - np.asarray(second_K)
     ok = np.isfinite(d)
     b, d = b[ok], d[ok]
     flips = np.flatnonzero(np.sign(d[:-1]) * np.sign(d[1:]) < 0)

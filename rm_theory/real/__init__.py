@@ -1,9 +1,10 @@
-"""Real preference data: loaders of the public data sets, selection and splits by prompt, frozen
-encoder features (the encoder is `lm`'s) and the heads trained on them with bootstrap intervals,
-baselines, chain-like vs tree-like comparison choice (`topology`), and the smoke runs' tiny data
-sets (`write_fixture`)."""
+"""Real preference data: loaders of the public data sets, selection and splits by prompt, frozen encoder
+features (the encoder is `lm`'s) and the heads trained on them with bootstrap intervals, baselines,
+chain-like vs tree-like comparison choice (`topology`), Safer-Instruct's canned refusals
+(`safer_instruct`), heads trained on one data set tested on another (`transfer`), and the smoke runs'
+tiny data sets (`write_fixture`)."""
 
-from rm_theory.real import topology
+from rm_theory.real import safer_instruct, topology
 from rm_theory.real.baselines import BowModel, baseline_eval, fit_bow_logistic, prefer_longer_accuracy, record_accuracy
 from rm_theory.real.evaluation import Estimate, bootstrap_mean, cost_eval, reward_eval
 from rm_theory.real.features import FeatureConfig, Items, featurize, item_embeddings, items_of
@@ -24,7 +25,9 @@ from rm_theory.real.loaders import (
     split_by_prompt,
     split_hh_transcript,
 )
+from rm_theory.real.safer_instruct import is_canned_refusal, refusal_counts
 from rm_theory.real.selection import DataSpec, data_rng, load_selection, test_mask
+from rm_theory.real.transfer import RealSet, cross_accuracy, prepare_sets
 
 __all__ = [
     "LOADERS",
@@ -33,13 +36,16 @@ __all__ = [
     "Estimate",
     "FeatureConfig",
     "Items",
+    "RealSet",
     "baseline_eval",
     "bootstrap_mean",
     "cost_eval",
+    "cross_accuracy",
     "data_rng",
     "feature_model",
     "featurize",
     "fit_bow_logistic",
+    "is_canned_refusal",
     "item_embeddings",
     "items_of",
     "load",
@@ -53,9 +59,12 @@ __all__ = [
     "load_selection",
     "load_ultrafeedback",
     "prefer_longer_accuracy",
+    "prepare_sets",
     "randomize_sides",
     "record_accuracy",
+    "refusal_counts",
     "reward_eval",
+    "safer_instruct",
     "split_by_prompt",
     "split_hh_transcript",
     "test_mask",

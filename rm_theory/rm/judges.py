@@ -11,7 +11,7 @@ labels greedily by the members' mean p̄ = mean_k p_k, states confidence max(p̄
 confidence filtering, keeps a verdict only when every member takes the same side and the confidence
 reaches 1/2 + margin. K = 1 is the plain reward-model judge (its filter is the margin alone).
 
-Legend: N items, P comparisons, K members.
+Legend: N items, P comparisons, K ensemble members.
 """
 
 from __future__ import annotations

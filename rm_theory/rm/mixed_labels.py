@@ -17,7 +17,9 @@ cost's prior mean, as it knows the reward's. Comparisons inform differences only
 prompt's responses are overall stays the prior's guess (Safe RLHF's cost model adds a sign term on
 per-response safety labels for that, Dai et al. §3.2; this learner has none).
 
-Legend: N responses, P comparisons, F prefix nodes, Y leaves per prompt.
+Legend: N responses, P comparisons, F prefix nodes, X prompts, Y responses (leaves of a prompt), L depth (L1:
+a response's L + 1 node ids, its prompt root first), K copies computed side by side (draws from the prior), Q query
+pairs.
 """
 
 from __future__ import annotations
@@ -55,10 +57,10 @@ class ExactModel:
         return mu_N / self.scale + self.shift
 
     def table(self, leaves_Y: np.ndarray) -> np.ndarray:
-        """`v_PxY`: the mean of every leaf (`leaves_Y` the tokens of `enumerate`) of every prompt."""
-        P, Y = self.space.num_prompts, len(leaves_Y)
-        items = Responses(np.repeat(np.arange(P), Y), np.tile(leaves_Y, (P, 1)))
-        return self.mean(items).reshape(P, Y)
+        """`v_XxY`: the mean of every leaf (`leaves_Y` the tokens of `enumerate`) of every prompt."""
+        X, Y = self.space.num_prompts, len(leaves_Y)
+        items = Responses(np.repeat(np.arange(X), Y), np.tile(leaves_Y, (X, 1)))
+        return self.mean(items).reshape(X, Y)
 
 
 def fit_reward(space: PrefixTreeSpace, a: Responses, b: Responses, better_P: np.ndarray, beta_P) -> ExactModel:

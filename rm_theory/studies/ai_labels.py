@@ -26,9 +26,12 @@ Parts (`cfg.parts`), each seed its own world (gold field, reference policy, expe
 Every comparison is paired: the sources, budgets and stages of a seed share its world, its query pairs
 and its pool of pairs; intervals are Student t over seeds (`common.stats.mean_ci`), Holm's correction
 over each family of source-against-human claims. Real-data intervals are cluster bootstraps over
-held-out prompts (`real.features.bootstrap_mean`).
+held-out prompts (`real.evaluation.bootstrap_mean`, `real.transfer`).
 
-Legend: P prompts, Y leaves per prompt, Q query pairs, M comparisons.
+The computations in the gold world are `policy.label_sources`'s; this module reads the config, runs
+the parts and summarises them.
+
+Legend: P comparisons (pairs), Q query pairs, N items (of a real data set), K ensemble members.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -45,37 +47,54 @@ import numpy as np
 import pandas as pd
 
 from rm_theory.common.rng import rng as named_rng
+from rm_theory.common.rng import str_hash
 from rm_theory.common.stats import holm_claims, mean_ci
-from rm_theory.config.ai_labels import AILabelsSchema
+from rm_theory.config.ai_labels import AILabelsSchema, RealSchema
 from rm_theory.config.common import build, make_labels, make_model, make_space, make_train
 from rm_theory.figures import ai_labels as figs
-from rm_theory.figures.common import save
+from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn import mixed_labels as mixed
-from rm_theory.policy.constrained import expected, lagrangian_policy, sample_leaves
-from rm_theory.policy.exact import best_of_n
+from rm_theory.lm.encoders import load_encoder
+from rm_theory.policy.constrained import expected
+from rm_theory.policy.label_sources import (
+    Downstream,
+    JudgeSetup,
+    Labelled,
+    Pools,
+    World,
+    evaluate,
+    judge_agreements,
+    label,
+    learned_labels,
+    pipeline_data,
+    policy_metrics,
+    predicted,
+    ref_pairs,
+    seed_set,
+)
+from rm_theory.policy.label_sources import make_world as label_world
 from rm_theory.policy.safer_instruct import (
-    GoldWorld,
     PipelineConfig,
     induction_accuracy,
     pipeline_stats,
     run_pipeline,
     within_budget,
 )
-from rm_theory.policy.tables import tabulate
+from rm_theory.real import safer_instruct as si_data
+from rm_theory.real.features import FeatureConfig
+from rm_theory.real.fixtures import write_fixture
+from rm_theory.real.heads import feature_model, train_heads
+from rm_theory.real.selection import DataSpec
+from rm_theory.real.transfer import RealSet, Scorers, cross_accuracy, prepare_sets
 from rm_theory.rm import judges as learned_judges
 from rm_theory.rm import mixed_labels as models
 from rm_theory.rm.bayes import gold_accuracy
-from rm_theory.rm.metrics import pair_hits
-from rm_theory.runs.folder import RunLog
+from rm_theory.runs.log import RunLog
 from rm_theory.world import judges
-from rm_theory.world.labels import gold_cost
-from rm_theory.world.spaces import PrefixTreeSpace, Responses
 from rm_theory.world.synthetic import input_spec
-from rm_theory.world.topology import Comparisons
 
 log = logging.getLogger(__name__)
 
-HUMAN, AI = 0, 1
 METRICS = (
     "gold_accuracy_reward",
     "gold_accuracy_cost",
@@ -89,193 +108,18 @@ METRICS = (
 # ---------------------------------------------------------------------------- one seed's world
 
 
-@dataclasses.dataclass
-class World:
-    """A seed's tabulated world, its labellers and its held-out query pairs (leaf indices)."""
-
-    seed: int
-    space: PrefixTreeSpace
-    leaves_Y: np.ndarray
-    gold: GoldWorld
-    safe_PxY: np.ndarray
-    offset: float
-    human_beta: float
-    human_beta_c: float
-    judge: judges.Judge
-    judge_c: judges.Judge
-    calibration: dict
-    q_prompt: np.ndarray
-    q_a: np.ndarray
-    q_b: np.ndarray
-
-    def responses(self, prompt: np.ndarray, leaf: np.ndarray) -> Responses:
-        return Responses(np.asarray(prompt, np.int64), self.leaves_Y[np.asarray(leaf, np.int64)])
-
-    def gaps(self, prompt, a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Gold gaps of a better, a safer, and the judge's feature gap."""
-        g = self.gold
-        return (
-            g.r_PxY[prompt, a] - g.r_PxY[prompt, b],
-            g.c_PxY[prompt, b] - g.c_PxY[prompt, a],
-            g.g_PxY[prompt, a] - g.g_PxY[prompt, b],
-        )
-
-
-def ref_pairs(gold: GoldWorld, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n independent π_ref pairs of a random prompt each (the chain design), as leaf indices."""
-    prompt = rng.integers(0, gold.P, size=n)
-    return prompt, sample_leaves(gold.ref_logp_PxY, prompt, rng), sample_leaves(gold.ref_logp_PxY, prompt, rng)
-
-
 def make_world(cfg: AILabelsSchema, seed: int) -> World:
-    space = make_space(cfg.space, seed)
-    tt = tabulate(space)
-    leaves = space.enumerate(0).data
-    P, Y = space.num_prompts, len(leaves)
-    lcfg = make_labels(cfg.labels)
-    items = Responses(np.repeat(np.arange(P), Y), np.tile(leaves, (P, 1)))
-    c = gold_cost(space, items, lcfg).cost_N.reshape(P, Y)
-    ref = tt.ref_logp()
+    """A seed's world (`policy.label_sources.make_world`) as the config sets it."""
     pc = cfg.pipeline
-    expert = lagrangian_policy(ref, tt.gold_PxY, c, pc.expert_beta, pc.expert_threshold)
-    if not expert.feasible:
-        raise ValueError(f"pipeline.expert_threshold = {pc.expert_threshold}: no policy meets it in world {seed}")
-    jc = cfg.judge
-    if jc.feature == "self":
-        g = expert.logp_PxY  # the judge's own policy is the expert
-    elif jc.feature == "length":
-        g = judges.length_feature(space, items, jc.length_rho).reshape(P, Y)
-    else:
-        g = np.zeros((P, Y))
-    gold = GoldWorld(ref, tt.gold_PxY, c, expert.logp_PxY, g)
-    # calibration pairs, and the same pairs favoured side first (the more verbose; the likelier under
-    # the judge's own policy), where the bias gap is measured
-    cp, ca, cb = ref_pairs(gold, jc.calibration_pairs, named_rng("calibration", seed))
-    flip = g[cp, ca] < g[cp, cb]
-    fp, fa, fb = cp, np.where(flip, cb, ca), np.where(flip, ca, cb)
-    x = {
-        "better": (gold.r_PxY[cp, ca] - gold.r_PxY[cp, cb], gold.r_PxY[fp, fa] - gold.r_PxY[fp, fb]),
-        "safer": (gold.c_PxY[cp, cb] - gold.c_PxY[cp, ca], gold.c_PxY[fp, fb] - gold.c_PxY[fp, fa]),
-    }
-    dg_P, dg_F = g[cp, ca] - g[cp, cb], g[fp, fa] - g[fp, fb]
-    cal, fitted = {}, {}
-    for question, (x_P, x_F) in x.items():
-        if jc.calibrate:
-            c_ = judges.calibrate_judge(
-                x_P,
-                dg_P,
-                x_F,
-                dg_F,
-                human_target=jc.human_agreement,
-                judge_target=jc.judge_agreement,
-                gap_target=jc.bias_gap if jc.feature != "none" else 0.0,
-            )
-            beta_h, judge = c_.beta_h, dataclasses.replace(c_.judge, sample=jc.sample)
-        else:
-            beta_h = cfg.labels.beta if question == "better" else cfg.labels.cost_beta
-            judge = judges.Judge(jc.beta, jc.bias, jc.sample)
-        fitted[question] = (beta_h, judge)
-        cal |= {
-            f"beta_human_{question}": beta_h,
-            f"beta_judge_{question}": judge.beta,
-            f"bias_judge_{question}": judge.bias,
-            f"calibration_human_agreement_{question}": judges.human_agreement(beta_h, x_P),
-            f"calibration_judge_agreement_{question}": judges.judge_agreement(judge, beta_h, x_P, dg_P),
-        }
-    qp, qa, qb = ref_pairs(gold, cfg.num_queries, named_rng("queries", seed))
-    return World(
+    return label_world(
+        make_space(cfg.space, seed),
+        make_labels(cfg.labels),
+        build(JudgeSetup, cfg.judge),
+        pc.expert_beta,
+        pc.expert_threshold,
+        cfg.num_queries,
         seed,
-        space,
-        leaves,
-        gold,
-        (c <= 0).astype(np.float64),
-        cfg.labels.cost_offset,
-        fitted["better"][0],
-        fitted["safer"][0],
-        fitted["better"][1],
-        fitted["safer"][1],
-        cal,
-        qp,
-        qa,
-        qb,
     )
-
-
-# ---------------------------------------------------------------------------- labelled data
-
-
-@dataclasses.dataclass
-class Labelled:
-    """Comparisons (leaf indices) with their labels, the slope each is read with, and its labeller;
-    `var_P`, `bias_P` are its edge in the mixed IBN (the reward question)."""
-
-    prompt: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-    better: np.ndarray
-    safer: np.ndarray
-    beta: np.ndarray
-    beta_c: np.ndarray
-    kind: np.ndarray
-    var: np.ndarray
-    bias: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.prompt)
-
-    def take(self, idx) -> Labelled:
-        return Labelled(**{f.name: getattr(self, f.name)[idx] for f in dataclasses.fields(self)})
-
-    @staticmethod
-    def concat(parts: list[Labelled]) -> Labelled:
-        return Labelled(
-            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Labelled)}
-        )
-
-
-def label(world: World, prompt, a, b, who: str, rng: np.random.Generator, knows_judge: bool = True, bias_scale=1.0):
-    """Labels of pairs by annotators (`who="human"`) or by the judge ("ai"; its bias × `bias_scale`),
-    with the IBN edge each label makes (Fisher variance at its own probability; the bias its logit
-    reads, in reward units)."""
-    x, xc, dg = world.gaps(prompt, a, b)
-    if who == "human":
-        jb, jc = judges.human(world.human_beta), judges.human(world.human_beta_c)
-        beta, beta_c = jb.beta, jc.beta
-    else:
-        jb = dataclasses.replace(world.judge, bias=world.judge.bias * bias_scale)
-        jc = dataclasses.replace(world.judge_c, bias=world.judge_c.bias * bias_scale)
-        beta, beta_c = (jb.beta, jc.beta) if knows_judge else (world.human_beta, world.human_beta_c)
-    vb, vc = jb.judge(x, dg, rng), jc.judge(xc, dg, rng)
-    n = len(prompt)
-    return (
-        Labelled(
-            prompt,
-            a,
-            b,
-            vb.label_P,
-            vc.label_P,
-            np.full(n, beta),
-            np.full(n, beta_c),
-            np.full(n, HUMAN if who == "human" else AI),
-            mixed.fisher_variance(jb.beta, jb.beta * x + jb.bias * dg),
-            jb.reading(x, dg) - x,
-        ),
-        vb,
-        vc,
-    )
-
-
-@dataclasses.dataclass
-class Pools:
-    """A seed's pairs and labels, drawn once, that every budget and source takes prefixes of."""
-
-    human: Labelled
-    ai: Labelled
-    ai_verdicts: judges.Verdicts
-    ai_verdicts_c: judges.Verdicts
-    pipeline: object | None = None
-    learned: Labelled | None = None
-    learned_kept: np.ndarray | None = None
 
 
 def make_pools(cfg: AILabelsSchema, world: World) -> Pools:
@@ -288,8 +132,10 @@ def make_pools(cfg: AILabelsSchema, world: World) -> Pools:
     pools = Pools(human, ai, vb, vc)
     if "safer_instruct" in cfg.sources:
         calls_min = 1 + int(cfg.pipeline.quality_filter)
-        S = int(math.ceil(top / (c_ai * calls_min))) + 1
-        pools.pipeline = run_pipeline(world.gold, world.judge, world.judge_c, pipeline_config(cfg), S, world.seed)
+        n_sources = int(math.ceil(top / (c_ai * calls_min))) + 1
+        pools.pipeline = run_pipeline(
+            world.gold, world.judge, world.judge_c, pipeline_config(cfg), n_sources, world.seed
+        )
     return pools
 
 
@@ -297,24 +143,8 @@ def pipeline_config(cfg: AILabelsSchema, **off) -> PipelineConfig:
     return build(PipelineConfig, cfg.pipeline, **off)
 
 
-def pipeline_data(world: World, data, idx_M: np.ndarray) -> Labelled:
-    """The pipeline's pairs as labelled data: chosen (a) better and safer than rejected (b), read with
-    the human slopes (their labels come from the construction, not from a labeller's law)."""
-    p, ch, rj = data.prompt_M[idx_M], data.chosen_M[idx_M], data.rejected_M[idx_M]
-    n = len(idx_M)
-    x = world.gold.r_PxY[p, ch] - world.gold.r_PxY[p, rj]
-    return Labelled(
-        p,
-        ch,
-        rj,
-        np.ones(n, np.float32),
-        np.ones(n, np.float32),
-        np.full(n, world.human_beta),
-        np.full(n, world.human_beta_c),
-        np.full(n, AI),
-        mixed.fisher_variance(world.human_beta, world.human_beta * x),
-        np.zeros(n),
-    )
+def downstream(cfg: AILabelsSchema) -> Downstream:
+    return build(Downstream, cfg.downstream)
 
 
 def source_data(cfg: AILabelsSchema, world: World, pools: Pools, source: str, budget: float) -> Labelled:
@@ -344,132 +174,18 @@ def source_data(cfg: AILabelsSchema, world: World, pools: Pools, source: str, bu
     raise ValueError(f"unknown source {source!r}")
 
 
-# ---------------------------------------------------------------------------- models and policies
-
-
-def fit_models(world: World, data: Labelled) -> tuple[np.ndarray, np.ndarray]:
-    """Reward and cost tables `_PxY` of the exact learner on `data`."""
-    a, b = world.responses(data.prompt, data.a), world.responses(data.prompt, data.b)
-    reward = models.fit_reward(world.space, a, b, data.better, data.beta)
-    cost = models.fit_cost(world.space, a, b, data.safer, data.beta_c, world.offset)
-    return reward.table(world.leaves_Y), cost.table(world.leaves_Y)
-
-
-def policy_metrics(cfg: AILabelsSchema, world: World, r_PxY: np.ndarray, c_PxY: np.ndarray) -> dict:
-    """Best-of-N on r − w·c and the exact constrained optimum of (r, c), judged by the gold world."""
-    d, g = cfg.downstream, world.gold
-    score = r_PxY - d.bon_cost_weight * c_PxY
-    out = {
-        "helpful_bon": float(best_of_n(g.ref_logp_PxY, score, g.r_PxY, d.bon_n).mean()),
-        "harmless_bon": float(best_of_n(g.ref_logp_PxY, score, world.safe_PxY, d.bon_n).mean()),
-    }
-    cp = lagrangian_policy(g.ref_logp_PxY, r_PxY, c_PxY, d.kl_beta, d.cost_threshold)
-    return out | {
-        "helpful_safe_rlhf": expected(cp.logp_PxY, g.r_PxY),
-        "harmless_safe_rlhf": expected(cp.logp_PxY, world.safe_PxY),
-        "lambda_safe_rlhf": cp.lam,
-        "feasible_safe_rlhf": cp.feasible,
-    }
-
-
-def model_metrics(cfg: AILabelsSchema, world: World, r_PxY: np.ndarray, c_PxY: np.ndarray) -> dict:
-    g, p, a, b = world.gold, world.q_prompt, world.q_a, world.q_b
-    gap, gap_hat = g.r_PxY[p, a] - g.r_PxY[p, b], r_PxY[p, a] - r_PxY[p, b]
-    safer, safer_hat = g.c_PxY[p, b] - g.c_PxY[p, a], c_PxY[p, b] - c_PxY[p, a]
-    sign = np.concatenate([(c_PxY[p, a] <= 0) == (g.c_PxY[p, a] <= 0), (c_PxY[p, b] <= 0) == (g.c_PxY[p, b] <= 0)])
-    return {
-        "gold_accuracy_reward": gold_accuracy(gap_hat, gap),
-        "gold_accuracy_cost": gold_accuracy(safer_hat, safer),
-        "cost_sign_accuracy": float(sign.mean()),
-        "mse_reward": float(np.mean((gap_hat - gap) ** 2)),
-    }
-
-
-def label_metrics(world: World, data: Labelled) -> dict:
-    if not len(data):
-        return {"pairs": 0, "ai_pairs": 0, "label_error_better": np.nan, "label_error_safer": np.nan}
-    x, xc, _ = world.gaps(data.prompt, data.a, data.b)
-    return {
-        "pairs": len(data),
-        "ai_pairs": int((data.kind == AI).sum()),
-        "label_error_better": float(np.mean((data.better > 0.5) != (x > 0))),
-        "label_error_safer": float(np.mean((data.safer > 0.5) != (xc > 0))),
-    }
-
-
-def predicted(world: World, data: Labelled) -> dict:
-    """The mixed-label IBN's prediction of the reward model's error on the query pairs."""
-    if not len(data):
-        return {}
-    comps = Comparisons(
-        world.responses(data.prompt, data.a), world.responses(data.prompt, data.b), np.full(len(data), -1)
-    )
-    q = Responses.concat([world.responses(world.q_prompt, world.q_a), world.responses(world.q_prompt, world.q_b)])
-    mx = mixed.mixed_ibn(world.space, comps, data.var, data.bias, q)
-    Q = len(world.q_a)
-    pe = mixed.pair_error(mx, np.stack([mx.ibn.node_q[:Q], mx.ibn.node_q[Q:]], axis=1))
-    return {
-        "pred_mse_reward": float(pe.mse_Q.mean()),
-        "pred_accuracy_reward": float(pe.accuracy_Q.mean()),
-        "pred_resistance": float(pe.resistance_Q.mean()),
-        "pred_bias2": float(np.mean(pe.bias_Q**2)),
-    }
-
-
-def evaluate(cfg: AILabelsSchema, world: World, data: Labelled, predict: bool = False) -> dict:
-    r_hat, c_hat = fit_models(world, data)
-    out = (
-        label_metrics(world, data) | model_metrics(cfg, world, r_hat, c_hat) | policy_metrics(cfg, world, r_hat, c_hat)
-    )
-    return out | (predicted(world, data) if predict else {})
-
-
 # ---------------------------------------------------------------------------- parts
 
 
 def learn_judge_labels(cfg: AILabelsSchema, world: World, pools: Pools) -> dict:
     """Trains the learned judge on the pool's first `seed_pairs` human labels and labels the rest of
-    the pool (greedy, members' mean); returns what it reached on the pool beyond the seed set."""
+    the pool (`policy.label_sources.learned_labels`); returns what it reached beyond the seed set."""
     lc = cfg.learned
-    n_seed = lc.seed_pairs
-    h = pools.human
-    a, b = world.responses(h.prompt, h.a), world.responses(h.prompt, h.b)
-    seed = np.arange(n_seed)
-    c = world.gold.c_PxY
-    data = learned_judges.seed_data(
-        world.space,
-        a.take(seed),
-        b.take(seed),
-        h.better[seed],
-        h.safer[seed],
-        c[h.prompt[seed], h.a[seed]] <= 0,
-        c[h.prompt[seed], h.b[seed]] <= 0,
-    )
     mc = make_model(lc.model, family="mlp", **input_spec(world.space))
     tc = make_train(lc.train, ensemble_size=lc.ensemble_size)
+    data = seed_set(world, pools.human, lc.seed_pairs)
     judge = learned_judges.learn_judge(world.space, data, mc, tc, jax.random.key(world.seed))
-    vb, vc = judge.judge(a, b, "better"), judge.judge(a, b, "safer")
-    n = len(h)
-    pools.learned = dataclasses.replace(
-        h, better=vb.label_P, safer=vc.label_P, kind=np.full(n, AI), bias=np.full(n, np.nan), var=np.full(n, np.nan)
-    )
-    pools.learned_kept = vb.kept(lc.margin) & vc.kept(lc.margin)
-    rest = np.arange(n_seed, n)
-    x, xc, _ = world.gaps(h.prompt[rest], h.a[rest], h.b[rest])
-    p_h = judges.human(world.human_beta).prob(x)
-    kept = pools.learned_kept[rest]
-    rm_label = (vb.prob_KxP[0, rest] > 0.5).astype(np.float64)  # member 0 alone: the plain reward-model judge
-    return {
-        "learned_rm_agreement": judges.agreement(rm_label, p_h),
-        "learned_rm_gold_accuracy": float(np.mean((rm_label > 0.5) == (x > 0))),
-        "learned_agreement": judges.agreement(vb.label_P[rest], p_h),
-        "learned_gold_accuracy": float(np.mean((vb.label_P[rest] > 0.5) == (x > 0))),
-        "learned_gold_accuracy_safer": float(np.mean((vc.label_P[rest] > 0.5) == (xc > 0))),
-        "learned_coverage": float(kept.mean()),
-        "learned_kept_gold_accuracy": float(np.mean((vb.label_P[rest][kept] > 0.5) == (x[kept] > 0)))
-        if kept.any()
-        else np.nan,
-    }
+    return learned_labels(world, pools, judge, lc.seed_pairs, lc.margin)
 
 
 def world_part(cfg: AILabelsSchema, world: World, pools: Pools) -> list[dict]:
@@ -482,11 +198,13 @@ def world_part(cfg: AILabelsSchema, world: World, pools: Pools) -> list[dict]:
             t = time.perf_counter()
             data = source_data(cfg, world, pools, source, budget)
             row = {"part": "world", "seed": world.seed, "source": source, "budget": budget}
-            row |= evaluate(cfg, world, data, predict=source in ("human", "ai", "mixed")) | {"label_worth": worth}
+            row |= evaluate(downstream(cfg), world, data, predict=source in ("human", "ai", "mixed")) | {
+                "label_worth": worth
+            }
             rows.append(row | {"seconds": time.perf_counter() - t})
     g = world.gold
     # π_ref itself (the policy without data) and the policies of the gold reward and cost (the ceiling)
-    ref = {"helpful": expected(g.ref_logp_PxY, g.r_PxY), "harmless": expected(g.ref_logp_PxY, world.safe_PxY)}
+    ref = {"helpful": expected(g.ref_logp_XxY, g.r_XxY), "harmless": expected(g.ref_logp_XxY, world.safe_XxY)}
     rows.append(
         {"part": "world", "seed": world.seed, "source": "reference", "budget": 0.0}
         | {f"{m}_{pol}": v for m, v in ref.items() for pol in ("bon", "safe_rlhf")}
@@ -497,7 +215,7 @@ def world_part(cfg: AILabelsSchema, world: World, pools: Pools) -> list[dict]:
             "seed": world.seed,
             "source": "gold",
             "budget": 0.0,
-            **policy_metrics(cfg, world, g.r_PxY, g.c_PxY),
+            **policy_metrics(downstream(cfg), world, g.r_XxY, g.c_XxY),
         }
     )
     return rows
@@ -512,7 +230,7 @@ def theory_part(cfg: AILabelsSchema, world: World, pools: Pools) -> list[dict]:
     Q = th.num_queries
     sub = dataclasses.replace(world, q_prompt=world.q_prompt[:Q], q_a=world.q_a[:Q], q_b=world.q_b[:Q])
     qp, qa, qb = sub.q_prompt, sub.q_a, sub.q_b
-    gap = world.gold.r_PxY[qp, qa] - world.gold.r_PxY[qp, qb]
+    gap = world.gold.r_XxY[qp, qa] - world.gold.r_XxY[qp, qb]
     h = pools.human
     rows = []
     for k in th.bias_scales:
@@ -565,56 +283,34 @@ ABLATION_OFF = {
 def ablation_part(cfg: AILabelsSchema, world: World) -> list[dict]:
     """The pipeline with one stage off ("none": all on), at one budget, same sources and draws."""
     budget, c_ai = cfg.ablations.budget, cfg.label_cost.ai
-    S = int(math.ceil(budget / c_ai)) + 1
+    n_sources = int(math.ceil(budget / c_ai)) + 1
     rows = []
     for stage in cfg.ablations.stages:
         pc = pipeline_config(cfg, **ABLATION_OFF.get(stage, {}))
-        data = run_pipeline(world.gold, world.judge, world.judge_c, pc, S, world.seed)
+        data = run_pipeline(world.gold, world.judge, world.judge_c, pc, n_sources, world.seed)
         idx = within_budget(data, budget, c_ai)
-        used = data.source_M[idx]
+        used = data.source_P[idx]
         row = {"part": "ablations", "seed": world.seed, "stage": stage, "budget": budget}
         row |= {f"pipe_{k}": v for k, v in pipeline_stats(world.gold, data, idx).items()}
         row |= {
-            "induction_accuracy": induction_accuracy(world.gold, data.prompt_S, data.leaf_S, pc.induction_temperature)
+            "induction_accuracy": induction_accuracy(world.gold, data.prompt_N, data.leaf_N, pc.induction_temperature)
             if pc.induction == "reverse"
             else 1.0,
-            "quality_keep": float(data.quality_S.mean()),
-            "preference_keep": float(data.kept_M[data.quality_S[data.source_M]].mean()),
+            "quality_keep": float(data.quality_N.mean()),
+            "preference_keep": float(data.kept_P[data.quality_N[data.source_P]].mean()),
             "sources_used": int(len(np.unique(used))),
         }
         if len(idx):
-            row |= evaluate(cfg, world, pipeline_data(world, data, idx))
+            row |= evaluate(downstream(cfg), world, pipeline_data(world, data, idx))
         rows.append(row)
     return rows
 
 
 def judges_part(cfg: AILabelsSchema, world: World, pools: Pools, learned: dict) -> list[dict]:
-    """Agreement and bias of the calibrated judge on held-out pairs: closed form (the pairs fixed, the
-    labels' expectation) and drawn (one label of each labeller per pair)."""
+    """Agreement and bias of the calibrated judge on held-out pairs (`policy.label_sources.judge_agreements`),
+    its calibration, and what the learned judge reached."""
     rng = named_rng("judges", world.seed)
-    p, a, b = ref_pairs(world.gold, cfg.judge.calibration_pairs, rng)
-    row = {"part": "judges", "seed": world.seed}
-    for question, beta_h, judge in (
-        ("better", world.human_beta, world.judge),
-        ("safer", world.human_beta_c, world.judge_c),
-    ):
-        x, xc, dg = world.gaps(p, a, b)
-        x = x if question == "better" else xc
-        h1, h2 = judges.human(beta_h).judge(x, 0.0, rng), judges.human(beta_h).judge(x, 0.0, rng)
-        j = judge.judge(x, dg, rng)
-        row |= {
-            f"human_agreement_{question}": judges.human_agreement(beta_h, x),
-            f"judge_agreement_{question}": judges.judge_agreement(judge, beta_h, x, dg),
-            f"judge_agreement_unbiased_{question}": judges.judge_agreement(
-                dataclasses.replace(judge, bias=0.0), beta_h, x
-            ),
-            f"human_agreement_drawn_{question}": float(np.mean(h1.label_P == h2.label_P)),
-            f"judge_agreement_drawn_{question}": float(np.mean(j.label_P == h1.label_P)),
-            f"judge_gold_accuracy_{question}": float(np.mean((j.label_P > 0.5) == (x > 0))),
-            f"human_gold_accuracy_{question}": float(np.mean((h1.label_P > 0.5) == (x > 0))),
-            f"label_worth_{question}": mixed.label_worth(judge.beta, beta_h, x, dg, judge.bias),
-        }
-    row |= {k: v for k, v in world.calibration.items()}
+    row = {"part": "judges", "seed": world.seed} | judge_agreements(world, cfg.judge.calibration_pairs, rng)
     return [row | learned]
 
 
@@ -751,26 +447,11 @@ def summarize(cfg: AILabelsSchema, df: pd.DataFrame) -> dict:
 # ---------------------------------------------------------------------------- real data
 
 
-@dataclasses.dataclass
-class RealSet:
-    """A real data set ready for training: records (sides randomised), items, features, split, and
-    which records' chosen response is a canned refusal."""
-
-    name: str
-    records: list
-    items: object
-    x_NxD: np.ndarray
-    test_P: np.ndarray
-    refusal_P: np.ndarray
-
-
-def real_scores(rc, train: RealSet, train_P: np.ndarray, key: jax.Array) -> dict[str, Callable[[RealSet], np.ndarray]]:
+def real_scores(rc: RealSchema, train: RealSet, train_P: np.ndarray, key: jax.Array) -> Scorers:
     """Reward (and cost) scorers trained on the pairs `train_P` of `train`: name → (data set →
     `s_KxN` of its items). The seam of `real.heads`: "frozen" trains heads on frozen encoder features
-    (`real.features.train_heads`); fine-tuned score models (`rm_theory.lm.train`) plug in here, scoring
+    (`real.heads.train_heads`); fine-tuned score models (`rm_theory.lm.train`) plug in here, scoring
     a data set's texts instead of its features."""
-    from rm_theory.real.features import feature_model, train_heads
-
     if rc.heads != "frozen":
         raise NotImplementedError(
             f"real.heads = {rc.heads!r}: fine-tuned score models are not wired in yet; use frozen"
@@ -781,73 +462,34 @@ def real_scores(rc, train: RealSet, train_P: np.ndarray, key: jax.Array) -> dict
 
 
 def _real_sets(cfg: AILabelsSchema, out_dir: Path) -> tuple[dict[str, RealSet], dict]:
-    from rm_theory.real import safer_instruct as si
-    from rm_theory.real.encoders import load_encoder
-    from rm_theory.real.features import (
-        DataSpec,
-        FeatureConfig,
-        cap_by_prompt,
-        data_rng,
-        dedupe,
-        featurize,
-        items_of,
-        load_selection,
-        test_mask,
-    )
-    from rm_theory.real.fixtures import write_fixture
-    from rm_theory.real.loaders import load, randomize_sides
-
+    """Safer-Instruct's and PKU-SafeRLHF's pairs ready for training (`real.transfer.prepare_sets`), with
+    the refusal counts of every Safer-Instruct row. The paths are set and present (`AILabelsSchema.inputs`,
+    checked before the run), or the fixture's."""
     rc = cfg.real
     paths = {k: v.path for k, v in rc.datasets.items()}
     encoder_dir, cache_dir, max_len = rc.features.encoder_dir or None, rc.features.cache_dir, rc.features.max_len
     if rc.fixture:
         fx = write_fixture(out_dir / "fixture", cfg.seed)
         paths = {
-            "safer_instruct": str(si.write_fixture(out_dir / "fixture" / "safer_instruct", cfg.seed)),
+            "safer_instruct": str(si_data.write_fixture(out_dir / "fixture" / "safer_instruct", cfg.seed)),
             "pku": fx["pku"],
         }
         encoder_dir, cache_dir, max_len = fx["encoder_dir"], str(out_dir / "feature_cache"), 32
-    for name in ("safer_instruct", "pku"):
-        if not paths[name] or not Path(paths[name]).exists():
-            raise FileNotFoundError(
-                f"real.datasets.{name}.path = {paths[name]!r} does not exist (set data_root, or real.fixture=true)"
-            )
-    everything, report = load("safer-instruct", paths["safer_instruct"])
-    counts = si.refusal_counts(everything)
-    log.info("%s; canned refusals chosen: %s", report.summary(), counts)
-    encoder = load_encoder(encoder_dir, max_len)
+    specs = {
+        k: DataSpec(k, rc.datasets[k].loader, paths[k], rc.datasets[k].max_pairs) for k in ("safer_instruct", "pku")
+    }
     fc = FeatureConfig(rc.features.mode, rc.features.prompt_chars, rc.features.batch_size, cache_dir)
-    sets = {}
-    for name in ("safer_instruct", "pku"):
-        ds = rc.datasets[name]
-        if name == "safer_instruct":  # read once: the counts need every row, the models a selection
-            records = cap_by_prompt(dedupe(everything), ds.max_pairs, data_rng(name, rc.data_seed))
-        else:
-            records, _ = load_selection(DataSpec(name, ds.loader, paths[name], ds.max_pairs), rc.data_seed)
-        records = randomize_sides(records, data_rng(name, rc.data_seed + 1))
-        it = items_of(records)
-        sets[name] = RealSet(
-            name,
-            records,
-            it,
-            featurize(encoder, it, fc, progress=False),
-            test_mask(records, rc.test_frac, rc.data_seed),
-            si.refusal_mask(records),
-        )
-    return sets, counts
+    return prepare_sets(specs, load_encoder(encoder_dir, max_len), fc, rc.data_seed, rc.test_frac)
 
 
 def real_part(cfg: AILabelsSchema, out_dir: Path) -> tuple[list[dict], dict]:
     """Heads trained on Safer-Instruct's train split (with and without canned refusals) and on
-    PKU-SafeRLHF's, each evaluated on both test splits; paired differences against the test set's own
-    heads on the same pairs; 95% percentile bootstrap intervals over held-out prompts."""
-    from rm_theory.common.rng import str_hash
-    from rm_theory.real import features as rf
-
+    PKU-SafeRLHF's, each evaluated on both test splits (`real.transfer.cross_accuracy`); paired
+    differences against the test set's own heads on the same pairs; 95% percentile bootstrap intervals
+    over held-out prompts."""
     rc = cfg.real
     sets, counts = _real_sets(cfg, out_dir)
     si, pku = sets["safer_instruct"], sets["pku"]
-    rng = lambda *tags: np.random.default_rng([cfg.seed, *(str_hash(t) for t in tags)])
     key = lambda tag: jax.random.fold_in(jax.random.key(cfg.seed), str_hash(tag) % 2**31)
     trained = {
         "safer_instruct": (si, ~si.test_P),
@@ -855,61 +497,15 @@ def real_part(cfg: AILabelsSchema, out_dir: Path) -> tuple[list[dict], dict]:
         "pku": (pku, ~pku.test_P),
     }
     scorers = {name: real_scores(rc, ds, m, key(name)) for name, (ds, m) in trained.items()}
-    rows, out, hits = [], {}, {}
-
-    def add(train: str, test: str, metric: str, est) -> None:
-        rows.append(
-            {
-                "part": "real",
-                "source": train,
-                "train_set": train,
-                "test_set": test,
-                "metric": metric,
-                "value": est.value,
-                "lo": est.lo,
-                "hi": est.hi,
-                "n": est.n,
-            }
-        )
-        key_ = f"real_{metric}_{train}_on_{test}"
-        out[key_], out[f"{key_}_lo"], out[f"{key_}_hi"], out[f"{key_}_n"] = est.value, est.lo, est.hi, est.n
-
     tests = {
         "safer_instruct": (si, si.test_P),
         "pku": (pku, pku.test_P),
         "safer_instruct_refusal": (si, si.test_P & si.refusal_P),
         "safer_instruct_other": (si, si.test_P & ~si.refusal_P),
     }
-    for train, sc in scorers.items():
-        for test, (ds, m) in tests.items():
-            if not m.any():
-                continue
-            it = ds.items
-            r_N = sc["reward"](ds).mean(axis=0)
-            hit = pair_hits(r_N[it.a_P[m]] - r_N[it.b_P[m]], it.pref_P[m])
-            hits[(train, test)] = hit
-            add(train, test, "accuracy", rf.bootstrap_mean(hit, it.group_P[m], rng(train, test), rc.n_boot))
-            if "cost" in sc:
-                c = rf.cost_eval(sc["cost"](ds), it, m, rng("cost", train, test), rc.n_boot)
-                est = rf.Estimate(
-                    c["cost_safer_accuracy"],
-                    c["cost_safer_accuracy_lo"],
-                    c["cost_safer_accuracy_hi"],
-                    int(c["cost_safer_accuracy_n"]),
-                )
-                add(train, test, "cost_safer_accuracy", est)
-    # paired: on each test split, another set's heads against the split's own, the same pairs
-    for test, own in (("pku", "pku"), ("safer_instruct", "safer_instruct")):
-        ds, m = tests[test]
-        for train in scorers:
-            if train != own and (train, test) in hits:
-                d = hits[(train, test)] - hits[(own, test)]
-                add(
-                    f"{train}_minus_{own}",
-                    test,
-                    "accuracy_diff",
-                    rf.bootstrap_mean(d, ds.items.group_P[m], rng("diff", train, test), rc.n_boot),
-                )
+    own = {"pku": "pku", "safer_instruct": "safer_instruct"}
+    rows, out = cross_accuracy(scorers, tests, own, cfg.seed, rc.n_boot)
+    rows = [{"part": "real", "source": r["train_set"], **r} for r in rows]
     for topic, c in counts.items():
         t = topic.replace("-", "_")
         out[f"refusal_rows_{t}"], out[f"refusal_chosen_{t}"], out[f"refusal_substring_{t}"] = (
@@ -970,6 +566,5 @@ def run(cfg: AILabelsSchema, runlog: RunLog) -> dict:
             df[col] = np.nan
     df.to_csv(runlog.dir / "results.csv", index=False)
     if cfg.figures:
-        for name, draw in figs.figure_specs(df).items():
-            save(draw(), runlog.dir / "figures" / name)
+        save_figures(figs.figures(RunTables(df, config=cfg)), runlog.dir / "figures")
     return summarize(cfg, df) | real_summary

@@ -1,8 +1,11 @@
-"""The synthetic preference world: response spaces with a gold reward, chain and tree data sets,
-labels, query pairs, the prefix trie of a set of responses (the IBN's and the exact learner's), the
-preference record and its JSONL format, and the trainer's input arrays."""
+"""The synthetic preference world: response spaces with a gold reward, chain and tree data sets, labels, AI
+labellers (`judges`: noise, bias, confidence, calibration), query pairs, the prefix trie of a set of
+responses (the IBN's and the exact learner's), the preference record and its JSONL format, and the
+trainer's input arrays."""
 
+from rm_theory.world import judges
 from rm_theory.world.inputs import PrefData
+from rm_theory.world.judges import Judge, Verdicts, calibrate_judge
 from rm_theory.world.labels import LabelConfig, Labels, gold_cost, label_comparisons, labelled_data
 from rm_theory.world.queries import QuerySpec, sample_query_sets
 from rm_theory.world.records import (
@@ -36,6 +39,7 @@ __all__ = [
     "TOPOLOGIES",
     "Comparisons",
     "EmptyDataError",
+    "Judge",
     "LabelConfig",
     "Labels",
     "LoadReport",
@@ -51,11 +55,14 @@ __all__ = [
     "Responses",
     "TreeSampling",
     "TreeShape",
+    "Verdicts",
     "annotation_tokens",
     "audit",
+    "calibrate_judge",
     "from_records",
     "gold_cost",
     "input_spec",
+    "judges",
     "label_comparisons",
     "labelled_data",
     "make_dataset",

@@ -45,7 +45,8 @@ sharper than the annotators already prefers it more than they do, leaving no roo
 The published figures are for overall preference; a study applies the same targets to the "safer"
 question, and says so.
 
-Legend: P comparisons, F favoured pairs, N responses.
+Legend: P comparisons, Pf favoured pairs (comparisons ordered so that the judge's feature favours the first
+side), N responses.
 """
 
 from __future__ import annotations
@@ -160,9 +161,9 @@ def judge_agreement(judge: Judge, beta_h: float, x_P: np.ndarray, dg_P: np.ndarr
     return agreement(stated(judge, x_P, dg_P), human(beta_h).prob(x_P))
 
 
-def preference_gap(judge: Judge, beta_h: float, x_F: np.ndarray, dg_F: np.ndarray) -> float:
+def preference_gap(judge: Judge, beta_h: float, x_Pf: np.ndarray, dg_Pf: np.ndarray) -> float:
     """δ = E[P_J(y_f ≻ y)] − E[P_H(y_f ≻ y)] on pairs whose first response is the favoured one."""
-    return float(np.mean(stated(judge, x_F, dg_F)) - np.mean(human(beta_h).prob(x_F)))
+    return float(np.mean(stated(judge, x_Pf, dg_Pf)) - np.mean(human(beta_h).prob(x_Pf)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,18 +199,18 @@ def solve_human_beta(x_P: np.ndarray, target: float = HUMAN_AGREEMENT) -> float:
     return _root(lambda b: human_agreement(b, x_P) - target, 1e-3, 1e3, f"human agreement {target}")
 
 
-def bias_gap(judge: Judge, x_F: np.ndarray, dg_F: np.ndarray) -> float:
+def bias_gap(judge: Judge, x_Pf: np.ndarray, dg_Pf: np.ndarray) -> float:
     """E[P_J(y_f ≻ y)] − E[P_J0(y_f ≻ y)]: how much more the judge prefers the favoured responses than
     the same judge without its bias (λ = 0) does."""
     unbiased = dataclasses.replace(judge, bias=0.0)
-    return float(np.mean(stated(judge, x_F, dg_F)) - np.mean(stated(unbiased, x_F)))
+    return float(np.mean(stated(judge, x_Pf, dg_Pf)) - np.mean(stated(unbiased, x_Pf)))
 
 
 def calibrate_judge(
     x_P: np.ndarray,
     dg_P: np.ndarray,
-    x_F: np.ndarray,
-    dg_F: np.ndarray,
+    x_Pf: np.ndarray,
+    dg_Pf: np.ndarray,
     *,
     human_target: float = HUMAN_AGREEMENT,
     judge_target: float = JUDGE_AGREEMENT,
@@ -220,7 +221,7 @@ def calibrate_judge(
 
     1. β_H: two annotators agree `human_target` on the pairs (gold gaps `x_P`);
     2. β_J: the judge without bias agrees `judge_target` with an annotator there (its noise level);
-    3. λ: on favoured pairs (`x_F`, feature gaps `dg_F` ≥ 0) its bias raises its preference for the
+    3. λ: on favoured pairs (`x_Pf`, feature gaps `dg_Pf` ≥ 0) its bias raises its preference for the
        favoured side by `gap_target` over the same judge at λ = 0 (`bias_gap`).
 
     Why not all three against humans on the same pairs: an unbiased oracle judge (β_J → ∞) agrees with
@@ -237,14 +238,14 @@ def calibrate_judge(
     )
     lam = 0.0
     if gap_target != 0:
-        lam = _root(lambda lm: bias_gap(Judge(beta_j, lm), x_F, dg_F) - gap_target, -1e2, 1e2, f"bias {gap_target}")
+        lam = _root(lambda lm: bias_gap(Judge(beta_j, lm), x_Pf, dg_Pf) - gap_target, -1e2, 1e2, f"bias {gap_target}")
     judge = Judge(beta_j, lam)
     return Calibration(
         beta_h,
         judge,
         human_agreement(beta_h, x_P),
         judge_agreement(Judge(beta_j), beta_h, x_P),
-        bias_gap(judge, x_F, dg_F),
+        bias_gap(judge, x_Pf, dg_Pf),
         judge_agreement(judge, beta_h, x_P, dg_P),
-        preference_gap(judge, beta_h, x_F, dg_F),
+        preference_gap(judge, beta_h, x_Pf, dg_Pf),
     )
