@@ -30,8 +30,9 @@ NEEDS = {
     "reward_models": (("train_rm",), 2),
     "downstream": (("best_of_n", "win_rates", "safe_rlhf"), 5),
     "real_data": (("real_data",), 3),
+    "multi_dim": (("multi_dim",), 3),
 }
-SLOW = {"reward_models", "downstream", "real_data"}
+SLOW = {"reward_models", "downstream", "real_data", "multi_dim"}
 
 
 @pytest.fixture(scope="session")

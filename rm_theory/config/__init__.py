@@ -23,6 +23,7 @@ SCHEMAS = {
     "analyse_data": "rm_theory.config.analyse_data:AnalyseDataSchema",
     "ideal_learner": "rm_theory.config.ideal_learner:IdealLearnerSchema",
     "design": "rm_theory.config.design:DesignSchema",
+    "multi_dim": "rm_theory.config.multi_dim:MultiDimSchema",
 }
 
 

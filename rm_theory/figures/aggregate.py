@@ -114,6 +114,16 @@ def figure_specs(agg: Aggregate) -> dict[str, Callable[[], object]]:
         ):
             if part in set(df["part"]):
                 specs[f"real_data_{part}"] = partial(fn, df)
+    if "multi_dim" in kinds:
+        from rm_theory.figures import multi_dim as md_figs
+
+        dims, down = _sidecar(agg, "multi_dim", "dims.csv"), _sidecar(agg, "multi_dim", "downstream.csv")
+        if not dims.empty:
+            specs["multi_dim_accuracy_vs_budget"] = partial(md_figs.accuracy_vs_budget, dims)
+            specs["multi_dim_theory_vs_measured"] = partial(md_figs.theory_vs_measured, dims)
+        if not down.empty:
+            top = float(agg.of_kind("multi_dim")["budget"].max())
+            specs["multi_dim_pareto_front"] = partial(md_figs.pareto_front, down, top)
     return specs
 
 

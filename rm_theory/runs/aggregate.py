@@ -33,6 +33,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "win_rates": ("task", "a", "b", "win_rate"),
     "safe_rlhf": ("run", "gold", "gold_cost", "cost", "lambda"),
     "real_data": ("part",),
+    "multi_dim": ("protocol", "budget", "n_pairs", "acc_helpfulness"),
 }
 # The entry point that writes each kind (to name the command in messages).
 ENTRY = {
@@ -42,6 +43,7 @@ ENTRY = {
     "win_rates": "win_rates",
     "safe_rlhf": "safe_rlhf",
     "real_data": "real_data",
+    "multi_dim": "multi_dim",
 }
 
 
