@@ -108,6 +108,13 @@ def apply_readout(weights: dict[str, float], heads_by_name: dict[str, np.ndarray
     return sum(w * heads_by_name[n] for n, w in weights.items())
 
 
+def _finite_mean(v: np.ndarray) -> float:
+    """Mean over the finite entries (pairs in no common IB component are inf); NaN if none."""
+    v = np.asarray(v, np.float64)
+    ok = np.isfinite(v)
+    return float(v[ok].mean()) if ok.any() else float("nan")
+
+
 def _gold_hits(d_Q: np.ndarray, gold_Q: np.ndarray) -> float:
     """Accuracy of the estimated gaps' signs against the gold gaps' (gold ties left out)."""
     ok = gold_Q != 0
@@ -389,8 +396,14 @@ def run_unit(cfg: MultiDimSchema, sw: SeedWorld, seed: int, budget: float, proto
     if protocol == "ratings":  # the ArmoRM-style model's attribute heads and gate instead
         family, armo = "armorm", fit_unit_armorm(cfg, sw, n, key)
         est = armorm_estimates(cfg, sw, armo, sw.queries)
-    ibn = ibn_unit(cfg, sw, protocol, n)
     Qi = cfg.ibn_pairs
+    if protocol == "ratings":
+        # Ratings are observations of a response, not of a pair: no edges of this IBN (theory §6).
+        nan = np.full(Qi, np.nan)
+        ibn = {"prior": nan, "dropped_labels": 0, "theory_check_rel_err": float("nan")}
+        ibn |= {f"dist_{g}": nan for g in est}
+    else:
+        ibn = ibn_unit(cfg, sw, protocol, n)
     row = base | {
         "family": family,
         "n_pairs": n,
@@ -417,11 +430,11 @@ def run_unit(cfg: MultiDimSchema, sw: SeedWorld, seed: int, budget: float, proto
                 "dim": g,
                 "labelled": g in labelled,
                 "acc": acc,
-                "pred_acc": float(np.nanmean(pred)),
+                "pred_acc": _finite_mean(pred),
                 "acc_ibn_pairs": _gold_hits(d_KxQ.mean(0)[:Qi], gap[:Qi]),
-                "dist": float(np.mean(dist[np.isfinite(dist)])),
-                "dist_own": float(np.mean(own[np.isfinite(own)])) if own is not None else float("nan"),
-                "prior": float(np.mean(ibn["prior"][np.isfinite(ibn["prior"])])),
+                "dist": _finite_mean(dist),
+                "dist_own": _finite_mean(own) if own is not None else float("nan"),
+                "prior": _finite_mean(ibn["prior"]),
                 "ens_var": float(np.mean(var_Q)),
             }
         )
@@ -542,17 +555,41 @@ def headline(df: pd.DataFrame, dims: pd.DataFrame, down: pd.DataFrame, cfg: Mult
         # Which dimension is hardest to infer, and is it the one the model gets most wrong (per seed)?
         cand = candidate_dims(p, world_cfg)
         d = dims_top[(dims_top["protocol"] == p) & dims_top["dim"].isin(cand)]
-        if len(d):
-            far = d.loc[d.groupby("seed")["dist"].idxmax()].set_index("seed")["dim"]
+        if len(d) and d["dist"].notna().any():
+            # Equal networks (same β, symmetric correlations) are a tie, not a largest dimension.
+            rel = d["dist"] / d.groupby("seed")["dist"].transform("max")
+            largest = d[rel >= 1 - 1e-9]
+            unique = largest.groupby("seed")["dim"].agg(list)
+            unique = unique[unique.map(len) == 1].map(lambda v: v[0])
             worst = d.loc[d.groupby("seed")["acc"].idxmin()].set_index("seed")["dim"]
             mean_dist = d.groupby("dim")["dist"].mean()
-            mean_acc = d.groupby("dim")["acc"].mean()
+            tied = sorted(mean_dist.index[mean_dist >= mean_dist.max() * (1 - 1e-9)])
+            out[f"largest_distance_dim_{p}"] = tied[0] if len(tied) == 1 else "tie: " + ", ".join(tied)
+            out[f"worst_accuracy_dim_{p}"] = str(d.groupby("dim")["acc"].mean().idxmin())
+            out[f"largest_distance_unique_seeds_{p}"] = len(unique)
+            same = (unique == worst.reindex(unique.index)).to_numpy()
+            out[f"largest_distance_is_worst_{p}"] = float(same.mean()) if len(same) else float("nan")
             for dim, gd in d.groupby("dim"):  # relative to the prior: the share of it left unknown
-                rel = (gd.sort_values("seed")["dist"] / gd.sort_values("seed")["prior"]).to_numpy()
-                out[f"dist_rel_{dim}_{p}"], out[f"dist_rel_{dim}_{p}_ci"] = mean_ci(rel)
-            out[f"largest_distance_dim_{p}"] = str(mean_dist.idxmax())
-            out[f"worst_accuracy_dim_{p}"] = str(mean_acc.idxmin())
-            out[f"largest_distance_is_worst_{p}"] = float((far == worst.reindex(far.index)).mean())
+                gd = gd.sort_values("seed")
+                out[f"dist_rel_{dim}_{p}"], out[f"dist_rel_{dim}_{p}_ci"] = mean_ci(
+                    (gd["dist"] / gd["prior"]).to_numpy()
+                )
+    # Best-of-N (the largest N) and the KL-optimal policy under the scalarisation at the annotators'
+    # mean weight (the grid's nearest), judged by the gold vector.
+    weights = down["weight"].dropna().unique() if "weight" in down else []
+    if len(weights):
+        w = float(weights[np.argmin(np.abs(weights - make_annotators(cfg.annotators).weight_mean))])
+        sel = down[(down["budget"] == top) & (down["weight"] == w)]
+        for policy, extra in (
+            ("kl", sel["policy"] == "kl"),
+            ("bon", (sel["policy"] == "bon") & (sel["N"] == sel["N"].max())),
+        ):
+            for p in protocols:
+                g = sel[extra & (sel["protocol"] == p)].sort_values("seed")
+                for m in ("helpfulness", "harmless_rate"):
+                    if len(g):
+                        out[f"{m}_{policy}_{p}"], out[f"{m}_{policy}_{p}_ci"] = mean_ci(g[m].to_numpy())
+        out["scalarisation_weight"] = w
     if {"dual", "single"} <= set(protocols):
         by = at.pivot_table(index="seed", columns="protocol", values=[m for m in metrics if m in at])
         units = {}
