@@ -2,10 +2,10 @@
 distance (`distance`: exact reductions, the path and resistance solvers, the networkx reference, the
 sketch of a mean), building the IBN of a data set (`network`), F(M) and its regime (`structural`), the
 design of the next comparisons (`design`), the IBN of real data (`real`), the scaling study's
-computations (`scaling`), and labels of several kinds, each edge its variance and an AI label a bias
-(`mixed_labels`)."""
+computations (`scaling`), labels of several kinds, each edge its variance and an AI label a bias
+(`mixed_labels`), and the IBN of a gold vector of several dimensions (`multidim`)."""
 
-from rm_theory.ibn import mixed_labels
+from rm_theory.ibn import mixed_labels, multidim
 from rm_theory.ibn.cg import ForestSolver, block_pcg
 from rm_theory.ibn.design import DesignConfig, design_comparisons, mean_resistance, target_sums
 from rm_theory.ibn.distance import inference_distance, network_distance
@@ -22,6 +22,7 @@ from rm_theory.ibn.graph import (
     validate_pairs,
 )
 from rm_theory.ibn.mixed_labels import MixedIBN, mixed_ibn, pair_error
+from rm_theory.ibn.multidim import JointPosterior, VectorIBN, vector_ibn
 from rm_theory.ibn.network import IBN, LabelVariance, build_ibn, hp_variance, ibn_network, item_labels, node_label
 from rm_theory.ibn.real import IBNConfig, heldout_distance, ib_network, measure_structural, real_ibn
 from rm_theory.ibn.reduction import conductance_matrix, merge_zero_edges, reduce_network, two_edge_components
@@ -42,9 +43,11 @@ __all__ = [
     "DesignConfig",
     "ForestSolver",
     "IBNConfig",
+    "JointPosterior",
     "LabelVariance",
     "MixedIBN",
     "Network",
+    "VectorIBN",
     "add_hp_edges",
     "block_pcg",
     "build_ibn",
@@ -68,6 +71,7 @@ __all__ = [
     "merge_zero_edges",
     "mixed_ibn",
     "mixed_labels",
+    "multidim",
     "network_distance",
     "node_label",
     "pair_error",
@@ -83,4 +87,5 @@ __all__ = [
     "two_edge_components",
     "validate_network",
     "validate_pairs",
+    "vector_ibn",
 ]

@@ -1,8 +1,8 @@
-"""Real preference data: loaders of the public data sets, selection and splits by prompt, frozen encoder
-features (the encoder is `lm`'s) and the heads trained on them with bootstrap intervals, baselines,
-chain-like vs tree-like comparison choice (`topology`), Safer-Instruct's canned refusals
-(`safer_instruct`), heads trained on one data set tested on another (`transfer`), and the smoke runs'
-tiny data sets (`write_fixture`)."""
+"""Real preference data: loaders of the public data sets (multi-dimensional ones: `multi_loaders`),
+selection and splits by prompt, frozen encoder features (the encoder is `lm`'s) and the heads trained on
+them with bootstrap intervals, baselines, chain-like vs tree-like comparison choice (`topology`),
+Safer-Instruct's canned refusals (`safer_instruct`), heads trained on one data set tested on another
+(`transfer`), and the smoke runs' tiny data sets (`write_fixture`)."""
 
 from rm_theory.real import safer_instruct, topology
 from rm_theory.real.baselines import BowModel, baseline_eval, fit_bow_logistic, prefer_longer_accuracy, record_accuracy
@@ -24,6 +24,13 @@ from rm_theory.real.loaders import (
     randomize_sides,
     split_by_prompt,
     split_hh_transcript,
+)
+from rm_theory.real.multi_loaders import (
+    load_helpsteer2,
+    load_helpsteer2_ratings,
+    load_pku_saferlhf_dual,
+    load_pku_saferlhf_single,
+    load_safesora,
 )
 from rm_theory.real.safer_instruct import is_canned_refusal, refusal_counts
 from rm_theory.real.selection import DataSpec, data_rng, load_selection, test_mask
@@ -50,12 +57,17 @@ __all__ = [
     "items_of",
     "load",
     "load_gsm8k_solutions",
+    "load_helpsteer2",
+    "load_helpsteer2_ratings",
     "load_hh_rlhf",
     "load_jsonl",
     "load_llmbar",
     "load_pandalm",
     "load_pku_saferlhf",
+    "load_pku_saferlhf_dual",
+    "load_pku_saferlhf_single",
     "load_safer_instruct",
+    "load_safesora",
     "load_selection",
     "load_ultrafeedback",
     "prefer_longer_accuracy",
