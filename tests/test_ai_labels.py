@@ -115,3 +115,18 @@ def test_labels_carry_their_ibn_edge(smoke):
     hu, _, _ = ai_labels.label(w, p, a, b, "human", np.random.default_rng(1))
     assert (hu.bias == 0).all() and (hu.beta == w.human_beta).all()
     assert dataclasses.is_dataclass(hu)
+
+
+def test_finetuned_heads_are_refused_even_where_the_trainer_exists(monkeypatch):
+    """The real part has no fine-tuned scorer yet (`real_scores`), so a checkout that has the trainer
+    (`rm_theory.lm.train`) must still refuse heads=finetuned before the run, not stop inside it."""
+    import importlib.util
+
+    from rm_theory.config.ai_labels import RealSchema
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "rm_theory.lm.train" else find_spec(name, *a)
+    )
+    assert any(p.startswith("heads = 'finetuned'") for p in RealSchema(heads="finetuned").cross_checks())
+    assert RealSchema().cross_checks() == []

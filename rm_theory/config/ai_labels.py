@@ -9,7 +9,6 @@ formats (and a tiny random encoder) into the run folder instead.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from typing import Any, ClassVar
 
 from rm_theory.common.validate import spec
@@ -153,10 +152,12 @@ class RealSchema:
 
     def cross_checks(self) -> list[str]:
         out = []
-        if self.heads == "finetuned" and importlib.util.find_spec("rm_theory.lm.train") is None:
+        # refused whether or not rm_theory.lm.train exists: `studies.ai_labels.real_scores` does not call it
+        # yet, and the run would stop there, after its folder was made
+        if self.heads == "finetuned":
             out.append(
-                "heads = 'finetuned': needs the fine-tuning trainer rm_theory.lm.train (not in this checkout); "
-                "use heads=frozen"
+                "heads = 'finetuned': fine-tuned score models are not wired into the real part yet "
+                "(studies.ai_labels.real_scores); use heads=frozen"
             )
         missing = {"safer_instruct", "pku"} - set(self.datasets)
         if missing:
