@@ -19,6 +19,7 @@ nodes among the N, `Bg` groups of a minibatch); a digit adds to it (`L1` is L + 
     G   groups: trees, clusters, components, key/value heads (each shared by a group of query heads)
     H   hidden width (of a transformer or a sentence encoder)
     I   input features (of a layer)
+    J   annotators (the people, or judges, whose labels a data set holds)
     K   copies computed side by side: ensemble members, runs, tables, seeds, columns (of a block solve), probes
     L   depth: positions along a response, slots, levels (of a trie or a forest)
     M   unknowns (of a linear system: a grounded Laplacian's nodes, a posterior's coordinates)

@@ -74,6 +74,7 @@ def _claim(key: str, paper: str, line: float, size: tuple[str, ...], units: str 
 _SEEDS_OF = "seeds (worlds; a seed's {} averaged)"
 _REPLICATES = "replicates (independent prompt splits and training seeds; a replicate's held-out pairs averaged)"
 _HELD_OUT, _BOOTSTRAP = "held-out prompts (one seed; a prompt's pairs resampled together)", {"method": "bootstrap"}
+_PAIRED_WORLDS = "seeds (worlds; paired: the same world, query pairs and nested training pairs)"
 
 STUDIES: dict[str, Study] = {
     s.name: s
@@ -312,6 +313,76 @@ STUDIES: dict[str, Study] = {
             ),
         ),
         _study(
+            "ai_labels",
+            "ai_labels:AILabelsSchema",
+            ("part", "source", "budget"),  # before real_data, whose ("part",) it would match too
+            presets=("ai_labels", "ai_labels_self", "ai_labels_real"),
+            steps=(
+                Step(
+                    "ai_labels",
+                    "ai_labels",
+                    "Preference data built without annotators (AI judges, the Safer-Instruct pipeline) against human "
+                    "data at equal cost: gold accuracy and harmlessness against budget, the mixed-label IBN against "
+                    "the runs, the pipeline's ablations",
+                    "Safer-Instruct data gives a 94.7% harmless model against 86.3% with human data (Shi et al. 2024); "
+                    "GPT-4 agrees with humans 85%, humans with each other 81% (Zheng et al. 2023)",
+                    # 4 seeds (with 3 the t intervals of two claims straddle 0 by a hair), no learned judge (its
+                    # MLP compile alone is ~15 s), the theory grid's ends (bias × 0 and × 16)
+                    quick=(
+                        "seeds=4",
+                        "budgets=[16,64,256]",
+                        "sources=[human,ai,mixed,safer_instruct]",
+                        "theory.ai_shares=[0,0.5,1]",
+                        "theory.bias_scales=[0,16]",
+                        "theory.num_queries=256",
+                        "theory.draws=16",
+                        "num_queries=512",
+                        "judge.calibration_pairs=2048",
+                    ),
+                    claims=(
+                        _claim(
+                            "harmless_bon_safer_instruct_minus_human",
+                            "AI-built data gives a more harmless policy than human data: 94.7% vs 86.3% "
+                            "(Safer-Instruct, Shi et al. 2024): Best-of-N's gold harmlessness rate, Safer-Instruct − "
+                            "human data at equal cost > 0",
+                            0.0,
+                            ("seeds", "max_budget"),
+                        ),
+                        _claim(
+                            "harmless_safe_rlhf_safer_instruct_minus_human",
+                            "the same claim with Safe RLHF's exact optimum (E[ĉ] ≤ −1) as the policy: harmlessness "
+                            "rate, Safer-Instruct − human > 0",
+                            0.0,
+                            ("seeds", "max_budget"),
+                        ),
+                        _claim(
+                            "judge_minus_human_agreement",
+                            "GPT-4 agrees with humans more than humans agree with each other: 85% vs 81% (Zheng et "
+                            "al. 2023 §4.2): the calibrated, biased judge's agreement with an annotator minus two "
+                            "annotators' > 0",
+                            0.0,
+                            ("seeds", "heldout_pairs"),
+                        ),
+                    ),
+                ),
+                Step(
+                    "ai_labels_real",
+                    "ai_labels_real",
+                    "Real data: heads trained on Safer-Instruct's automatic pairs and on PKU-SafeRLHF's human pairs, "
+                    "each evaluated on both held-out splits; canned refusals counted and left out",
+                    "(Safer-Instruct's pairs stand in for human safety data; not measured in the paper on "
+                    "PKU-SafeRLHF)",
+                    needs_data=True,
+                    quick=(
+                        "real.datasets.safer_instruct.max_pairs=200",
+                        "real.datasets.pku.max_pairs=300",
+                        "real.n_boot=200",
+                        "real.train.steps=300",
+                    ),
+                ),
+            ),
+        ),
+        _study(
             "real_data",
             "real_data:RealDataSchema",
             ("part",),
@@ -522,6 +593,46 @@ STUDIES: dict[str, Study] = {
                             0.0,
                             ("replicates", "test_pairs_pku"),
                             _REPLICATES,
+            "multi_dim",
+            "multi_dim:MultiDimSchema",
+            ("protocol", "budget", "n_pairs", "acc_helpfulness"),
+            presets=("multi_dim", "multi_dim_armorm", "multi_dim_metric"),
+            steps=(
+                Step(
+                    "multi_dim",
+                    "multi_dim",
+                    "Multi-dimensional preferences: dual against single labels at equal annotation cost, the IBN per "
+                    "dimension, Safe RLHF per harm category",
+                    "PKU-SafeRLHF (arXiv 2406.15513) annotates helpfulness and harmlessness apart (dual preferences) "
+                    "as well as traded off in one label (single preferences); it states no equal-cost comparison of "
+                    "the two",
+                    quick=(
+                        "seeds=3",
+                        "budgets=[256,1024]",
+                        "protocols=[dual,single]",
+                        "train.steps=200",
+                        "num_queries=512",
+                        "ibn_pairs=128",
+                        "downstream.factors=[0.25,0.5,1.0]",
+                        "downstream.weights=[0.0,0.5,1.0]",
+                        "downstream.best_of_n=[4,16,64]",
+                    ),
+                    claims=(
+                        _claim(
+                            "acc_helpfulness_dual_minus_single",
+                            "PKU-SafeRLHF decouples helpfulness from harmlessness so each is learnt on its own (§1, "
+                            "§3; our reading): at equal annotation cost dual labels rank helpfulness better than "
+                            "single labels, held-out gold accuracy dual − single > 0",
+                            0.0,
+                            ("seeds", "heldout_pairs"),
+                            _PAIRED_WORLDS,
+                        ),
+                        _claim(
+                            "acc_harmlessness_dual_minus_single",
+                            "the same for harmlessness: held-out gold accuracy dual − single > 0",
+                            0.0,
+                            ("seeds", "heldout_pairs"),
+                            _PAIRED_WORLDS,
                         ),
                     ),
                 ),

@@ -31,8 +31,10 @@ NEEDS = {
     "downstream": (("best_of_n", "win_rates", "safe_rlhf"), 5),
     "real_data": (("real_data",), 3),
     "real_theory": (("real_theory", "real_design"), 3),
+    "ai_labels": (("ai_labels",), 5),
+    "multi_dim": (("multi_dim",), 3),
 }
-SLOW = {"reward_models", "downstream", "real_data", "real_theory"}
+SLOW = {"reward_models", "downstream", "real_data", "real_theory", "ai_labels", "multi_dim"}
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 from rm_theory.figures import (  # noqa: E402  (after the backend is chosen)
+    ai_labels,
     analyse_data,
     best_of_n,
     design,
     finetune_rm,
     ibn_scaling,
     ideal_learner,
+    multi_dim,
     real_data,
     real_design,
     real_theory,
@@ -29,6 +31,7 @@ from rm_theory.figures.common import save  # noqa: E402
 from rm_theory.figures.ibn import draw_ibn  # noqa: E402
 
 __all__ = [
+    "ai_labels",
     "analyse_data",
     "best_of_n",
     "design",
@@ -38,6 +41,7 @@ __all__ = [
     "finetune_rm",
     "ibn_scaling",
     "ideal_learner",
+    "multi_dim",
     "real_data",
     "real_design",
     "real_theory",

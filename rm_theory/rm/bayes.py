@@ -314,14 +314,15 @@ def bt_objective(
     prior: sp.spmatrix,
     B: sp.spmatrix,
     y_P: np.ndarray,
-    beta: float,
+    beta: float | np.ndarray,
     anchor_F: np.ndarray | None = None,
     c_P: np.ndarray | None = None,
 ) -> float:
     """Negative log posterior (up to a constant) of node values v under Bradley–Terry labels.
 
     `anchor_F` centres the prior on a draw instead of 0 and `c_P` weights the comparisons (bootstrap
-    counts): the objective of one randomised-prior ensemble member.
+    counts): the objective of one randomised-prior ensemble member. `beta` is one slope, or one per
+    comparison (`beta_P`: labels of several kinds, each with its own noise level, `rm.mixed_labels`).
     """
     z_P = beta * (B @ v_F)
     nll_P = -(y_P * special.log_expit(z_P) + (1 - y_P) * special.log_expit(-z_P))
@@ -349,7 +350,10 @@ def _newton_bt(prior, B, y_P, beta, solver, tol, max_steps, anchor_F=None, c_P=N
             raise RuntimeError(f"Newton did not converge in {max_steps} steps (decrement {decrement:.3g})")
         p_P = special.expit(beta * (B @ v))
         dv = v if anchor_F is None else v - anchor_F
-        grad = prior @ dv - beta * (B.T @ (c * (y_P - p_P)))
+        if np.ndim(beta) == 0:
+            grad = prior @ dv - beta * (B.T @ (c * (y_P - p_P)))
+        else:  # one slope per comparison
+            grad = prior @ dv - B.T @ (beta * c * (y_P - p_P))
         w_P = beta**2 * p_P * (1 - p_P)
         H = (prior + B.T @ sp.diags(c * w_P) @ B).tocsc()
         lin = None
@@ -377,12 +381,13 @@ def laplace_posterior(
     a_P: np.ndarray,
     b_P: np.ndarray,
     y_P: np.ndarray,
-    beta: float,
+    beta: float | np.ndarray,
     solver: str = "auto",
     tol: float = 1e-14,
     max_steps: int = 50,
 ) -> Posterior:
-    """Laplace posterior of Bradley–Terry labels y_p (1 = a preferred; soft labels allowed).
+    """Laplace posterior of Bradley–Terry labels y_p (1 = a preferred; soft labels allowed), of slope
+    `beta` (or one slope per comparison, `beta_P`).
 
     MAP by damped Newton on the convex negative log posterior (backtracking keeps every step a
     descent step); converged when the Newton decrement gᵀ H⁻¹ g / 2 falls below `tol`. The precision at
@@ -391,6 +396,10 @@ def laplace_posterior(
     prior = prior_precision(nodes)
     B = difference_matrix(nodes, a_P, b_P)
     y = np.asarray(y_P, dtype=np.float64)
+    if np.ndim(beta) != 0:
+        beta = np.asarray(beta, dtype=np.float64)
+        if beta.shape != y.shape or not (np.isfinite(beta).all() and (beta > 0).all()):
+            raise ValueError(f"beta per comparison must be {y.shape} finite positive slopes, got shape {beta.shape}")
     v, H, w_P, steps, lin = _newton_bt(prior, B, y, beta, solver, tol, max_steps)
     return Posterior(nodes, v, H, w_P, newton_steps=steps, method=solver, _solver=lin)
 
@@ -481,12 +490,13 @@ def fit(
     *,
     queries: Responses | None = None,
     likelihood: Literal["bradley_terry", "gaussian"] = "bradley_terry",
-    beta: float = 1.0,
+    beta: float | np.ndarray = 1.0,
     xi2: float | np.ndarray = 4.0,
     compress: bool = True,
     solver: str = "auto",
 ) -> ExactLearner:
-    """Fits the exact learner: `y_P` are BT labels (likelihood="bradley_terry") or observed gaps."""
+    """Fits the exact learner: `y_P` are BT labels (likelihood="bradley_terry", slope `beta`: one, or
+    one per comparison) or observed gaps."""
     P = len(a)
     items = Responses.concat([a, b] + ([queries] if queries is not None and len(queries) else []))
     nodes = prefix_nodes(space, items, compress)

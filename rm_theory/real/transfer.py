@@ -1,0 +1,140 @@
+"""Reward (and cost) scorers trained on one real data set and tested on the held-out splits of others:
+each test split's accuracy, with 95% percentile bootstrap intervals over its held-out prompts
+(`real.evaluation`), and every other scorer's paired difference against the split's own scorer on the
+same pairs (the AI-label study's real part: Safer-Instruct's automatic pairs against PKU-SafeRLHF's
+human pairs, `studies.ai_labels`).
+
+Legend: N items, P pairs, D feature width, K ensemble members.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from rm_theory.common.rng import str_hash
+from rm_theory.real.evaluation import Estimate, bootstrap_mean, cost_eval
+from rm_theory.real.features import FeatureConfig, Items, featurize, items_of
+from rm_theory.real.loaders import load, randomize_sides
+from rm_theory.real.safer_instruct import refusal_counts, refusal_mask
+from rm_theory.real.selection import DataSpec, cap_by_prompt, data_rng, dedupe, load_selection, test_mask
+from rm_theory.rm.metrics import pair_hits
+from rm_theory.world.records import PreferenceRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class RealSet:
+    """A real data set ready for training: records (sides randomised), items, features, split, and
+    which records' chosen response is a canned refusal (`real.safer_instruct.refusal_mask`)."""
+
+    name: str
+    records: list[PreferenceRecord]
+    items: Items
+    x_NxD: np.ndarray
+    test_P: np.ndarray
+    refusal_P: np.ndarray
+
+
+def prepare_sets(
+    specs: dict[str, DataSpec], encoder, fc: FeatureConfig, data_seed: int, test_frac: float
+) -> tuple[dict[str, RealSet], dict[str, dict[str, int]]]:
+    """Each data set of `specs` capped by whole prompts (`real.selection`), sides randomised, encoded and
+    split by prompt. `safer_instruct` (a Safer-Instruct folder, `real.safer_instruct`) is read whole once:
+    its refusal counts (returned beside the sets) need every row, the models a selection."""
+    everything, report = load("safer-instruct", specs["safer_instruct"].path)
+    counts = refusal_counts(everything)
+    log.info("%s; canned refusals chosen: %s", report.summary(), counts)
+    sets = {}
+    for name, spec in specs.items():
+        if name == "safer_instruct":
+            records = cap_by_prompt(dedupe(everything), spec.max_pairs, data_rng(name, data_seed))
+        else:
+            records, _ = load_selection(spec, data_seed)
+        records = randomize_sides(records, data_rng(name, data_seed + 1))
+        it = items_of(records)
+        sets[name] = RealSet(
+            name,
+            records,
+            it,
+            featurize(encoder, it, fc, progress=False),
+            test_mask(records, test_frac, data_seed),
+            refusal_mask(records),
+        )
+    return sets, counts
+
+
+# A trained model of one data set, by what it scores ("reward", "cost"): data set → `s_KxN` of its items.
+Scorers = dict[str, Callable[[RealSet], np.ndarray]]
+
+
+def cross_accuracy(
+    scorers: dict[str, Scorers],
+    tests: dict[str, tuple[RealSet, np.ndarray]],
+    own: dict[str, str],
+    seed: int,
+    n_boot: int,
+) -> tuple[list[dict], dict]:
+    """Every scorer (by the name of what it was trained on) on every test split (a data set and its pairs
+    to test): the reward's pair accuracy and, where it has a cost model, the accuracy of ranking the safer
+    response as less costly; then, on each split `test` of `own` (test → the scorer trained on its own
+    train split), each other scorer's accuracy minus the own scorer's, pair by pair. Intervals are
+    percentile bootstraps over held-out prompts (`n_boot` resamples), each from a generator named by
+    `seed` and its estimate's tags.
+
+    Returns rows (`train_set`, `test_set`, `metric`, `value`, `lo`, `hi`, `n`; a difference's
+    `train_set` is "<train>_minus_<own>") and summary keys `real_<metric>_<train>_on_<test>` (with
+    `_lo`, `_hi`, `_n`)."""
+    rng = lambda *tags: np.random.default_rng([seed, *(str_hash(t) for t in tags)])
+    rows, out, hits = [], {}, {}
+
+    def add(train: str, test: str, metric: str, est: Estimate) -> None:
+        rows.append(
+            {
+                "train_set": train,
+                "test_set": test,
+                "metric": metric,
+                "value": est.value,
+                "lo": est.lo,
+                "hi": est.hi,
+                "n": est.n,
+            }
+        )
+        key_ = f"real_{metric}_{train}_on_{test}"
+        out[key_], out[f"{key_}_lo"], out[f"{key_}_hi"], out[f"{key_}_n"] = est.value, est.lo, est.hi, est.n
+
+    for train, sc in scorers.items():
+        for test, (ds, m) in tests.items():
+            if not m.any():
+                continue
+            it = ds.items
+            r_N = sc["reward"](ds).mean(axis=0)
+            hit = pair_hits(r_N[it.a_P[m]] - r_N[it.b_P[m]], it.pref_P[m])
+            hits[(train, test)] = hit
+            add(train, test, "accuracy", bootstrap_mean(hit, it.group_P[m], rng(train, test), n_boot))
+            if "cost" in sc:
+                c = cost_eval(sc["cost"](ds), it, m, rng("cost", train, test), n_boot)
+                est = Estimate(
+                    c["cost_safer_accuracy"],
+                    c["cost_safer_accuracy_lo"],
+                    c["cost_safer_accuracy_hi"],
+                    int(c["cost_safer_accuracy_n"]),
+                )
+                add(train, test, "cost_safer_accuracy", est)
+    # paired: on each test split, another set's scorer against the split's own, the same pairs
+    for test, mine in own.items():
+        ds, m = tests[test]
+        for train in scorers:
+            if train != mine and (train, test) in hits:
+                d = hits[(train, test)] - hits[(mine, test)]
+                add(
+                    f"{train}_minus_{mine}",
+                    test,
+                    "accuracy_diff",
+                    bootstrap_mean(d, ds.items.group_P[m], rng("diff", train, test), n_boot),
+                )
+    return rows, out
