@@ -593,6 +593,12 @@ STUDIES: dict[str, Study] = {
                             0.0,
                             ("replicates", "test_pairs_pku"),
                             _REPLICATES,
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        _study(
             "multi_dim",
             "multi_dim:MultiDimSchema",
             ("protocol", "budget", "n_pairs", "acc_helpfulness"),
