@@ -1,14 +1,13 @@
-"""The one list of studies: each entry point's name, schema, run function, figures, aggregation kind
-and reproduction steps (README "Layout", "Adding a study").
+"""The one list of studies (README "Adding a study"): each entry point's name, schema, run function, figures, kind.
 
-Every other list is derived from `STUDIES`: the schemas Hydra registers (`config.SCHEMAS`), the kinds
-of results table that aggregation recognises (`runs.aggregate.KINDS`, named after the studies), the
-figures of a folder of runs (`figures.aggregate.figure_specs`, each study's own `figures` list) and the
-steps of `python -m experiments.reproduce` (`config.reproduce.ReproduceSchema.steps`, in this order).
+Every other list is derived from `STUDIES`: the schemas Hydra registers (`config.SCHEMAS`), the kinds of results
+table that aggregation recognises (`runs.aggregate.KINDS`, named after the studies), the figures of a folder of runs
+(`figures.aggregate.figure_specs`, each study's own `figures` list) and the steps of `python -m
+experiments.reproduce` (`config.reproduce.ReproduceSchema.steps`, in this order).
 
-The entries name code as "module:attribute" strings, resolved when used (`resolve`): this module
-imports no wing, so the wings above the library (config, runs, figures) and the studies on top may
-all read it while imports still run one way.
+The entries name code as "module:attribute" strings, resolved when used (`resolve`): this module imports no wing, so
+the wings above the library (config, runs, figures) and the studies on top may all read it while imports still run
+one way.
 """
 
 from __future__ import annotations
@@ -67,6 +66,21 @@ def _study(name: str, schema: str, columns: tuple[str, ...] | None, **kw) -> Stu
     return Study(name, f"rm_theory.config.{schema}", f"rm_theory.studies.{name}:run", figures, columns, **kw)
 
 
+def _rep_claim(key: str, paper: str, line: float, dataset: str = "pku") -> dict[str, Any]:
+    """A claim over replicates (independent prompt splits and training seeds) of a real data set."""
+    return _claim(key, paper, line, ("replicates", f"test_pairs_{dataset}"), _REPLICATES)
+
+
+def _held_out_claim(key: str, paper: str, line: float, dataset: str = "pku") -> dict[str, Any]:
+    """A claim over one run's held-out prompts of a real data set (a bootstrap over prompts)."""
+    return _claim(key, paper, line, (f"test_prompts_{dataset}", f"test_pairs_{dataset}"), _HELD_OUT) | _BOOTSTRAP
+
+
+def _args(overrides: str) -> tuple[str, ...]:
+    """Overrides as typed on the command line, separated by spaces."""
+    return tuple(overrides.split())
+
+
 def _claim(key: str, paper: str, line: float, size: tuple[str, ...], units: str | None = None) -> dict[str, Any]:
     return {"key": key, "paper": paper, "line": line, "size": list(size)} | ({"units": units} if units else {})
 
@@ -92,14 +106,10 @@ STUDIES: dict[str, Study] = {
                     "Table 2)",
                     "tree data reduces reward uncertainty by up to Θ(log n / log log n) vs chain data (polynomial F, "
                     "large label variance)",
-                    quick=(
-                        "seeds=3",
-                        "curve.n_values=[64,128,256,512,1024,2048,4096]",
-                        "map.n_values=[1024]",
-                        "map.geometry=[tree,metric]",
-                        "map.regime=[polynomial]",
-                        "map.temperature=[1.0]",
-                        "queries.num_pairs=128",
+                    quick=_args(
+                        "seeds=3 curve.n_values=[64,128,256,512,1024,2048,4096] map.n_values=[1024] "
+                        "map.geometry=[tree,metric] map.regime=[polynomial] map.temperature=[1.0] "
+                        "queries.num_pairs=128"
                     ),
                     claims=(
                         _claim(
@@ -277,13 +287,9 @@ STUDIES: dict[str, Study] = {
                     "neural family's gap to it",
                     "tree data generalises better (Thm 4.5); the paper could not separate the data's topology from "
                     "its learners",
-                    quick=(
-                        "seeds=3",
-                        "n_values=[256,1024,4096]",
-                        "budgets=[comparisons]",
-                        "families=[mlp,prefix,anchored]",
-                        "ensemble_sizes=[4,16,64]",
-                        "gp_n=256",
+                    quick=_args(
+                        "seeds=3 n_values=[256,1024,4096] budgets=[comparisons] families=[mlp,prefix,anchored] "
+                        "ensemble_sizes=[4,16,64] gp_n=256"
                     ),
                     claims=(
                         _claim(
@@ -328,16 +334,10 @@ STUDIES: dict[str, Study] = {
                     "GPT-4 agrees with humans 85%, humans with each other 81% (Zheng et al. 2023)",
                     # 4 seeds (with 3 the t intervals of two claims straddle 0 by a hair), no learned judge (its
                     # MLP compile alone is ~15 s), the theory grid's ends (bias × 0 and × 16)
-                    quick=(
-                        "seeds=4",
-                        "budgets=[16,64,256]",
-                        "sources=[human,ai,mixed,safer_instruct]",
-                        "theory.ai_shares=[0,0.5,1]",
-                        "theory.bias_scales=[0,16]",
-                        "theory.num_queries=256",
-                        "theory.draws=16",
-                        "num_queries=512",
-                        "judge.calibration_pairs=2048",
+                    quick=_args(
+                        "seeds=4 budgets=[16,64,256] sources=[human,ai,mixed,safer_instruct] "
+                        "theory.ai_shares=[0,0.5,1] theory.bias_scales=[0,16] theory.num_queries=256 theory.draws=16 "
+                        "num_queries=512 judge.calibration_pairs=2048"
                     ),
                     claims=(
                         _claim(
@@ -373,11 +373,9 @@ STUDIES: dict[str, Study] = {
                     "(Safer-Instruct's pairs stand in for human safety data; not measured in the paper on "
                     "PKU-SafeRLHF)",
                     needs_data=True,
-                    quick=(
-                        "real.datasets.safer_instruct.max_pairs=200",
-                        "real.datasets.pku.max_pairs=300",
-                        "real.n_boot=200",
-                        "real.train.steps=300",
+                    quick=_args(
+                        "real.datasets.safer_instruct.max_pairs=200 real.datasets.pku.max_pairs=300 real.n_boot=200 "
+                        "real.train.steps=300"
                     ),
                 ),
             ),
@@ -395,14 +393,10 @@ STUDIES: dict[str, Study] = {
                     "baselines",
                     "(paper: HH-RLHF, GSM-8K, DialogSum with PPO and a GPT-4 judge; not reproducible offline)",
                     needs_data=True,
-                    quick=(
-                        "datasets.hh.max_pairs=200",
-                        "datasets.pku.max_pairs=300",
-                        "datasets.gsm8k.max_pairs=300",
-                        "accuracy.transfer_from=[pku]",
-                        "accuracy.transfer_to=[pandalm]",
-                        "datasets.pandalm.max_pairs=150",
-                        "n_boot=200",
+                    quick=_args(
+                        "datasets.hh.max_pairs=200 datasets.pku.max_pairs=300 datasets.gsm8k.max_pairs=300 "
+                        "accuracy.transfer_from=[pku] accuracy.transfer_to=[pandalm] datasets.pandalm.max_pairs=150 "
+                        "n_boot=200"
                     ),
                 ),
                 Step(
@@ -419,11 +413,9 @@ STUDIES: dict[str, Study] = {
                     "Chain-like vs tree-like choice of comparisons on GSM8K solutions and the PKU subset",
                     "tree-structured comparisons generalise better (§5)",
                     needs_data=True,
-                    quick=(
-                        "datasets.pku.max_pairs=300",
-                        "datasets.gsm8k.max_pairs=300",
-                        "topology.budgets=[100,200]",
-                        "topology.seeds=1",
+                    quick=_args(
+                        "datasets.pku.max_pairs=300 datasets.gsm8k.max_pairs=300 topology.budgets=[100,200] "
+                        "topology.seeds=1"
                     ),
                 ),
             ),
@@ -437,61 +429,42 @@ STUDIES: dict[str, Study] = {
                 Step(
                     "finetune_rm",
                     "finetune_paper",
-                    "A pretrained transformer fine-tuned as the reward model: held-out accuracy on PKU-SafeRLHF and "
-                    "Safer-Instruct, beside frozen-feature heads and bag of words on the same pairs",
+                    "A pretrained transformer fine-tuned as reward model, beside frozen-feature heads and bag of words",
                     "(not measured in the paper, whose reward models were judged through PPO; OpenAssistant's "
                     "deberta-v3-large reward model is reported at 0.63 on PKU 'safer' and 0.59 on HH harmless)",
                     needs_data=True,
                     # finetune_quick's overrides: the top 2 layers and the head on the PKU pairs of the
                     # real_accuracy step's selection (their frozen features are in its feature cache)
-                    quick=(
-                        "in_domain=[pku]",
-                        "datasets.pku.max_pairs=300",
-                        "test_frac=0.2",
-                        "val_frac=0.0",
-                        "model.max_len=128",
-                        "train.mode=top_k",
-                        "train.top_layers=2",
-                        "train.buckets=2",
-                        "train.eval_every=0",
-                        "train.max_train_pairs=0",
-                        "baselines.train.steps=300",
+                    quick=_args(
+                        "in_domain=[pku] datasets.pku.max_pairs=300 test_frac=0.2 val_frac=0.0 model.max_len=128 "
+                        "train.mode=top_k train.top_layers=2 train.buckets=2 train.eval_every=0 "
+                        "train.max_train_pairs=0 baselines.train.steps=300"
                     ),
                     claims=(
-                        _claim(
+                        _held_out_claim(
                             "test_accuracy_pku",
                             "a reward model fine-tuned from a pretrained transformer ranks held-out PKU-SafeRLHF "
                             "pairs above chance: accuracy > 0.5",
                             0.5,
-                            ("test_prompts_pku", "test_pairs_pku"),
-                            _HELD_OUT,
-                        )
-                        | _BOOTSTRAP,
-                        _claim(
+                        ),
+                        _held_out_claim(
                             "test_accuracy_safer_instruct",
                             "the same on held-out Safer-Instruct pairs: accuracy > 0.5",
                             0.5,
-                            ("test_prompts_safer_instruct", "test_pairs_safer_instruct"),
-                            _HELD_OUT,
-                        )
-                        | _BOOTSTRAP,
-                        _claim(
+                            "safer_instruct",
+                        ),
+                        _held_out_claim(
                             "finetuned_minus_frozen_pku",
                             "fine-tuning the encoder beats heads on its frozen features (same held-out PKU pairs): "
                             "difference > 0",
                             0.0,
-                            ("test_prompts_pku", "test_pairs_pku"),
-                            _HELD_OUT,
-                        )
-                        | _BOOTSTRAP,
-                        _claim(
+                        ),
+                        _held_out_claim(
                             "finetuned_minus_frozen_safer_instruct",
                             "the same on Safer-Instruct: difference > 0",
                             0.0,
-                            ("test_prompts_safer_instruct", "test_pairs_safer_instruct"),
-                            _HELD_OUT,
-                        )
-                        | _BOOTSTRAP,
+                            "safer_instruct",
+                        ),
                     ),
                 ),
             ),
@@ -505,41 +478,28 @@ STUDIES: dict[str, Study] = {
                 Step(
                     "real_theory",
                     "real_theory",
-                    "The IBN of a fine-tuned reward model: does it predict the ensemble's variance and the "
-                    "model's errors on held-out real pairs?",
+                    "The IBN of a fine-tuned reward model against its ensemble's variance and its real errors",
                     "(not measured in the paper, which names finding a real model's IBN as future work)",
                     needs_data=True,
-                    quick=(
-                        "in_domain=[pku]",
-                        "datasets.pku.max_pairs=600",
-                        "test_frac=0.3",
-                        "model.max_len=96",
-                        "train.max_train_pairs=250",
-                        "train.top_layers=1",
+                    quick=_args(
+                        "in_domain=[pku] datasets.pku.max_pairs=600 test_frac=0.3 model.max_len=96 "
+                        "train.max_train_pairs=250 train.top_layers=1"
                     ),
                     claims=(
-                        _claim(
+                        _rep_claim(
                             "auroc_pwrong_ibn_hidden_pku",
-                            "the trained model's IBN predicts which held-out PKU pairs it gets wrong (AUROC of "
-                            "the posterior's probability of a wrong sign) > 0.5",
+                            "the trained model's IBN predicts its errors on held-out PKU pairs: AUROC > 0.5",
                             0.5,
-                            ("replicates", "test_pairs_pku"),
-                            _REPLICATES,
                         ),
-                        _claim(
+                        _rep_claim(
                             "spearman_ibn_hidden_pku",
                             "its inference distance tracks the ensemble's variance per pair: Spearman > 0",
                             0.0,
-                            ("replicates", "test_pairs_pku"),
-                            _REPLICATES,
                         ),
-                        _claim(
+                        _rep_claim(
                             "auroc_pwrong_ibn_hidden_minus_ibn_frozen_pku",
-                            "the trained model's IBN predicts errors better than the frozen encoder's "
-                            "(paired AUROC difference) > 0",
+                            "it predicts errors better than the frozen encoder's IBN: paired AUROC difference > 0",
                             0.0,
-                            ("replicates", "test_pairs_pku"),
-                            _REPLICATES,
                         ),
                     ),
                 ),
@@ -554,45 +514,29 @@ STUDIES: dict[str, Study] = {
                 Step(
                     "real_design",
                     "real_design",
-                    "Which real pairs to label: IBN A-optimal design against random, ensemble disagreement, "
-                    "Fisher D-optimal, same-prompt and one-pair-per-prompt, on human labels",
-                    "active preference learning reports 33–68% fewer labels (BAL-PM); the paper: tree-like "
-                    "data beats chain-like (§5)",
+                    "Which real pairs to label: the IBN's design, random, disagreement, Fisher, prompt structure",
+                    "active preference learning reports 33–68% fewer labels (BAL-PM); the paper: tree beats chain (§5)",
                     needs_data=True,
-                    quick=(
-                        "in_domain=[pku]",
-                        "datasets.pku.max_pairs=700",
-                        "test_frac=0.3",
-                        "model.max_len=96",
-                        "train.max_train_pairs=400",
-                        "train.top_layers=1",
-                        "active.init_pairs=32",
-                        "active.batch=32",
-                        "active.budget=192",
+                    quick=_args(
+                        "in_domain=[pku] datasets.pku.max_pairs=700 test_frac=0.3 model.max_len=96 "
+                        "train.max_train_pairs=400 train.top_layers=1 active.init_pairs=32 active.batch=32 "
+                        "active.budget=192"
                     ),
                     claims=(
-                        _claim(
+                        _rep_claim(
                             "accuracy_ibn_minus_random_pku",
-                            "labels chosen by the IBN's A-optimal design beat random labels at equal budget "
-                            "(held-out PKU accuracy difference) > 0",
+                            "the IBN's A-optimal labels beat random ones at equal budget: accuracy difference > 0",
                             0.0,
-                            ("replicates", "test_pairs_pku"),
-                            _REPLICATES,
                         ),
-                        _claim(
+                        _rep_claim(
                             "labels_saved_ibn_pku",
                             "the IBN design reaches random's final accuracy with fewer labels: share saved > 0",
                             0.0,
-                            ("replicates", "test_pairs_pku"),
-                            _REPLICATES,
                         ),
-                        _claim(
+                        _rep_claim(
                             "accuracy_same_prompt_minus_one_per_prompt_pku",
-                            "tree-like labels (whole prompts) beat chain-like (one pair per prompt) at equal "
-                            "budget > 0",
+                            "tree-like labels (whole prompts) beat chain-like (one pair per prompt) at equal budget",
                             0.0,
-                            ("replicates", "test_pairs_pku"),
-                            _REPLICATES,
                         ),
                     ),
                 ),
@@ -612,16 +556,10 @@ STUDIES: dict[str, Study] = {
                     "PKU-SafeRLHF (arXiv 2406.15513) annotates helpfulness and harmlessness apart (dual preferences) "
                     "as well as traded off in one label (single preferences); it states no equal-cost comparison of "
                     "the two",
-                    quick=(
-                        "seeds=3",
-                        "budgets=[256,1024]",
-                        "protocols=[dual,single]",
-                        "train.steps=200",
-                        "num_queries=512",
-                        "ibn_pairs=128",
-                        "downstream.factors=[0.25,0.5,1.0]",
-                        "downstream.weights=[0.0,0.5,1.0]",
-                        "downstream.best_of_n=[4,16,64]",
+                    quick=_args(
+                        "seeds=3 budgets=[256,1024] protocols=[dual,single] train.steps=200 num_queries=512 "
+                        "ibn_pairs=128 downstream.factors=[0.25,0.5,1.0] downstream.weights=[0.0,0.5,1.0] "
+                        "downstream.best_of_n=[4,16,64]"
                     ),
                     claims=(
                         _claim(

@@ -4,6 +4,7 @@ import threading
 import time
 from pathlib import Path
 
+from rm_theory.registry import steps
 from rm_theory.studies import reproduce
 from tests.helpers import compose_config, run_smoke
 
@@ -40,6 +41,8 @@ def test_a_failed_step_is_listed_not_fatal(tmp_path):
 
 
 def test_steps_run_two_at_a_time_and_the_real_data_steps_one_after_another(tmp_path, monkeypatch):
+    DATA_STEPS = [name for name, (_, step) in steps().items() if step.needs_data]  # noqa: N806
+    assert {"real_accuracy", "finetune_rm", "real_theory", "real_design"} <= set(DATA_STEPS)
     lock, running, peak, started = threading.Lock(), set(), [0], []
 
     def fake_step(name, cmd, run_dir, timeout_s, fingerprint="", env=None):
@@ -48,7 +51,7 @@ def test_steps_run_two_at_a_time_and_the_real_data_steps_one_after_another(tmp_p
             running.add(name)
             started.append(name)
             peak[0] = max(peak[0], len(running))
-            real = [n for n in running if n.startswith("real_")]
+            real = [n for n in running if n in DATA_STEPS]
         assert len(real) <= 1, f"real-data steps overlap: {real}"
         time.sleep(0.2)
         with lock:
@@ -62,7 +65,7 @@ def test_steps_run_two_at_a_time_and_the_real_data_steps_one_after_another(tmp_p
     out = tmp_path / "rep"
     summary = run_smoke("reproduce", reproduce.run, out, ["jobs=2"])
     assert summary["steps_ok"] == summary["steps"] == len(started) and peak[0] == 2
-    assert [n for n in started if n.startswith("real_")] == ["real_accuracy", "real_ibn", "real_topology"]
+    assert [n for n in started if n in DATA_STEPS] == DATA_STEPS
     cfg = compose_config("reproduce", ["debug=smoke"])
     table = [line.split("]")[0][3:] for line in (out / "report.md").read_text().splitlines() if line.startswith("| [")]
     assert table == list(cfg.steps)  # the config's order
