@@ -36,13 +36,12 @@ import pandas as pd
 from rm_theory.common.stats import mean_ci
 from rm_theory.config.real_theory import RealDesignSchema, make_active
 from rm_theory.figures import real_design as plots
-from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.real.active import labels_to_reach, run_recipe
 from rm_theory.real.features import featurize, item_embeddings
 from rm_theory.real.model_ibn import head_gradients, unit_rows
 from rm_theory.runs import RunLog
-from rm_theory.studies.finetune_rm import Study, from_json, item_tokens, train_model
-from rm_theory.studies.real_theory import replicate_config
+from rm_theory.studies.finetune_rm import Study, item_tokens, train_model
+from rm_theory.studies.real_theory import replicate_config, run_replicated
 
 log = logging.getLogger(__name__)
 
@@ -145,24 +144,5 @@ def summarize(df: pd.DataFrame, cfg: RealDesignSchema) -> dict:
 
 def run(cfg: RealDesignSchema, runlog: RunLog) -> dict:
     t0 = time.perf_counter()
-    logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
-    done = {r["unit"]: from_json(r) for r in runlog.rows() if r.get("kind") == "unit"}
-    rows, info = [], {}
-    for name in cfg.in_domain:
-        for i in range(cfg.replicates):
-            key = f"{name}:{i}"
-            if key in done:
-                log.info("unit %s: done in an earlier run of this folder, reused", key)
-                out = done[key]
-            else:
-                out = run_unit(cfg, name, i, runlog)
-                runlog.metric(out)
-            rows += out["rows"]
-            info |= {f"{k}_{name}_{i}": v for k, v in out["info"].items()}
-    df = pd.DataFrame(rows)
-    df.to_csv(runlog.dir / "results.csv", index=False)
-    if not len(df) or not np.isfinite(df["accuracy"]).any():
-        raise ValueError("no held-out pair was scored (check the data sets and test_frac)")
-    if cfg.figures:
-        save_figures(plots.figures(RunTables(df, {}, cfg)), runlog.dir / "figures")
+    df, info = run_replicated(cfg, runlog, run_unit, plots.figures)
     return summarize(df, cfg) | {"recipes": list(cfg.active.recipes), "total_s": time.perf_counter() - t0} | info

@@ -138,8 +138,10 @@ def summarize(df: pd.DataFrame, cfg: RealTheorySchema) -> dict:
     return out
 
 
-def run(cfg: RealTheorySchema, runlog: RunLog) -> dict:
-    t0 = time.perf_counter()
+def run_replicated(cfg, runlog: RunLog, unit, figures) -> tuple[pd.DataFrame, dict]:
+    """Every (set, replicate) unit in order, a unit finished in an earlier run of this folder reused
+    (its row in metrics.jsonl); writes results.csv and the figures. Returns the rows and each unit's
+    info keyed `<k>_<set>_<replicate>`. Shared with `studies.real_design`."""
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
     done = {r["unit"]: from_json(r) for r in runlog.rows() if r.get("kind") == "unit"}
     rows, info = [], {}
@@ -150,7 +152,7 @@ def run(cfg: RealTheorySchema, runlog: RunLog) -> dict:
                 log.info("unit %s: done in an earlier run of this folder, reused", key)
                 out = done[key]
             else:
-                out = run_unit(cfg, name, i, runlog)
+                out = unit(cfg, name, i, runlog)
                 runlog.metric(out)
             rows += out["rows"]
             info |= {f"{k}_{name}_{i}": v for k, v in out["info"].items()}
@@ -159,5 +161,11 @@ def run(cfg: RealTheorySchema, runlog: RunLog) -> dict:
     if not len(df) or not np.isfinite(df["accuracy"]).any():
         raise ValueError("no held-out pair was scored (check the data sets and test_frac)")
     if cfg.figures:
-        save_figures(plots.figures(RunTables(df, {}, cfg)), runlog.dir / "figures")
+        save_figures(figures(RunTables(df, {}, cfg)), runlog.dir / "figures")
+    return df, info
+
+
+def run(cfg: RealTheorySchema, runlog: RunLog) -> dict:
+    t0 = time.perf_counter()
+    df, info = run_replicated(cfg, runlog, run_unit, plots.figures)
     return summarize(df, cfg) | {"predictors": list(PREDICTORS), "total_s": time.perf_counter() - t0} | info
