@@ -116,6 +116,8 @@ def summarize(df: pd.DataFrame, cfg: RealTheorySchema) -> dict:
         out |= {f"test_accuracy_{name}": m, f"test_accuracy_{name}_ci": [m - h, m + h]}
         out[f"test_pairs_{name}"] = int(first["test_pairs"].mean())
         out[f"errors_{name}"] = int(first["errors"].sum())
+        # an AUROC needs an error: a replicate without one gives none (Safer-Instruct's refusals)
+        out[f"replicates_with_errors_{name}"] = int((first["errors"] > 0).sum())
         for pname, gp in g.groupby("predictor", sort=False):
             for col in ("spearman", "auroc", "auroc_pwrong"):
                 v = gp.sort_values("replicate")[col].to_numpy(float)
