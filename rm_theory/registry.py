@@ -529,8 +529,8 @@ STUDIES: dict[str, Study] = {
                             0.0,
                         ),
                         _rep_claim(
-                            "labels_saved_ibn_pku",
-                            "the IBN design reaches random's final accuracy with fewer labels: share saved > 0",
+                            "labels_saved_ibn_minus_random_pku",
+                            "the IBN design reaches random's final accuracy with fewer labels than random itself: > 0",
                             0.0,
                         ),
                         _rep_claim(
