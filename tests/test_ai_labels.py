@@ -85,7 +85,7 @@ def test_a_rerun_resumes_its_finished_units(smoke, monkeypatch, tmp_path):
     "override,key",
     [
         ("space.geometry=metric", "space.geometry"),
-        ("real.heads=finetuned", "real.heads"),
+        ("real.heads=tuned", "real.heads"),
         ("judge.judge_agreement=1.2", "judge.judge_agreement"),
         ("sources=[martians]", "sources[0]"),
         ("pipeline.induction=psychic", "pipeline.induction"),
@@ -117,16 +117,21 @@ def test_labels_carry_their_ibn_edge(smoke):
     assert dataclasses.is_dataclass(hu)
 
 
-def test_finetuned_heads_are_refused_even_where_the_trainer_exists(monkeypatch):
-    """The real part has no fine-tuned scorer yet (`real_scores`), so a checkout that has the trainer
-    (`rm_theory.lm.train`) must still refuse heads=finetuned before the run, not stop inside it."""
-    import importlib.util
+def test_the_real_part_with_fine_tuned_score_models(tmp_path):
+    """heads=finetuned: reward and cost score models fine-tuned end to end on each set's text pairs (the
+    fixture's tiny BERT), every scorer on every test split with intervals, as with frozen heads."""
+    s = run_smoke("ai_labels", ai_labels.run, tmp_path / "ft", ["parts=[real]", "real.heads=finetuned"])
+    assert s["status"] == "ok" and s["real_heads"] == "finetuned"
+    for train in ("safer_instruct", "pku"):
+        for test in ("safer_instruct", "pku"):
+            v, lo, hi = (s[f"real_accuracy_{train}_on_{test}{x}"] for x in ("", "_lo", "_hi"))
+            assert lo <= v <= hi and s[f"real_accuracy_{train}_on_{test}_n"] > 0
+    assert "real_cost_safer_accuracy_pku_on_pku" in s  # PKU's pairs carry safer labels: a cost model too
 
-    from rm_theory.config.ai_labels import RealSchema
 
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: object() if name == "rm_theory.lm.train" else find_spec(name, *a)
-    )
-    assert any(p.startswith("heads = 'finetuned'") for p in RealSchema(heads="finetuned").cross_checks())
-    assert RealSchema().cross_checks() == []
+def test_a_bad_score_model_folder_is_named_before_any_work(tmp_path):
+    (tmp_path / "model").mkdir()
+    over = ["parts=[real]", "real.heads=finetuned", f"real.lm.path={tmp_path / 'model'}"]
+    with pytest.raises(ConfigError, match=r"real\.lm\.path = .*config.json"):
+        run_smoke("ai_labels", ai_labels.run, tmp_path / "bad", over)
+    assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == ["summary.json"]

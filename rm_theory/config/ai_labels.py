@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from rm_theory.common.validate import spec
 from rm_theory.config.common import LabelSchema, ModelSchema, SeededRunSchema, SpaceSchema, TrainSchema
+from rm_theory.config.finetune_rm import FinetuneSchema, LMSchema, model_problems
 from rm_theory.config.real_data import DataSetSchema, FeatureSchema
 from rm_theory.policy.safer_instruct import EXPERTS, INDUCTION, PREFERENCE_LABELS, REJECTED
 from rm_theory.world.judges import BIAS_FEATURES
@@ -138,8 +139,8 @@ class RealSchema:
     """Reward and cost models trained on Safer-Instruct's automatic pairs and PKU-SafeRLHF's human
     pairs, each evaluated on both held-out splits (split by prompt)."""
 
-    # frozen: heads on frozen MiniLM features (`real.heads`); finetuned: the fine-tuned score models
-    # of `rm_theory.lm.train`, plugged in at `studies.ai_labels.real_scores` once that trainer exists
+    # frozen: heads on frozen MiniLM features (`real.heads`, `model`, `train`); finetuned: score models
+    # fine-tuned end to end (`real.transfer.finetuned_scorers`, `lm`, `finetune`)
     heads: str = spec("frozen", choices=("frozen", "finetuned"))
     fixture: bool = False
     data_seed: int = spec(0, ge=0)
@@ -149,16 +150,17 @@ class RealSchema:
     features: FeatureSchema = dataclasses.field(default_factory=FeatureSchema)
     model: ModelSchema = dataclasses.field(default_factory=lambda: ModelSchema(family="mlp", hidden=[128]))
     train: TrainSchema = dataclasses.field(default_factory=_head_train)
+    lm: LMSchema = dataclasses.field(default_factory=lambda: LMSchema(max_len=128))
+    finetune: FinetuneSchema = dataclasses.field(
+        default_factory=lambda: FinetuneSchema(
+            mode="top_k", top_layers=2, ensemble_size=4, bootstrap=True, lr=2e-4, batch_size=8
+        )
+    )
 
     def cross_checks(self) -> list[str]:
         out = []
-        # refused whether or not rm_theory.lm.train exists: `studies.ai_labels.real_scores` does not call it
-        # yet, and the run would stop there, after its folder was made
-        if self.heads == "finetuned":
-            out.append(
-                "heads = 'finetuned': fine-tuned score models are not wired into the real part yet "
-                "(studies.ai_labels.real_scores); use heads=frozen"
-            )
+        if self.heads == "finetuned" and not (self.fixture and not self.lm.path):
+            out += model_problems("lm.path", self.lm.path)
         missing = {"safer_instruct", "pku"} - set(self.datasets)
         if missing:
             out.append(f"datasets: needs entries {sorted(missing)}")
@@ -241,4 +243,8 @@ class AILabelsSchema(SeededRunSchema):
         "real.train.warmup_steps": 2,
         "real.train.batch_size": 16,
         "real.model.hidden": [8],
+        "real.lm.max_len": 48,
+        "real.finetune.top_layers": 1,
+        "real.finetune.ensemble_size": 2,
+        "real.finetune.lr": 1e-3,
     }

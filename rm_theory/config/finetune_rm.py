@@ -153,15 +153,7 @@ class FinetuneRMSchema(RunSchema):
         # model.path writes its own tiny model).
         if self.fixture and not self.model.path:
             return []
-        from rm_theory.lm import CheckpointError, parse_config
-        from rm_theory.lm.config import read_config
-
-        try:
-            folder = model_folder(self.model.path)
-            parse_config(read_config(folder), folder / "config.json")
-        except (CheckpointError, ValueError) as err:
-            return [f"model.path = {self.model.path!r}: {err}"]
-        return []
+        return model_problems("model.path", self.model.path)
 
     # a rerun into the folder reuses the finished units (metrics.jsonl) and resumes the model it was
     # training (checkpoints/)
@@ -196,6 +188,20 @@ class FinetuneRMSchema(RunSchema):
         "baselines.features.max_len": 32,
         "baselines.bow_dim": 4096,
     }
+
+
+def model_problems(key: str, path: str) -> list[str]:
+    """The errors of the model folder `path` names (no config.json, an architecture not supported), as
+    "<key> = ...: ..." lines, for a schema's `cross_checks`."""
+    from rm_theory.lm import CheckpointError, parse_config
+    from rm_theory.lm.config import read_config
+
+    try:
+        folder = model_folder(path)
+        parse_config(read_config(folder), folder / "config.json")
+    except (CheckpointError, ValueError) as err:
+        return [f"{key} = {path!r}: {err}"]
+    return []
 
 
 def model_folder(path: str):

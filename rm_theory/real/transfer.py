@@ -4,6 +4,9 @@ each test split's accuracy, with 95% percentile bootstrap intervals over its hel
 same pairs (the AI-label study's real part: Safer-Instruct's automatic pairs against PKU-SafeRLHF's
 human pairs, `studies.ai_labels`).
 
+`finetuned_scorers` makes the same scorers from a fine-tuned score model (`rm_theory.lm`) instead of
+heads on frozen features.
+
 Legend: N items, P pairs, D feature width, K ensemble members.
 """
 
@@ -13,9 +16,12 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
+import jax
 import numpy as np
 
 from rm_theory.common.rng import str_hash
+from rm_theory.lm import finetune, load_score_model
+from rm_theory.real import tokens
 from rm_theory.real.evaluation import Estimate, bootstrap_mean, cost_eval
 from rm_theory.real.features import FeatureConfig, Items, featurize, items_of
 from rm_theory.real.loaders import load, randomize_sides
@@ -70,6 +76,46 @@ def prepare_sets(
 
 # A trained model of one data set, by what it scores ("reward", "cost"): data set → `s_KxN` of its items.
 Scorers = dict[str, Callable[[RealSet], np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class LMSettings:
+    """A score model fine-tuned on a data set's text pairs (`finetuned_scorers`): the Hugging Face
+    folder, its pooling ("" for the folder's), the window in tokens and what becomes of longer pairs,
+    the prompt's characters kept, and the batch of texts when scoring."""
+
+    folder: str
+    pooling: str = ""
+    max_len: int = 128
+    length_rule: str = "truncate"
+    prompt_chars: int = 400
+    batch_size: int = 32
+
+
+def finetuned_scorers(lm: LMSettings, train: RealSet, train_P: np.ndarray, cfg, key) -> Scorers:
+    """Reward (and, where every training pair has a safer label, Safe RLHF cost) score models fine-tuned
+    from `lm.folder` on the pairs `train_P` of `train` (`rm_theory.lm.finetune` with the settings `cfg`,
+    an `lm.FinetuneConfig`); each scores a data set's items as text pairs, cut to the window."""
+    it = train.items
+    objectives = ["reward"] + (["cost"] if np.isfinite(it.safer_P[train_P]).all() else [])
+    out: Scorers = {}
+    for j, objective in enumerate(objectives):
+        model = load_score_model(lm.folder, pooling=lm.pooling or None)
+        L = min(lm.max_len, model.max_len)
+        ids, types, plen_N = tokens.encode_items(model.tokenizer, it, lm.prompt_chars)
+        pairs, counts = tokens.training_pairs(ids, types, plen_N, it, train_P, objective, L, lm.length_rule, train.name)
+        log.info("%s %s: %s", train.name, objective, counts)
+        res, _ = finetune(
+            model, pairs, dataclasses.replace(cfg, objective=objective), jax.random.fold_in(key, j), progress=False
+        )
+
+        def score(ds: RealSet, res=res, model=model, L=L) -> np.ndarray:
+            d_ids, d_types, d_plen = tokens.encode_items(model.tokenizer, ds.items, lm.prompt_chars)
+            w_ids, w_types, _, _ = tokens.windowed(d_ids, d_types, d_plen, np.arange(ds.items.n), L)
+            return res.scores(w_ids, w_types, batch_size=lm.batch_size)
+
+        out[objective] = score
+    return out
 
 
 def cross_accuracy(

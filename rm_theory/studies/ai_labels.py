@@ -51,6 +51,7 @@ from rm_theory.common.rng import str_hash
 from rm_theory.common.stats import holm_claims, mean_ci
 from rm_theory.config.ai_labels import AILabelsSchema, RealSchema
 from rm_theory.config.common import build, make_labels, make_model, make_space, make_train
+from rm_theory.config.finetune_rm import make_finetune, model_folder
 from rm_theory.figures import ai_labels as figs
 from rm_theory.figures.common import RunTables, save_figures
 from rm_theory.ibn import mixed_labels as mixed
@@ -85,7 +86,7 @@ from rm_theory.real.features import FeatureConfig
 from rm_theory.real.fixtures import write_fixture
 from rm_theory.real.heads import feature_model, train_heads
 from rm_theory.real.selection import DataSpec
-from rm_theory.real.transfer import RealSet, Scorers, cross_accuracy, prepare_sets
+from rm_theory.real.transfer import LMSettings, RealSet, Scorers, cross_accuracy, finetuned_scorers, prepare_sets
 from rm_theory.rm import judges as learned_judges
 from rm_theory.rm import mixed_labels as models
 from rm_theory.rm.bayes import gold_accuracy
@@ -447,24 +448,22 @@ def summarize(cfg: AILabelsSchema, df: pd.DataFrame) -> dict:
 # ---------------------------------------------------------------------------- real data
 
 
-def real_scores(rc: RealSchema, train: RealSet, train_P: np.ndarray, key: jax.Array) -> Scorers:
+def real_scores(rc: RealSchema, train: RealSet, train_P: np.ndarray, key: jax.Array, lm: LMSettings) -> Scorers:
     """Reward (and cost) scorers trained on the pairs `train_P` of `train`: name → (data set →
-    `s_KxN` of its items). The seam of `real.heads`: "frozen" trains heads on frozen encoder features
-    (`real.heads.train_heads`); fine-tuned score models (`rm_theory.lm.train`) plug in here, scoring
-    a data set's texts instead of its features."""
-    if rc.heads != "frozen":
-        raise NotImplementedError(
-            f"real.heads = {rc.heads!r}: fine-tuned score models are not wired in yet; use frozen"
-        )
+    `s_KxN` of its items). "frozen": heads on frozen encoder features (`real.heads.train_heads`);
+    "finetuned": score models fine-tuned end to end on the text pairs (`real.transfer.finetuned_scorers`),
+    scoring a data set's texts instead of its features."""
+    if rc.heads == "finetuned":
+        return finetuned_scorers(lm, train, train_P, make_finetune(rc.finetune, "reward"), key)
     mc = feature_model(rc.model.hidden, train.x_NxD.shape[1])
     heads = train_heads(train.x_NxD, train.items, train_P, mc, make_train(rc.train), key, cost=True)
     return {name: (lambda ds, ens=ens: ens.score(ds.x_NxD)) for name, ens in heads.items()}
 
 
-def _real_sets(cfg: AILabelsSchema, out_dir: Path) -> tuple[dict[str, RealSet], dict]:
+def _real_sets(cfg: AILabelsSchema, out_dir: Path) -> tuple[dict[str, RealSet], dict, LMSettings]:
     """Safer-Instruct's and PKU-SafeRLHF's pairs ready for training (`real.transfer.prepare_sets`), with
-    the refusal counts of every Safer-Instruct row. The paths are set and present (`AILabelsSchema.inputs`,
-    checked before the run), or the fixture's."""
+    the refusal counts of every Safer-Instruct row, and the score model to fine-tune (heads=finetuned).
+    The paths are set and present (`AILabelsSchema.inputs`, checked before the run), or the fixture's."""
     rc = cfg.real
     paths = {k: v.path for k, v in rc.datasets.items()}
     encoder_dir, cache_dir, max_len = rc.features.encoder_dir or None, rc.features.cache_dir, rc.features.max_len
@@ -479,7 +478,11 @@ def _real_sets(cfg: AILabelsSchema, out_dir: Path) -> tuple[dict[str, RealSet], 
         k: DataSpec(k, rc.datasets[k].loader, paths[k], rc.datasets[k].max_pairs) for k in ("safer_instruct", "pku")
     }
     fc = FeatureConfig(rc.features.mode, rc.features.prompt_chars, rc.features.batch_size, cache_dir)
-    return prepare_sets(specs, load_encoder(encoder_dir, max_len), fc, rc.data_seed, rc.test_frac)
+    sets, counts = prepare_sets(specs, load_encoder(encoder_dir, max_len), fc, rc.data_seed, rc.test_frac)
+    folder = rc.lm.path or (fx["encoder_dir"] if rc.fixture else str(model_folder("")))
+    m = rc.lm
+    lm = LMSettings(str(folder), m.pooling, m.max_len, m.length_rule, m.prompt_chars)
+    return sets, counts, lm
 
 
 def real_part(cfg: AILabelsSchema, out_dir: Path) -> tuple[list[dict], dict]:
@@ -488,7 +491,7 @@ def real_part(cfg: AILabelsSchema, out_dir: Path) -> tuple[list[dict], dict]:
     differences against the test set's own heads on the same pairs; 95% percentile bootstrap intervals
     over held-out prompts."""
     rc = cfg.real
-    sets, counts = _real_sets(cfg, out_dir)
+    sets, counts, lm = _real_sets(cfg, out_dir)
     si, pku = sets["safer_instruct"], sets["pku"]
     key = lambda tag: jax.random.fold_in(jax.random.key(cfg.seed), str_hash(tag) % 2**31)
     trained = {
@@ -496,7 +499,7 @@ def real_part(cfg: AILabelsSchema, out_dir: Path) -> tuple[list[dict], dict]:
         "safer_instruct_norefusal": (si, ~si.test_P & ~si.refusal_P),
         "pku": (pku, ~pku.test_P),
     }
-    scorers = {name: real_scores(rc, ds, m, key(name)) for name, (ds, m) in trained.items()}
+    scorers = {name: real_scores(rc, ds, m, key(name), lm) for name, (ds, m) in trained.items()}
     tests = {
         "safer_instruct": (si, si.test_P),
         "pku": (pku, pku.test_P),

@@ -51,11 +51,12 @@ from rm_theory.config.common import make_train
 from rm_theory.config.finetune_rm import FinetuneRMSchema, make_finetune, model_folder
 from rm_theory.figures import finetune_rm as plots
 from rm_theory.figures.common import RunTables, save_figures
-from rm_theory.lm import Finetuned, Pairs, finetune, fit_pairs, load_score_model, make_mesh, save_score_model
+from rm_theory.lm import Finetuned, Pairs, finetune, load_score_model, make_mesh, save_score_model
 from rm_theory.lm.encoders import load_encoder
+from rm_theory.real import tokens
 from rm_theory.real.baselines import fit_bow_logistic, response_length
 from rm_theory.real.evaluation import bootstrap_mean, cost_eval, reward_eval
-from rm_theory.real.features import FeatureConfig, Items, featurize, items_of, prompt_text
+from rm_theory.real.features import FeatureConfig, Items, featurize, items_of
 from rm_theory.real.fixtures import write_fixture
 from rm_theory.real.heads import feature_model, train_heads
 from rm_theory.real.loaders import randomize_sides
@@ -176,8 +177,7 @@ class Study:
         records = [r for r, m in zip(records, used, strict=True) if m]
         train_P, val_P, test_P = train_P[used], val_P[used], test_P[used]
         items = items_of(records)
-        prompts = [prompt_text(p, cfg.model.prompt_chars) for p in items.prompt]
-        ids, types, plen_N = self.tokenizer.encode_pairs(prompts, items.response)
+        ids, types, plen_N = tokens.encode_items(self.tokenizer, items, cfg.model.prompt_chars)
         p = Prepared(name, records, items, train_P, val_P, test_P, ids, types, plen_N, time.perf_counter() - t)
         log.info(
             "%s (%s): %d pairs in use (%d train, %d validation, %d held out), %d items, tokenised in %.1fs",
@@ -199,39 +199,14 @@ class Study:
 
 def training_pairs(st: Study, p: Prepared, objective: str) -> tuple[Pairs, dict]:
     """The training pairs as token ids (fitted to `max_len` by the config's rule) and the counts."""
-    it, m_P = p.items, p.train_P
-    a_P, b_P = it.a_P[m_P], it.b_P[m_P]
-    if not (p.plen_N[a_P] == p.plen_N[b_P]).all():
-        raise ValueError(f"{p.name}: two sides of a pair tokenise their shared prompt differently")
-    prompt = [p.ids[a][: p.plen_N[a]] for a in a_P]
-    keep, ids_a, ids_b, rep = fit_pairs(
-        prompt,
-        [p.ids[a][p.plen_N[a] :] for a in a_P],
-        [p.ids[b][p.plen_N[b] :] for b in b_P],
-        st.max_len,
-        st.cfg.model.length_rule,
-    )
-    a_P, b_P = a_P[keep], b_P[keep]
-    types_a = [p.types[a][: len(x)] for a, x in zip(a_P, ids_a, strict=True)]
-    types_b = [p.types[b][: len(x)] for b, x in zip(b_P, ids_b, strict=True)]
-    if objective == "reward":
-        pairs = Pairs(ids_a, ids_b, it.pref_P[m_P][keep], types_a, types_b)
-    else:
-        pairs = Pairs(
-            ids_a, ids_b, it.safer_P[m_P][keep], types_a, types_b, safe_a_P=it.safe_N[a_P], safe_b_P=it.safe_N[b_P]
-        )
-    counts = {"pairs": rep.pairs, "kept": rep.kept, "dropped": rep.dropped, "truncated": rep.truncated}
-    return pairs, counts | {"prompt_too_long": rep.prompt_too_long}
+    rule = st.cfg.model.length_rule
+    return tokens.training_pairs(p.ids, p.types, p.plen_N, p.items, p.train_P, objective, st.max_len, rule, p.name)
 
 
 def item_tokens(st: Study, p: Prepared, item_N: np.ndarray) -> tuple[list, list, int, int]:
     """Tokens of the items to score, each cut to `max_len` (the end of a long response goes),
     the number cut and the number whose prompt part alone fills the window."""
-    L = st.max_len
-    ids = [p.ids[i][:L] for i in item_N]
-    types = [p.types[i][:L] for i in item_N]
-    cut = int(sum(len(p.ids[i]) > L for i in item_N))
-    return ids, types, cut, int((p.plen_N[item_N] >= L).sum())
+    return tokens.windowed(p.ids, p.types, p.plen_N, item_N, st.max_len)
 
 
 def score_items(st: Study, res: Finetuned, p: Prepared, mask_P: np.ndarray) -> tuple[np.ndarray, dict]:
