@@ -2,10 +2,11 @@
 selection and splits by prompt, frozen encoder features (the encoder is `lm`'s) and the heads trained on
 them with bootstrap intervals, baselines, chain-like vs tree-like comparison choice (`topology`),
 Safer-Instruct's canned refusals (`safer_instruct`), heads trained on one data set tested on another
-(`transfer`), the IBN of a trained score model and the predictors of its errors (`model_ibn`), pool-based
+(`transfer`, with heads on frozen features or fine-tuned score models), real items as a score model's token
+inputs (`tokens`), the IBN of a trained score model and the predictors of its errors (`model_ibn`), pool-based
 active labelling recipes (`active`), and the smoke runs' tiny data sets (`write_fixture`)."""
 
-from rm_theory.real import active, model_ibn, safer_instruct, topology
+from rm_theory.real import active, model_ibn, safer_instruct, tokens, topology
 from rm_theory.real.active import RECIPES, ActiveConfig, fit_heads, labels_to_reach, run_recipe
 from rm_theory.real.baselines import BowModel, baseline_eval, fit_bow_logistic, prefer_longer_accuracy, record_accuracy
 from rm_theory.real.evaluation import Estimate, bootstrap_mean, cost_eval, reward_eval
@@ -44,7 +45,7 @@ from rm_theory.real.multi_loaders import (
 )
 from rm_theory.real.safer_instruct import is_canned_refusal, refusal_counts
 from rm_theory.real.selection import DataSpec, data_rng, load_selection, test_mask
-from rm_theory.real.transfer import RealSet, cross_accuracy, prepare_sets
+from rm_theory.real.transfer import LMSettings, RealSet, cross_accuracy, finetuned_scorers, prepare_sets
 
 __all__ = [
     "LOADERS",
@@ -56,9 +57,10 @@ __all__ = [
     "Estimate",
     "FeatureConfig",
     "Items",
+    "LMSettings",
     "ModelIBNConfig",
-    "active",
     "RealSet",
+    "active",
     "baseline_eval",
     "bootstrap_mean",
     "cost_eval",
@@ -66,6 +68,7 @@ __all__ = [
     "data_rng",
     "feature_model",
     "featurize",
+    "finetuned_scorers",
     "fit_bow_logistic",
     "fit_heads",
     "head_gradients",
@@ -103,6 +106,7 @@ __all__ = [
     "split_by_prompt",
     "split_hh_transcript",
     "test_mask",
+    "tokens",
     "topology",
     "train_heads",
     "write_fixture",
