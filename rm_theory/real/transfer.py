@@ -109,10 +109,14 @@ def finetuned_scorers(lm: LMSettings, train: RealSet, train_P: np.ndarray, cfg, 
             model, pairs, dataclasses.replace(cfg, objective=objective), jax.random.fold_in(key, j), progress=False
         )
 
-        def score(ds: RealSet, res=res, model=model, L=L) -> np.ndarray:
-            d_ids, d_types, d_plen = tokens.encode_items(model.tokenizer, ds.items, lm.prompt_chars)
-            w_ids, w_types, _, _ = tokens.windowed(d_ids, d_types, d_plen, np.arange(ds.items.n), L)
-            return res.scores(w_ids, w_types, batch_size=lm.batch_size)
+        seen: dict[str, np.ndarray] = {}  # every test split of a data set reads the same items: scored once
+
+        def score(ds: RealSet, res=res, model=model, L=L, seen=seen) -> np.ndarray:
+            if ds.name not in seen:
+                d_ids, d_types, d_plen = tokens.encode_items(model.tokenizer, ds.items, lm.prompt_chars)
+                w_ids, w_types, _, _ = tokens.windowed(d_ids, d_types, d_plen, np.arange(ds.items.n), L)
+                seen[ds.name] = res.scores(w_ids, w_types, batch_size=lm.batch_size)
+            return seen[ds.name]
 
         out[objective] = score
     return out
