@@ -518,9 +518,9 @@ STUDIES: dict[str, Study] = {
                     "active preference learning reports 33–68% fewer labels (BAL-PM); the paper: tree beats chain (§5)",
                     needs_data=True,
                     quick=_args(
-                        "in_domain=[pku] datasets.pku.max_pairs=700 test_frac=0.3 model.max_len=64 "
-                        "train.max_train_pairs=400 train.top_layers=1 active.init_pairs=32 active.batch=32 "
-                        "active.budget=192"
+                        "in_domain=[pku] datasets.pku.max_pairs=600 test_frac=0.3 model.max_len=64 "
+                        "train.max_train_pairs=300 train.top_layers=1 active.init_pairs=32 active.batch=32 "
+                        "active.budget=160"
                     ),
                     claims=(
                         _rep_claim(
