@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from rm_theory.common.validate import spec
 from rm_theory.config.common import LabelSchema, ModelSchema, SeededRunSchema, SpaceSchema, TrainSchema
 from rm_theory.config.finetune_rm import FinetuneSchema, LMSchema, model_problems
-from rm_theory.config.real_data import DataSetSchema, FeatureSchema
+from rm_theory.config.real_data import DataSetSchema, FeatureSchema, _head_train
 from rm_theory.policy.safer_instruct import EXPERTS, INDUCTION, PREFERENCE_LABELS, REJECTED
 from rm_theory.world.judges import BIAS_FEATURES
 
@@ -116,22 +116,6 @@ def _real_datasets() -> dict[str, DataSetSchema]:
         "safer_instruct": DataSetSchema("safer-instruct", max_pairs=1500),
         "pku": DataSetSchema("pku-saferlhf", max_pairs=1500),
     }
-
-
-def _head_train() -> TrainSchema:
-    """The frozen-feature heads of `real_data` (no score prior)."""
-    return TrainSchema(
-        ensemble_size=4,
-        steps=600,
-        batch_size=64,
-        lr=1e-3,
-        warmup_steps=50,
-        weight_decay=1e-2,
-        centre_coef=1e-3,
-        log_every=200,
-        group_batch_size=16,
-        l2_coef=0.0,
-    )
 
 
 @dataclasses.dataclass

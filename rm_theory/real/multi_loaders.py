@@ -95,6 +95,18 @@ def _finish_multi(records: list, report: LoadReport, dim: str, allow_empty: bool
     return records, audit([r.as_record(dim) for r in records], report)
 
 
+def _pku_pair(
+    row: dict, f: Path, line: int, rel: str | None, prefs: dict, protocol: str, source: str, required: bool
+) -> MultiPreference:
+    """One PKU-SafeRLHF row (dual or single protocol) with its labels `prefs`, meta and per-response
+    meta-labels (`required`: every response's safety must be given)."""
+    prompt = _field(row, "prompt", str, f, line)
+    a, b = (_field(row, f"response_{i}", str, f, line) for i in (0, 1))
+    meta = {k: row[k] for k in _PKU_META if k in row} | {"row": int(line)} | _file_meta(rel)
+    items = _pku_items(row, f, line, required=required)
+    return MultiPreference(prompt, prompt_hash(prompt), a, b, prefs, protocol, source=source, meta=meta, **items)
+
+
 def load_pku_saferlhf_dual(
     path: str | os.PathLike, source: str = "pku-saferlhf", allow_empty: bool = False
 ) -> tuple[list[MultiPreference], LoadReport]:
@@ -109,17 +121,11 @@ def load_pku_saferlhf_dual(
         out = []
         for line, row in _read_json_rows(f):
             report.n_read += 1
-            prompt = _field(row, "prompt", str, f, line)
-            a, b = (_field(row, f"response_{i}", str, f, line) for i in (0, 1))
             prefs = {
                 "helpfulness": _response_id(row, "better_response_id", f, line),
                 "harmlessness": _response_id(row, "safer_response_id", f, line),
             }
-            meta = {k: row[k] for k in _PKU_META if k in row} | {"row": int(line)} | _file_meta(rel)
-            items = _pku_items(row, f, line, required=True)
-            out.append(
-                MultiPreference(prompt, prompt_hash(prompt), a, b, prefs, "dual", source=source, meta=meta, **items)
-            )
+            out.append(_pku_pair(row, f, line, rel, prefs, "dual", source, required=True))
         return out
 
     return _finish_multi(_read_source(path, JSON_ROWS, read, report), report, "helpfulness", allow_empty)
@@ -138,17 +144,12 @@ def load_pku_saferlhf_single(
         out = []
         for line, row in _read_json_rows(f):
             report.n_read += 1
-            prompt = _field(row, "prompt", str, f, line)
-            a, b = (_field(row, f"response_{i}", str, f, line) for i in (0, 1))
             prefs = {"single": _response_id(row, "better_response_id", f, line)}
-            meta = {k: row[k] for k in _PKU_META if k in row} | {"row": int(line)} | _file_meta(rel)
+            rec = _pku_pair(row, f, line, rel, prefs, "single", source, required=False)
             if "safer_response_id" in row:
                 report.odd("dual_field_in_single_row")
-                meta["safer_response_id"] = row["safer_response_id"]
-            items = _pku_items(row, f, line, required=False)
-            out.append(
-                MultiPreference(prompt, prompt_hash(prompt), a, b, prefs, "single", source=source, meta=meta, **items)
-            )
+                rec.meta["safer_response_id"] = row["safer_response_id"]
+            out.append(rec)
         return out
 
     return _finish_multi(_read_source(path, JSON_ROWS, read, report), report, "single", allow_empty)

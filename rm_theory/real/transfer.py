@@ -95,7 +95,8 @@ class LMSettings:
 def finetuned_scorers(lm: LMSettings, train: RealSet, train_P: np.ndarray, cfg, key) -> Scorers:
     """Reward (and, where every training pair has a safer label, Safe RLHF cost) score models fine-tuned
     from `lm.folder` on the pairs `train_P` of `train` (`rm_theory.lm.finetune` with the settings `cfg`,
-    an `lm.FinetuneConfig`); each scores a data set's items as text pairs, cut to the window."""
+    an `lm.FinetuneConfig`); each scores the items of a data set's held-out pairs as text pairs, cut to the
+    window (the test splits of `cross_accuracy` are subsets of them)."""
     it = train.items
     objectives = ["reward"] + (["cost"] if np.isfinite(it.safer_P[train_P]).all() else [])
     out: Scorers = {}
@@ -112,10 +113,15 @@ def finetuned_scorers(lm: LMSettings, train: RealSet, train_P: np.ndarray, cfg, 
         seen: dict[str, np.ndarray] = {}  # every test split of a data set reads the same items: scored once
 
         def score(ds: RealSet, res=res, model=model, L=L, seen=seen) -> np.ndarray:
+            # only the items of the held-out pairs, the only ones a test split reads (NaN elsewhere)
             if ds.name not in seen:
-                d_ids, d_types, d_plen = tokens.encode_items(model.tokenizer, ds.items, lm.prompt_chars)
-                w_ids, w_types, _, _ = tokens.windowed(d_ids, d_types, d_plen, np.arange(ds.items.n), L)
-                seen[ds.name] = res.scores(w_ids, w_types, batch_size=lm.batch_size)
+                it_ = ds.items
+                item_N = np.unique(np.r_[it_.a_P[ds.test_P], it_.b_P[ds.test_P]])
+                d_ids, d_types, d_plen = tokens.encode_items(model.tokenizer, it_, lm.prompt_chars)
+                w_ids, w_types, _, _ = tokens.windowed(d_ids, d_types, d_plen, item_N, L)
+                s_KxN = np.full((res.size, it_.n), np.nan, np.float32)
+                s_KxN[:, item_N] = res.scores(w_ids, w_types, batch_size=lm.batch_size)
+                seen[ds.name] = s_KxN
             return seen[ds.name]
 
         out[objective] = score
