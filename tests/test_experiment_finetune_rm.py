@@ -133,3 +133,38 @@ def test_kill_9_mid_training_then_rerun_is_bit_identical(tmp_path):
         return {k: v for k, v in s.items() if not (k.endswith("_s") or "_s_" in k or k == "model")}
 
     assert numbers(killed) == numbers(full)
+
+
+def test_a_vector_model_over_two_sets_is_paired_with_each_sets_own_model(tmp_path):
+    """Issue 26's vector reward model on the fine-tuned trunk: one head per set, each scored on its
+    set's held-out pairs, the paired difference against the set's own model equal to the difference
+    of the accuracies (the same pairs), the harm head's negation scored as a cost."""
+    args = ["vector.sets=[pku,safer_instruct]", "vector.harm_set=pku", "transfer_from=[]", "model.save=true"]
+    s = run_smoke("finetune_rm", study.run, tmp_path, args)
+    for name in ("pku", "safer_instruct"):
+        for m, own in (("vector", "test_accuracy"), ("vector_frozen", "test_accuracy_frozen")):
+            lo, hi = s[f"{m}_accuracy_{name}_ci"]
+            assert lo <= s[f"{m}_accuracy_{name}"] <= hi
+            diff = s[f"{m}_accuracy_{name}"] - s[f"{own}_{name}"]
+            assert s[f"{m}_minus_separate_{name}"] == pytest.approx(diff)
+    assert 0 <= s["vector_cost_sign_accuracy_pku"] <= 1
+    assert s["vector_length_kept"] == s["length_kept_pku"] + s["length_kept_safer_instruct"]
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert {"vector", "vector_frozen"} <= set(df["method"])
+    config = json.loads((tmp_path / "models" / "vector" / "config.json").read_text())
+    assert config["rm_theory"]["heads"] == ["pku", "safer_instruct"] and config["rm_theory"]["harm_head"] == "pku"
+
+
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["vector.sets=[pku]"], "vector.sets"),
+        (["vector.sets=[pku,hh]"], "vector.sets"),
+        (["vector.sets=[pku,safer_instruct]", "vector.harm_set=hh"], "vector.harm_set"),
+        (["vector.sets=[pku,nope]"], "vector.sets[1]"),
+    ],
+)
+def test_a_bad_vector_config_names_its_key(args, key, tmp_path):
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[")):
+        run_smoke("finetune_rm", study.run, tmp_path / "run", args)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["summary.json"]  # only why it stopped

@@ -58,6 +58,8 @@ class FinetuneSchema:
     centre_coef: float = spec(0.0, ge=0)
     rank_coef: float = spec(1.0, ge=0)
     sign_coef: float = spec(1.0, ge=0)
+    category_coef: float = spec(1.0, ge=0)
+    severity_coef: float = spec(1.0, ge=0)
     buckets: int = spec(3, ge=1)
     chunk_steps: int = spec(8, ge=1)
     checkpoint_every: int = spec(0, ge=0)  # steps; 0: only at the end of each model's training
@@ -82,6 +84,17 @@ class BaselineSchema:
     train: TrainSchema = dataclasses.field(default_factory=_head_train)
     bow_dim: int = spec(65536, ge=1)
     bow_l2: float = spec(1e-3, gt=0)
+
+
+@dataclasses.dataclass
+class VectorRMSchema:
+    """A vector reward model (`lm.finetune(objective="vector")`, issue 26): one head per set of `sets`
+    (each an in-domain set: its pairs labelled on its head only) on one fine-tuned trunk, against each
+    set's own model on the same held-out pairs; `harm_set`'s head, negated, is also a cost model
+    (the sign term on its responses' safety labels). Empty `sets`: no vector model."""
+
+    sets: list[str] = spec(default_factory=list, keys_of="datasets")
+    harm_set: str = ""
 
 
 @dataclasses.dataclass
@@ -128,6 +141,7 @@ class FinetuneRMSchema(RunSchema):
     model: LMSchema = dataclasses.field(default_factory=LMSchema)
     train: FinetuneSchema = dataclasses.field(default_factory=FinetuneSchema)
     baselines: BaselineSchema = dataclasses.field(default_factory=BaselineSchema)
+    vector: VectorRMSchema = dataclasses.field(default_factory=VectorRMSchema)
     distributed: LMDistributedSchema = dataclasses.field(default_factory=LMDistributedSchema)
     # Checkpoint each model's training under <run>/checkpoints/ (every train.checkpoint_every steps and
     # at its end), so a killed run resumes inside the model it was training.
@@ -151,9 +165,17 @@ class FinetuneRMSchema(RunSchema):
         # The model folder's own errors (no config.json, an architecture not supported), named with
         # the file and the key, before any run folder is locked or written (a fixture run without a
         # model.path writes its own tiny model).
+        out = []
+        v = self.vector
+        if v.sets and (len(v.sets) < 2 or len(set(v.sets)) < len(v.sets)):
+            out.append(f"vector.sets = {v.sets}: a vector model needs two or more distinct sets")
+        if not_in := [n for n in v.sets if n not in self.in_domain]:
+            out.append(f"vector.sets = {v.sets}: {not_in} not in in_domain (the heads are scored on held-out pairs)")
+        if v.harm_set and v.harm_set not in v.sets:
+            out.append(f"vector.harm_set = {v.harm_set!r}: not one of vector.sets {v.sets}")
         if self.fixture and not self.model.path:
-            return []
-        return model_problems("model.path", self.model.path)
+            return out
+        return out + model_problems("model.path", self.model.path)
 
     # a rerun into the folder reuses the finished units (metrics.jsonl) and resumes the model it was
     # training (checkpoints/)

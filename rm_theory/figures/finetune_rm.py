@@ -11,10 +11,12 @@ import pandas as pd
 
 from rm_theory.figures.common import Draw, RunTables
 
-METHODS = ("finetuned", "frozen", "bow", "longer")
+METHODS = ("finetuned", "vector", "frozen", "vector_frozen", "bow", "longer")
 LABELS = {
     "finetuned": "fine-tuned",
+    "vector": "fine-tuned vector model (its set's head)",
     "frozen": "frozen-feature heads",
+    "vector_frozen": "frozen-feature vector heads",
     "bow": "bag of words",
     "longer": "prefer longer",
 }

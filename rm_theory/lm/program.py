@@ -37,12 +37,16 @@ from rm_theory.rm.sharding import to_host
 
 
 @functools.lru_cache(maxsize=16)
-def chunk_program(graphdef, cfg: FinetuneConfig, share_backbone: bool, has_types: bool, mesh: Mesh | None):
+def chunk_program(
+    graphdef, cfg: FinetuneConfig, share_backbone: bool, has_types: bool, mesh: Mesh | None, harm_head: int = -1
+):
     """jit(fn)(state, frozen, batches) -> (state, aux_S): the steps of one chunk, fused. `state` =
     (shared, members_K, opt_shared, opt_members_K), donated; `batches` holds each step's
     microbatches: ids [S, Sm, 2, B, T] (side a, side b), len [S, Sm, 2, B], types (if `has_types`),
-    y [S, Sm, B], safe [S, Sm, 2, B], margin [S, Sm, B], w [S, Sm, K, B] (each member's weight of each
-    pair, 0 for a padding row), lr [S]. Compiled once per bucket length T; `cfg` is a `step_config`."""
+    y [S, Sm, B] (a vector model's [S, Sm, B, G]), safe [S, Sm, 2, B], margin [S, Sm, B], w [S, Sm, K, B]
+    (each member's weight of each pair, 0 for a padding row), lr [S]; a vector model's also cat
+    [S, Sm, 2, B, C] and sev [S, Sm, 2, B]. Compiled once per bucket length T; `cfg` is a `step_config`,
+    `harm_head` the vector model's (`step.pair_losses`)."""
     tx = adamw(cfg)
 
     def chunk(state, frozen, batches):
@@ -54,10 +58,11 @@ def chunk_program(graphdef, cfg: FinetuneConfig, share_backbone: bool, has_types
             if mesh is not None:
                 ids_NxT = jax.lax.with_sharding_constraint(ids_NxT, row_sharding(mesh, 0, 2))
             r_KxN = member_logits(graphdef, shared, frozen, members_K, ids_NxT, mask_NxT, types_NxT, share_backbone)
-            loss_KxB, hit_KxB, count_KxB = pair_losses(r_KxN[:, :B, 0], r_KxN[:, B:, 0], b, cfg)
+            out_KxN = r_KxN if cfg.objective == "vector" else r_KxN[..., 0]
+            loss_KxB, hit_KxB, count_KxB = pair_losses(out_KxN[:, :B], out_KxN[:, B:], b, cfg, harm_head)
             w_KxB = b["w"]
             loss_K = (w_KxB * loss_KxB).sum(1) / jnp.maximum(W_K, 1e-9)
-            aux = {"loss": loss_K, "hit": (w_KxB * hit_KxB * count_KxB).sum(1), "count": (w_KxB * count_KxB).sum(1)}
+            aux = {"loss": loss_K, "hit": (w_KxB * hit_KxB).sum(1), "count": (w_KxB * count_KxB).sum(1)}
             return loss_K.sum(), aux  # members' losses add: member k's gradient is that of its own loss
 
         grad_fn = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)
@@ -164,6 +169,8 @@ class Finetuned:
             config=m.config,
             kind=m.kind,
             harm_categories=m.harm_categories,
+            heads=m.heads,
+            harm_head=m.harm_head,
             tokenizer_files=m.tokenizer_files,
             source=m.source,
         )

@@ -7,7 +7,9 @@ et al. 2022, arXiv 2203.02155, section 3.5; Safe RLHF's cost model, same form an
 et al. 2023, arXiv 2310.12773, section 3.2). An optional harm-category head adds C more columns,
 multi-label logits of the harm categories a response falls into (PKU-SafeRLHF's labels: Ji et al.
 2024, arXiv 2406.15513); they are extra rows of the same head matrix, so the Hugging Face layout
-holds them as `num_labels = 1 + C`.
+holds them as `num_labels = 1 + C`. A vector reward model (`kind="vector"`, `heads`: one preference
+head per named dimension) has `rm_theory.rm.multidim`'s layout: G preference heads, C harm-category
+logits, 4 severity logits (0 = safe), `num_labels = G + C + 4`; its cost is minus its `harm_head`.
 
 Poolings (`pooling=`), their head tensors, and the transformers class each maps to:
 
@@ -24,10 +26,11 @@ Poolings (`pooling=`), their head tensors, and the transformers class each maps 
   loader scores it (transformers' `AutoModelForSequenceClassification` would warn that its
   classifier is newly initialised).
 
-The pooling (with `kind` and the harm categories) is recorded in the saved config.json under the key
-`rm_theory`. Dropout is not modelled: the forward pass is the evaluation-mode one.
+The pooling (with `kind`, the harm categories and a vector model's heads) is recorded in the saved
+config.json under the key `rm_theory`. Dropout is not modelled: the forward pass is the evaluation-mode one.
 
-Legend: B batch, T tokens, H hidden width, O output features (labels: 1 + C harm categories), N texts.
+Legend: B batch, T tokens, H hidden width, O output features (labels: 1 + C harm categories, or a vector
+model's G + C + 4), N texts, G preference heads, C harm categories.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from rm_theory.lm.hf import TOKENIZER_FILES, Tensors, read_files, write_safetens
 from rm_theory.lm.layers import Linear, RMSNorm
 from rm_theory.lm.llama import LlamaBackbone
 from rm_theory.lm.text import TextTokenizer, length_buckets, padded_batches
+from rm_theory.rm.multidim import SEVERITY_CLASSES
 
 Pooling = Literal["last", "cls", "mean", "first"]
 BASE_PREFIX = {"bert": "bert.", "roberta": "roberta.", "llama": "model.", "mistral": "model.", "qwen2": "model."}
@@ -182,11 +186,21 @@ class ScoreModel:
         config: dict,
         kind: str = "reward",
         harm_categories: Sequence[str] = (),
+        heads: Sequence[str] = (),
+        harm_head: str | None = None,
         tokenizer_files: dict[str, bytes] | None = None,
         source: Path | None = None,
     ):
         self.net, self.tokenizer, self.config = net, tokenizer, config
         self.kind, self.harm_categories = kind, tuple(harm_categories)
+        self.heads, self.harm_head = tuple(heads), harm_head
+        if net.num_labels != num_labels(kind, self.harm_categories, self.heads):
+            raise ValueError(
+                f"a {kind} model with {len(self.heads)} heads and {len(self.harm_categories)} harm categories has "
+                f"{num_labels(kind, self.harm_categories, self.heads)} outputs; the net has {net.num_labels}"
+            )
+        if harm_head is not None and harm_head not in self.heads:
+            raise ValueError(f"harm_head = {harm_head!r}: not one of the heads {list(self.heads)}")
         self.tokenizer_files = dict(tokenizer_files or {})
         self.source = source
         self.max_len = net.cfg.max_len
@@ -201,8 +215,17 @@ class ScoreModel:
 
     @property
     def labels(self) -> list[str]:
-        """Names of the logits' columns: the score, then `harm:<category>` per harm category."""
-        return [self.kind, *(f"harm:{c}" for c in self.harm_categories)]
+        """Names of the logits' columns: the score (a vector model's `pref:<head>` per head), then
+        `harm:<category>` per harm category (then a vector model's `severity:<level>`)."""
+        harm = [f"harm:{c}" for c in self.harm_categories]
+        if self.kind == "vector":
+            return [f"pref:{h}" for h in self.heads] + harm + [f"severity:{i}" for i in range(SEVERITY_CLASSES)]
+        return [self.kind, *harm]
+
+    @property
+    def harm_head_index(self) -> int:
+        """The column of the harm head (a vector model's cost is its negation), −1 for none."""
+        return self.heads.index(self.harm_head) if self.harm_head is not None else -1
 
     def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
         return self.tokenizer.encode(texts)
@@ -296,12 +319,23 @@ def _folder_head(cfg, tensors: Tensors, rm: dict, cfg_path: Path) -> tuple[Pooli
     return None, None
 
 
+def num_labels(kind: str, harm_categories: Sequence[str], heads: Sequence[str] = ()) -> int:
+    """The head's outputs: 1 + C for a reward or cost model, G + C + 4 for a vector model."""
+    if kind == "vector":
+        if not heads:
+            raise ValueError("a vector model needs at least one head (heads=[...])")
+        return len(heads) + len(harm_categories) + SEVERITY_CLASSES
+    return 1 + len(harm_categories)
+
+
 def load_score_model(
     folder: str | Path,
     *,
     pooling: Pooling | None = None,
-    kind: Literal["reward", "cost"] | None = None,
+    kind: Literal["reward", "cost", "vector"] | None = None,
     harm_categories: Sequence[str] | None = None,
+    heads: Sequence[str] | None = None,
+    harm_head: str | None = None,
     dtype=jnp.float32,
     param_dtype=jnp.float32,
     remat: bool = False,
@@ -312,12 +346,15 @@ def load_score_model(
     tokenizer.json).
 
     A folder that holds a head (a `*ForSequenceClassification` checkpoint, or one this function
-    saved) loads it as is; `pooling` and `harm_categories`, if given, must agree with it. A folder
+    saved) loads it as is; `pooling`, `harm_categories` and `heads`, if given, must agree with it. A folder
     without one (a base or causal-LM checkpoint) gets a fresh head, N(0, initializer_range) weights
     and zero biases drawn from `seed`; `pooling` defaults to "last" for decoders and "cls" for
     encoders (the poolings transformers can load back). `dtype` is the compute dtype (bfloat16 on
     accelerators), `param_dtype` the parameters' (float32); `remat` recomputes each layer's
     activations in the backward pass (`nnx.remat`), for long sequences.
+
+    `kind="vector"` with `heads` (and `harm_head`, one of them) makes a vector reward model (module
+    docstring) of a folder without a head.
 
     Tensors the model does not use: the heads of other tasks and old buffers (`hf.IGNORED`) are
     skipped; any other is an error naming it and its file (it may be a variant of the architecture
@@ -341,15 +378,21 @@ def load_score_model(
             raise ValueError(f"pooling = {pooling!r}, but {folder} holds a {have_pooling!r} head")
         pooling = have_pooling
         folder_harm = tuple(rm.get("harm_categories", ()))
+        folder_kind, folder_heads = rm.get("kind", "reward"), tuple(rm.get("heads", ()))
         n_labels = tensors.shape(head_names[0])[0]
-        if n_labels != 1 + len(folder_harm):
+        if n_labels != num_labels(folder_kind, folder_harm, folder_heads):
             raise CheckpointError(
-                f"{tensors.where(head_names[0])}: tensor {head_names[0]!r} has {n_labels} rows (num_labels); a score "
-                f"model has 1 + the harm categories ({len(folder_harm)} in config.json 'rm_theory.harm_categories')"
+                f"{tensors.where(head_names[0])}: tensor {head_names[0]!r} has {n_labels} rows (num_labels); a "
+                f"{folder_kind} model has {num_labels(folder_kind, folder_harm, folder_heads)} (config.json "
+                "'rm_theory': 1 + the harm categories, or a vector model's heads + categories + 4 severities)"
             )
-        if harm_categories is not None and tuple(harm_categories) != folder_harm:
-            raise ValueError(f"harm_categories = {list(harm_categories)}, but {folder} holds {list(folder_harm)}")
-        harm_categories = folder_harm
+        for name, given, held in (("harm_categories", harm_categories, folder_harm), ("heads", heads, folder_heads)):
+            if given is not None and tuple(given) != held:
+                raise ValueError(f"{name} = {list(given)}, but {folder} holds {list(held)}")
+        if kind is not None and kind != folder_kind and "vector" in (kind, folder_kind):
+            raise ValueError(f"kind = {kind!r}, but {folder} holds a {folder_kind!r} head")
+        harm_categories, heads = folder_harm, folder_heads
+        harm_head = rm.get("harm_head") if harm_head is None else harm_head
     else:
         archs = raw.get("architectures") or []
         if any(a.endswith("ForSequenceClassification") for a in archs):
@@ -357,15 +400,18 @@ def load_score_model(
             raise CheckpointError(f"{tensors.where(want)}: tensor {want!r} missing (config.json names {archs})")
         pooling = pooling or ("last" if isinstance(cfg, DecoderConfig) else "cls")
         harm_categories = tuple(harm_categories or ())
+        heads = tuple(heads or ())
     kind = kind or rm.get("kind", "reward")
-    if kind not in ("reward", "cost"):
-        raise ValueError(f"kind = {kind!r}: must be one of 'reward', 'cost'")
+    if kind not in ("reward", "cost", "vector"):
+        raise ValueError(f"kind = {kind!r}: must be one of 'reward', 'cost', 'vector'")
+    if heads and kind != "vector":
+        raise ValueError(f"heads = {list(heads)}: only a kind='vector' model has named heads")
 
     net = nnx.eval_shape(
         lambda: ScoreNet(
             cfg,
             pooling,
-            1 + len(harm_categories),
+            num_labels(kind, harm_categories, heads),
             tokenizer.pad_id,
             dtype=dtype,
             param_dtype=param_dtype,
@@ -402,7 +448,15 @@ def load_score_model(
         warnings.warn(msg, stacklevel=2)
     files = read_files(folder, TOKENIZER_FILES)
     return ScoreModel(
-        net, tokenizer, config=raw, kind=kind, harm_categories=harm_categories, tokenizer_files=files, source=folder
+        net,
+        tokenizer,
+        config=raw,
+        kind=kind,
+        harm_categories=harm_categories,
+        heads=heads,
+        harm_head=harm_head,
+        tokenizer_files=files,
+        source=folder,
     )
 
 
@@ -450,6 +504,7 @@ def save_score_model(
         "pooling": net.pooling,
         "kind": model.kind,
         "harm_categories": list(model.harm_categories),
+        **({"heads": list(model.heads), "harm_head": model.harm_head} if model.kind == "vector" else {}),
         "pad_token_rule": model.tokenizer.pad_rule,
     }
     write_safetensors(tensors, folder, shard_bytes)

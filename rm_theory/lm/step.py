@@ -11,6 +11,13 @@ Objectives, per pair (a, b), weighted and averaged over a step's pairs (`pair_lo
 - "cost": Safe RLHF's cost-model loss (Dai et al. 2023, arXiv 2310.12773, §3.2, eq. 6):
   −log σ(c_unsafer − c_safer) − Σ_side log σ(s·c), s = +1 for an unsafe response and −1 for a
   safe one, so that "safe" ⇔ c ≤ 0 (the sign term of a response whose safety is unknown is left out).
+- "vector": a vector reward model, `rm.multidim`'s layout on the score head (out = G preference heads,
+  C harm-category logits, 4 severity logits; `ScoreModel.heads`): per pair, the Bradley–Terry term
+  (margin and centring as "reward") of each head the pair is labelled on (y NaN elsewhere), and per
+  response with the label: the cost sign term on c = −(the harm head) (`harm_head`, as "cost"),
+  PKU-SafeRLHF's harm categories (multi-label BCE) and severity (4-way softmax, 0 = safe), weighted
+  by `sign_coef`, `category_coef`, `severity_coef`. A pair's loss is the sum of its terms, so a head
+  weighs in proportion to the pairs labelled on it (dual-preference data: two terms per pair).
 
 What is trained (`mode`, the optimiser's `wrt` filter, `filters`): "full" (every parameter), "top_k"
 (the top `top_layers` layers, a decoder's final norm, and the head), "lora" (`lora.add_lora`
@@ -27,7 +34,8 @@ arXiv 1711.05101) after global norm clipping, its learning rate an input of each
 schedule.
 
 Legend: K ensemble members, B batch (the pairs of a microbatch), N texts (both sides of the pairs),
-T tokens, H hidden width, O output features (the score and any harm categories).
+T tokens, H hidden width, O output features (the score and any harm categories; a vector model's G + C + 4),
+G preference heads, C harm categories.
 """
 
 from __future__ import annotations
@@ -42,15 +50,16 @@ from flax import nnx
 
 from rm_theory.common.rng import str_hash
 from rm_theory.rm import losses
+from rm_theory.rm.multidim import SEVERITY_CLASSES
 
-OBJECTIVES = ("reward", "cost")
+OBJECTIVES = ("reward", "cost", "vector")
 MODES = ("full", "top_k", "lora", "head")
 DECAYS = ("cosine", "linear", "constant")
 
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneConfig:
-    objective: str = "reward"  # "reward" | "cost"
+    objective: str = "reward"  # "reward" | "cost" | "vector"
     mode: str = "full"  # "full" | "top_k" | "lora" | "head"
     top_layers: int = 2  # mode "top_k"
     lora_rank: int = 8  # mode "lora" (a model without adapters gets them)
@@ -74,7 +83,9 @@ class FinetuneConfig:
     margin: float = 0.0  # reward: added to every pair's own margin
     centre_coef: float = 0.0  # reward: weight of (r_a + r_b)^2
     rank_coef: float = 1.0  # cost: the ranking term
-    sign_coef: float = 1.0  # cost: the sign term
+    sign_coef: float = 1.0  # cost, vector: the sign term
+    category_coef: float = 1.0  # vector: the harm categories' BCE
+    severity_coef: float = 1.0  # vector: the severity's cross-entropy
     buckets: int = 3  # padded lengths (one compile each)
     chunk_steps: int = 8  # steps per compiled scan
     checkpoint_every: int = 0  # steps between checkpoints (at the next chunk end); 0 = at the end only
@@ -187,10 +198,14 @@ def member_logits(graphdef, shared, frozen, members_K, ids_NxT, mask_NxT, types_
     return jax.vmap(lambda m: nnx.merge(graphdef, shared, frozen, m)(ids_NxT, mask_NxT, types_NxT))(members_K)
 
 
-def pair_losses(r_a_KxB, r_b_KxB, batch: dict, cfg: FinetuneConfig):
-    """(loss, hit, counted) per member and pair; `hit` is 1 where the pair is ranked right (reward:
-    the preferred side higher; cost: the safer side lower), `counted` 0 for ties."""
+def pair_losses(r_a_KxB, r_b_KxB, batch: dict, cfg: FinetuneConfig, harm_head: int = -1):
+    """(loss, hit, counted) per member and pair: `counted` the labels that rank (0 for a tie; a
+    vector pair's labelled heads), `hit` those ranked right (reward: the preferred side higher; cost:
+    the safer side lower). "reward" and "cost" take the scores r [K, B], "vector" the outputs [K, B, O]
+    and the index of the harm head (−1: none)."""
     y_B = batch["y"]
+    if cfg.objective == "vector":
+        return _vector_losses(r_a_KxB, r_b_KxB, batch, cfg, harm_head)
     if cfg.objective == "reward":
         m_B = cfg.margin + batch["margin"]
         loss = losses.bt_loss(r_a_KxB, r_b_KxB, y_B, m_B)
@@ -199,14 +214,45 @@ def pair_losses(r_a_KxB, r_b_KxB, batch: dict, cfg: FinetuneConfig):
         hit = ((r_a_KxB > r_b_KxB) == (y_B > 0.5)).astype(jnp.float32)
     else:
         safe_2xB = batch["safe"]
-        known_2xB = jnp.isfinite(safe_2xB).astype(jnp.float32)
-        s_2xB = jnp.nan_to_num(safe_2xB)
-        sign = known_2xB[0] * losses.cost_sign_loss(r_a_KxB, s_2xB[0]) + known_2xB[1] * losses.cost_sign_loss(
-            r_b_KxB, s_2xB[1]
-        )
-        loss = cfg.rank_coef * losses.cost_rank_loss(r_a_KxB, r_b_KxB, y_B) + cfg.sign_coef * sign
+        loss = cfg.rank_coef * losses.cost_rank_loss(r_a_KxB, r_b_KxB, y_B)
+        loss = loss + cfg.sign_coef * (_sign(r_a_KxB, safe_2xB[0]) + _sign(r_b_KxB, safe_2xB[1]))
         hit = ((r_a_KxB < r_b_KxB) == (y_B > 0.5)).astype(jnp.float32)
-    return loss, hit, (y_B != 0.5).astype(jnp.float32) * jnp.ones_like(loss)
+    counted = (y_B != 0.5).astype(jnp.float32) * jnp.ones_like(loss)
+    return loss, hit * counted, counted
+
+
+def _sign(c_KxB, safe_B):
+    """The cost sign term of each response whose safety is known (NaN: left out)."""
+    return jnp.where(jnp.isfinite(safe_B), losses.cost_sign_loss(c_KxB, jnp.nan_to_num(safe_B)), 0.0)
+
+
+def _vector_losses(out_a_KxBxO, out_b_KxBxO, batch: dict, cfg: FinetuneConfig, harm_head: int):
+    y_BxG = batch["y"]
+    G = y_BxG.shape[-1]
+    C = out_a_KxBxO.shape[-1] - G - SEVERITY_CLASSES
+    known_BxG = jnp.isfinite(y_BxG)
+    y = jnp.where(known_BxG, y_BxG, 0.5)
+    a_KxBxG, b_KxBxG = out_a_KxBxO[..., :G], out_b_KxBxO[..., :G]
+    m = (cfg.margin + batch["margin"])[:, None]
+    per_head = losses.bt_loss(a_KxBxG, b_KxBxG, y, m)
+    if cfg.centre_coef:
+        per_head = per_head + cfg.centre_coef * losses.pair_centring(a_KxBxG, b_KxBxG)
+    loss = jnp.sum(jnp.where(known_BxG, per_head, 0.0), -1)
+    for side, out in enumerate((out_a_KxBxO, out_b_KxBxO)):
+        if harm_head >= 0:
+            loss = loss + cfg.sign_coef * _sign(-out[..., harm_head], batch["safe"][side])
+        if C > 0:
+            cat_BxC = batch["cat"][side]
+            known_B = jnp.isfinite(cat_BxC).all(-1)  # a response's categories: all known or none
+            bce = losses.harm_bce(out[..., G : G + C], jnp.nan_to_num(cat_BxC))
+            loss = loss + cfg.category_coef * jnp.where(known_B, bce, 0.0)
+        sev_B = batch["sev"][side]
+        logp = jax.nn.log_softmax(out[..., G + C :].astype(jnp.float32), -1)
+        nll = -jnp.take_along_axis(logp, jnp.maximum(sev_B, 0)[None, :, None], -1)[..., 0]
+        loss = loss + cfg.severity_coef * jnp.where(sev_B >= 0, nll, 0.0)
+    counted_BxG = (known_BxG & (y_BxG != 0.5)).astype(jnp.float32)
+    right = ((a_KxBxG > b_KxBxG) == (y > 0.5)).astype(jnp.float32)
+    return loss, jnp.sum(right * counted_BxG, -1), jnp.sum(counted_BxG, -1) * jnp.ones_like(loss)
 
 
 def adamw(cfg: FinetuneConfig) -> optax.GradientTransformation:

@@ -41,11 +41,22 @@ from rm_theory.lm.score import ScoreModel
 from rm_theory.lm.sharding import param_shardings, place, row_sharding, state_shardings
 from rm_theory.lm.step import FinetuneConfig, adamw, filters, init_members, lr_schedule, step_config
 from rm_theory.lm.text import choose_buckets
+from rm_theory.rm.multidim import SEVERITY_CLASSES
 from rm_theory.rm.sharding import to_host
 
 log = logging.getLogger(__name__)
 
-ROW_AXIS = {"ids": 3, "types": 3, "len": 3, "safe": 3, "w": 3, "y": 2, "margin": 2}  # of a chunk's inputs
+ROW_AXIS = {
+    "ids": 3,
+    "types": 3,
+    "len": 3,
+    "safe": 3,
+    "cat": 3,
+    "sev": 3,
+    "w": 3,
+    "y": 2,
+    "margin": 2,
+}  # of a chunk's inputs
 
 
 @dataclasses.dataclass
@@ -53,9 +64,12 @@ class Pairs:
     """Preference pairs as token ids: side a and side b of each (prompt and response, at most the
     model's positions: `text.fit_pairs` makes them) and the labels.
 
-    `y_P`: reward, 1 = a preferred, 0 = b, 0.5 a tie; cost, 1 = a is the safer (lower cost), 0 = b.
-    `safe_a_P` / `safe_b_P` (cost): 1 safe, 0 unsafe, NaN unknown. `margin_P` (reward): each pair's
-    margin, added to the config's.
+    `y_P`: reward, 1 = a preferred, 0 = b, 0.5 a tie; cost, 1 = a is the safer (lower cost), 0 = b;
+    vector, [P, G]: each head's label, NaN where the pair is not labelled on it.
+    `safe_a_P` / `safe_b_P` (cost, vector): 1 safe, 0 unsafe, NaN unknown. `margin_P` (reward,
+    vector): each pair's margin, added to the config's. Vector only: `category_a_PxC` /
+    `category_b_PxC` (1 in the category, 0 not, NaN unknown) and `severity_a_P` / `severity_b_P`
+    (0 safe to 3 severe, −1 unknown).
     """
 
     ids_a: Sequence[Sequence[int]]
@@ -66,6 +80,21 @@ class Pairs:
     safe_a_P: np.ndarray | None = None
     safe_b_P: np.ndarray | None = None
     margin_P: np.ndarray | None = None
+    category_a_PxC: np.ndarray | None = None
+    category_b_PxC: np.ndarray | None = None
+    severity_a_P: np.ndarray | None = None
+    severity_b_P: np.ndarray | None = None
+
+    LABELS = (
+        "y_P",
+        "safe_a_P",
+        "safe_b_P",
+        "margin_P",
+        "category_a_PxC",
+        "category_b_PxC",
+        "severity_a_P",
+        "severity_b_P",
+    )
 
     def __len__(self) -> int:
         return len(self.ids_a)
@@ -75,7 +104,7 @@ class Pairs:
 
     def check(self, max_len: int) -> None:
         P_ = len(self)
-        for name in ("ids_b", "y_P", "types_a", "types_b", "safe_a_P", "safe_b_P", "margin_P"):
+        for name in ("ids_b", "types_a", "types_b", *self.LABELS):
             v = getattr(self, name)
             if v is not None and len(v) != P_:
                 raise ValueError(f"Pairs.{name}: {len(v)} entries for {P_} pairs")
@@ -141,7 +170,46 @@ def _host_batches(pairs: Pairs, arrays: dict, idx_SxSmxB: np.ndarray, T: int, w_
     }
     if types is not None:
         out["types"] = types
+    if "cat" in arrays:
+        out["cat"] = np.moveaxis(arrays["cat"][:, i], 0, 2).astype(np.float32)
+        out["sev"] = np.moveaxis(arrays["sev"][:, i], 0, 2).astype(np.int32)
     return out
+
+
+def _labels(pairs: Pairs, model: ScoreModel, cfg: FinetuneConfig) -> dict:
+    """The pairs' labels as the chunks read them (`_host_batches`); a vector model's checked against
+    its heads and categories."""
+    P_ = len(pairs)
+    nan = np.full(P_, np.nan, np.float32)
+    side = lambda a, b, fill: np.stack([fill if a is None else np.asarray(a, np.float32), fill if b is None else b])
+    y = np.asarray(pairs.y_P, np.float32)
+    arrays = {
+        "y": y,
+        "safe": side(pairs.safe_a_P, pairs.safe_b_P, nan),
+        "margin": np.zeros(P_, np.float32) if pairs.margin_P is None else np.asarray(pairs.margin_P, np.float32),
+    }
+    vector = cfg.objective == "vector"
+    if vector != (model.kind == "vector"):
+        raise ValueError(
+            f"objective = {cfg.objective!r} trains a {'vector' if vector else 'score'} model; "
+            f"this one is a {model.kind!r} model"
+        )
+    if not vector:
+        if y.ndim != 1:
+            raise ValueError(f"Pairs.y_P has shape {y.shape}: a {cfg.objective} model takes one label per pair")
+        return arrays
+    G, C = len(model.heads), len(model.harm_categories)
+    if y.shape != (P_, G):
+        raise ValueError(
+            f"Pairs.y_P has shape {y.shape}: the vector model needs [pairs, heads] = [{P_}, {G}] ({list(model.heads)})"
+        )
+    arrays["cat"] = side(pairs.category_a_PxC, pairs.category_b_PxC, np.full((P_, C), np.nan, np.float32))
+    if arrays["cat"].shape != (2, P_, C):
+        raise ValueError(f"Pairs.category_*_PxC: {arrays['cat'].shape[-1]} categories, the model has {C}")
+    arrays["sev"] = side(pairs.severity_a_P, pairs.severity_b_P, np.full(P_, -1.0, np.float32))
+    if not np.isin(arrays["sev"], np.arange(-1, SEVERITY_CLASSES)).all():
+        raise ValueError(f"Pairs.severity_*_P: levels are 0 to {SEVERITY_CLASSES - 1}, or -1 for unknown")
+    return arrays
 
 
 def _fingerprint(model: ScoreModel, pairs: Pairs, cfg: FinetuneConfig, key: jax.Array, buckets) -> dict:
@@ -149,7 +217,9 @@ def _fingerprint(model: ScoreModel, pairs: Pairs, cfg: FinetuneConfig, key: jax.
     for seqs in (pairs.ids_a, pairs.ids_b):
         for x in seqs:
             h.update(np.asarray(x, np.int32).tobytes() + b"|")
-    h.update(np.asarray(pairs.y_P, np.float32).tobytes())
+    for name in pairs.LABELS:
+        if getattr(pairs, name) is not None:
+            h.update(name.encode() + np.asarray(getattr(pairs, name), np.float32).tobytes())
     fp = {
         "config": dataclasses.asdict(dataclasses.replace(cfg, checkpoint_every=0, eval_every=0)),
         "model": json.dumps(model.config, sort_keys=True, default=str),
@@ -183,6 +253,7 @@ def finetune(
     """
     cfg.check()
     pairs.check(model.max_len)
+    arrays = _labels(pairs, model, cfg)
     K = cfg.ensemble_size
     if mesh is not None and cfg.batch_size % mesh.size:
         raise ValueError(f"batch_size = {cfg.batch_size}: must be a multiple of the {mesh.size} devices")
@@ -224,16 +295,6 @@ def finetune(
     w_KxP = np.ones((K, len(pairs)), np.float32)
     if cfg.bootstrap:
         w_KxP = np.asarray(jax.random.poisson(k_boot, 1.0, (K, len(pairs))), np.float32)
-    nan = np.full(len(pairs), np.nan, np.float32)
-    arrays = {
-        "y": np.asarray(pairs.y_P, np.float32),
-        "safe": np.stack(
-            [nan if pairs.safe_a_P is None else pairs.safe_a_P, nan if pairs.safe_b_P is None else pairs.safe_b_P]
-        ),
-        "margin": np.zeros(len(pairs), np.float32)
-        if pairs.margin_P is None
-        else np.asarray(pairs.margin_P, np.float32),
-    }
 
     tx = adamw(cfg)
     state = (shared, members_K, tx.init(shared), jax.vmap(tx.init)(members_K))
@@ -262,7 +323,8 @@ def finetune(
             start, t, history = int(meta["chunk"]), int(meta["step"]), list(meta["history"])
             log.info("resuming fine-tuning from step %d of %d (%s)", t, total, checkpoint_dir)
 
-    program = chunk_program(graphdef, step_config(cfg), share_backbone, pairs.types_a is not None, mesh)
+    has_types = pairs.types_a is not None
+    program = chunk_program(graphdef, step_config(cfg), share_backbone, has_types, mesh, model.harm_head_index)
 
     def result(state) -> Finetuned:
         return Finetuned(model, graphdef, state[0], frozen, state[1], share_backbone, buckets, mesh)

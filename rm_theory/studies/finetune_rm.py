@@ -61,7 +61,7 @@ from rm_theory.real.fixtures import write_fixture
 from rm_theory.real.heads import feature_model, train_heads
 from rm_theory.real.loaders import randomize_sides
 from rm_theory.real.selection import DataSpec, cap_by_prompt, data_rng, load_selection, test_mask
-from rm_theory.rm import metrics
+from rm_theory.rm import metrics, multidim
 from rm_theory.runs.log import RunLog
 from rm_theory.world.records import PreferenceRecord
 
@@ -119,11 +119,11 @@ class Study:
         self._encoder = None
         self._prepared: dict[str, Prepared] = {}
 
-    def load_model(self):
+    def load_model(self, **kw):
         m = self.cfg.model
         dtype = jnp.bfloat16 if m.precision == "bfloat16" else jnp.float32
         return load_score_model(
-            self.model_dir, pooling=m.pooling or None, dtype=dtype, remat=m.remat, seed=self.cfg.seed
+            self.model_dir, pooling=m.pooling or None, dtype=dtype, remat=m.remat, seed=self.cfg.seed, **kw
         )
 
     @property
@@ -209,13 +209,14 @@ def item_tokens(st: Study, p: Prepared, item_N: np.ndarray) -> tuple[list, list,
     return tokens.windowed(p.ids, p.types, p.plen_N, item_N, st.max_len)
 
 
-def score_items(st: Study, res: Finetuned, p: Prepared, mask_P: np.ndarray) -> tuple[np.ndarray, dict]:
-    """s_KxN: every member's score of the items of the pairs `mask_P` (NaN for the other items)."""
+def score_items(st: Study, res: Finetuned, p: Prepared, mask_P: np.ndarray, col: int = 0) -> tuple[np.ndarray, dict]:
+    """s_KxN: every member's score (output `col`: a vector model's head) of the items of the pairs
+    `mask_P` (NaN for the other items)."""
     item_N = np.unique(np.r_[p.items.a_P[mask_P], p.items.b_P[mask_P]])
     ids, types, cut, prompt_long = item_tokens(st, p, item_N)
     s_KxN = np.full((res.size, p.items.n), np.nan, np.float32)
     if len(item_N):
-        s_KxN[:, item_N] = res.scores(ids, types, batch_size=st.eval_batch)
+        s_KxN[:, item_N] = res.logits_ids(ids, types, batch_size=st.eval_batch)[..., col]
     long_P = np.isin(p.items.a_P, item_N[[len(p.ids[i]) > st.max_len for i in item_N]]) | np.isin(
         p.items.b_P, item_N[[len(p.ids[i]) > st.max_len for i in item_N]]
     )
@@ -238,29 +239,34 @@ def hits_of(r_N: np.ndarray, p: Prepared, mask_P: np.ndarray, objective: str = "
 
 
 def train_model(st: Study, p: Prepared, objective: str, runlog: RunLog) -> tuple[Finetuned, dict]:
-    cfg = st.cfg
     pairs, counts = training_pairs(st, p, objective)
-    model = st.load_model()
-    tag = p.name if objective == "reward" else f"{p.name}_cost"
-    ckpt_dir = runlog.dir / "checkpoints" / tag if cfg.checkpoint else None
-    val_P = p.val_P
 
     def eval_fn(res: Finetuned) -> dict:
-        if not val_P.any():
+        if not p.val_P.any():
             return {}
-        s_KxN, _ = score_items(st, res, p, val_P)
+        s_KxN, _ = score_items(st, res, p, p.val_P)
         sign = -1.0 if objective == "cost" else 1.0  # the safer side should have the lower cost
-        return {"val_accuracy": metrics.hit_rate(hits_of(sign * s_KxN.mean(0), p, val_P, objective))}
+        return {"val_accuracy": metrics.hit_rate(hits_of(sign * s_KxN.mean(0), p, p.val_P, objective))}
+
+    tag = p.name if objective == "reward" else f"{p.name}_cost"
+    return fit(st, st.load_model(), pairs, counts, objective, p.name, tag, eval_fn, runlog)
+
+
+def fit(st: Study, model, pairs: Pairs, counts: dict, objective: str, name: str, tag: str, eval_fn, runlog: RunLog):
+    """`model` fine-tuned on `pairs` (checkpointed under <run>/checkpoints/<tag>, saved under
+    <run>/models/<tag>), and its training's counts and times."""
+    cfg = st.cfg
+    ckpt_dir = runlog.dir / "checkpoints" / tag if cfg.checkpoint else None
 
     def log_fn(step: int, row: dict) -> None:
-        runlog.metric({"kind": "train", "set": p.name, "objective": objective, **row})
+        runlog.metric({"kind": "train", "set": name, "objective": objective, **row})
 
     t = time.perf_counter()
     res, history = finetune(
         model,
         pairs,
         make_finetune(cfg.train, objective),
-        st.key("finetune", p.name, objective),
+        st.key("finetune", name, objective),
         mesh=st.mesh,
         checkpoint_dir=ckpt_dir,
         log_fn=log_fn,
@@ -301,9 +307,10 @@ def estimate_row(prefix: str, v_P: np.ndarray, group_P: np.ndarray, rng, cfg) ->
     return bootstrap_mean(v_P, group_P, rng, cfg.n_boot, cfg.level).row(prefix)
 
 
-def evaluate(st: Study, src: Prepared, dst: Prepared, mask_P: np.ndarray, res: Finetuned, frozen, bow) -> list[dict]:
+def evaluate(st: Study, src: Prepared, dst: Prepared, mask_P: np.ndarray, res: Finetuned, frozen, bow):
     """One row per method of the pairs `mask_P` of `dst` (the model trained on `src`), each with the
-    paired difference fine-tuned − method on the same pairs and resampled prompts."""
+    paired difference fine-tuned − method on the same pairs and resampled prompts; and each method's
+    hits per pair (for the vector unit's paired differences)."""
     cfg, it = st.cfg, dst.items
     rng = st.rng("evaluate", src.name, dst.name)
     t = time.perf_counter()
@@ -339,7 +346,7 @@ def evaluate(st: Study, src: Prepared, dst: Prepared, mask_P: np.ndarray, res: F
         # paired: the same pairs, and the bootstrap resamples the same prompts' pairs
         row |= estimate_row("finetuned_minus", hits["finetuned"] - hits[m], group_P, rng, cfg)
         rows.append(row)
-    return rows
+    return rows, hits
 
 
 def run_unit(st: Study, name: str, runlog: RunLog) -> dict:
@@ -359,11 +366,13 @@ def run_unit(st: Study, name: str, runlog: RunLog) -> dict:
         bow = fit_bow_logistic(src.subset(src.train_P), dim=cfg.baselines.bow_dim, l2=cfg.baselines.bow_l2)
     info["bow_s"] = time.perf_counter() - t
     rows, summ = [], {}
+    hits = {}
     if in_domain:
-        rows += evaluate(st, src, src, src.test_P, res, frozen, bow)
+        new, hits = evaluate(st, src, src, src.test_P, res, frozen, bow)
+        rows += new
     for dst_name in cfg.transfer_to if name in cfg.transfer_from else []:
         dst = st.get(dst_name, "target")
-        rows += evaluate(st, src, dst, dst.test_P, res, frozen, bow)
+        rows += evaluate(st, src, dst, dst.test_P, res, frozen, bow)[0]
     if name in cfg.cost and safety:
         cost, cinfo = train_model(st, src, "cost", runlog)
         rng = st.rng("cost", name)
@@ -392,7 +401,116 @@ def run_unit(st: Study, name: str, runlog: RunLog) -> dict:
             summ[f"finetuned_minus_{r['method']}_{key}_ci"] = [r["finetuned_minus_lo"], r["finetuned_minus_hi"]]
     summ |= {f"{k}_{name}": v for k, v in info.items()}
     summ[f"unit_s_{name}"] = time.perf_counter() - t0
-    return {"kind": "unit", "unit": name, "rows": rows, "summary": summ}
+    hits = {m: np.asarray(h, float).tolist() for m, h in hits.items() if m in ("finetuned", "frozen")}
+    return {"kind": "unit", "unit": name, "rows": rows, "summary": summ, "hits": hits}
+
+
+# ---------------------------------------------------------------------------- the vector unit
+
+
+def vector_pairs(st: Study, preps: list[Prepared]) -> tuple[Pairs, dict]:
+    """The training pairs of every set of `vector.sets`, each labelled on its own head only (NaN on
+    the others: a mixture of one-dimensional data sets), the harm set's with its responses' safety."""
+    parts = [training_pairs(st, p, "cost" if p.name == st.cfg.vector.harm_set else "reward") for p in preps]
+    G = len(preps)
+    y = []
+    for g, ((pairs, _), p) in enumerate(zip(parts, preps, strict=True)):
+        y_PxG = np.full((len(pairs), G), np.nan, np.float32)
+        y_PxG[:, g] = training_pairs(st, p, "reward")[0].y_P  # the preference, as the separate model's
+        y.append(y_PxG)
+    nan = lambda pairs: np.full(len(pairs), np.nan, np.float32)
+    cat = lambda attr: np.concatenate([nan(q) if getattr(q, attr) is None else getattr(q, attr) for q, _ in parts])
+    join = lambda attr: [x for q, _ in parts for x in getattr(q, attr)]
+    pairs = Pairs(
+        join("ids_a"),
+        join("ids_b"),
+        np.concatenate(y),
+        join("types_a"),
+        join("types_b"),
+        cat("safe_a_P"),
+        cat("safe_b_P"),
+    )
+    counts = {k: sum(c[k] for _, c in parts) for k in parts[0][1]}
+    return pairs, counts
+
+
+def frozen_vector(st: Study, preps: list[Prepared]) -> list[np.ndarray]:
+    """`rm.multidim`'s vector model (an MLP trunk, one head per set) on the frozen encoder's features
+    of every set's items, trained on their training pairs; each set's ensemble-mean head scores."""
+    xs = [featurize(st.encoder, p.items, st.fc, progress=False) for p in preps]
+    off = np.cumsum([0] + [len(x) for x in xs])
+    G = len(preps)
+    y, a, b = [], [], []
+    for g, p in enumerate(preps):
+        m = p.train_P
+        y_PxG = np.full((int(m.sum()), G), 0.5, np.float32)
+        y_PxG[:, g] = p.items.pref_P[m]
+        y.append(y_PxG)
+        a.append(p.items.a_P[m] + off[g])
+        b.append(p.items.b_P[m] + off[g])
+    mask = np.concatenate([np.eye(G, dtype=np.float32)[[g] * len(yy)] for g, yy in enumerate(y)])
+    N = int(off[-1])
+    vc = multidim.VectorConfig(feature_model(st.cfg.baselines.model.hidden, xs[0].shape[1]), G, 0, 0)
+    data = multidim.VectorData(
+        np.concatenate(xs),
+        np.concatenate(a),
+        np.concatenate(b),
+        np.concatenate(y),
+        mask,
+        np.zeros(N, np.float32),
+        np.zeros((N, 0), np.float32),
+        np.zeros(N, np.int32),
+        np.zeros(N, np.float32),
+    )
+    vtc = multidim.VectorTrainConfig(make_train(st.cfg.baselines.train), sign=0, category=0, severity=0)
+    ens = multidim.train_vector_ensemble(vc, vtc, data, st.key("vector_frozen"))
+    pref_KxNxG = ens.split(ens.outputs(data.x))["pref"]
+    return [pref_KxNxG[:, off[g] : off[g + 1], g].mean(0) for g in range(G)]
+
+
+def run_vector(st: Study, runlog: RunLog, separate: dict) -> dict:
+    """One vector reward model (a head per set of `vector.sets`, one shared fine-tuned trunk) on the
+    union of the sets' training pairs, the same steps per pair as each set's own model; per set, its
+    head's held-out accuracy and the paired difference against the set's own model (`separate`: its
+    hits per held-out pair), and the same for the frozen-feature vector heads."""
+    cfg, vc = st.cfg, st.cfg.vector
+    preps = [st.get(n, "in_domain") for n in vc.sets]
+    pairs, counts = vector_pairs(st, preps)
+    model = st.load_model(kind="vector", heads=vc.sets, harm_head=vc.harm_set or None)
+
+    def eval_fn(res: Finetuned) -> dict:
+        accs = [
+            metrics.hit_rate(hits_of(score_items(st, res, p, p.val_P, g)[0].mean(0), p, p.val_P))
+            for g, p in enumerate(preps)
+            if p.val_P.any()
+        ]
+        return {"val_accuracy": float(np.mean(accs))} if accs else {}
+
+    res, info = fit(st, model, pairs, counts, "vector", "vector", "vector", eval_fn, runlog)
+    frozen = frozen_vector(st, preps) if cfg.baselines.frozen else None
+    rows, summ = [], {f"vector_{k}": v for k, v in info.items()}
+    for g, p in enumerate(preps):
+        rng = st.rng("vector", p.name)
+        s_KxN, _ = score_items(st, res, p, p.test_P, g)
+        group_P = p.items.group_P[p.test_P]
+        methods = {"vector": (hits_of(s_KxN.mean(0), p, p.test_P), "finetuned")}
+        if frozen is not None:
+            methods["vector_frozen"] = (hits_of(frozen[g], p, p.test_P), "frozen")
+        for m, (h, own) in methods.items():
+            row = {"train_set": p.name, "test_set": p.name, "method": m, "test_pairs": int(p.test_P.sum())}
+            row |= estimate_row("accuracy", h, group_P, rng, cfg)
+            summ[f"{m}_accuracy_{p.name}"] = row["accuracy"]
+            summ[f"{m}_accuracy_{p.name}_ci"] = [row["accuracy_lo"], row["accuracy_hi"]]
+            if own in separate.get(p.name, {}):  # paired: the same pairs, the same resampled prompts
+                row |= estimate_row("minus_separate", h - np.asarray(separate[p.name][own]), group_P, rng, cfg)
+                summ[f"{m}_minus_separate_{p.name}"] = row["minus_separate"]
+                summ[f"{m}_minus_separate_{p.name}_ci"] = [row["minus_separate_lo"], row["minus_separate_hi"]]
+            rows.append(row)
+        if p.name == vc.harm_set:  # the harm head's negation is the cost: safe ⇔ −s ≤ 0
+            c = cost_eval(-s_KxN, p.items, p.test_P, rng, cfg.n_boot, cfg.level)
+            summ[f"vector_cost_sign_accuracy_{p.name}"] = c["cost_sign_accuracy"]
+            summ[f"vector_cost_sign_accuracy_{p.name}_ci"] = [c["cost_sign_accuracy_lo"], c["cost_sign_accuracy_hi"]]
+    return {"kind": "unit", "unit": "vector", "rows": rows, "summary": summ, "hits": {}}
 
 
 def from_json(x):
@@ -410,16 +528,19 @@ def run(cfg: FinetuneRMSchema, runlog: RunLog) -> dict:
     st = Study(cfg, runlog.dir)
     done = {r["unit"]: from_json(r) for r in runlog.rows() if r.get("kind") == "unit"}
     units = list(dict.fromkeys([*cfg.in_domain, *cfg.transfer_from]))
-    rows, summ = [], {}
+    if cfg.vector.sets:
+        units.append("vector")  # after the sets' own models: its differences are paired with theirs
+    rows, summ, hits = [], {}, {}
     for name in units:
         if name in done:
             log.info("unit %s: done in an earlier run of this folder, reused", name)
             out = done[name]
         else:
-            out = run_unit(st, name, runlog)
+            out = run_vector(st, runlog, hits) if name == "vector" else run_unit(st, name, runlog)
             runlog.metric(out)
         rows += out["rows"]
         summ |= out["summary"]
+        hits[name] = out.get("hits", {})
     df = pd.DataFrame(rows)
     df.to_csv(runlog.dir / "results.csv", index=False)
     train_rows = [r for r in runlog.rows() if r.get("kind") == "train"]
