@@ -424,7 +424,7 @@ STUDIES: dict[str, Study] = {
             "finetune_rm",
             "finetune_rm:FinetuneRMSchema",
             ("train_set", "test_set", "method", "finetuned_minus"),
-            presets=("finetune_quick", "finetune_paper", "finetune_rm"),
+            presets=("finetune_quick", "finetune_paper", "finetune_rm", "finetune_vector"),
             steps=(
                 Step(
                     "finetune_rm",

@@ -39,14 +39,43 @@ def test_smoke_run_writes_accuracies_intervals_differences_and_figures(smoke):
     assert 0 <= s["cost_sign_accuracy_pku"] <= 1 and len(s["cost_sign_accuracy_pku_ci"]) == 2
     assert s["length_pairs_pku"] == s["length_kept_pku"] + s["length_dropped_pku"]
     df = pd.read_csv(out / "results.csv")
-    assert set(df["method"]) == {"finetuned", "frozen", "bow", "longer"}
+    assert set(df["method"]) == {"finetuned", "frozen", "bow", "longer", "vector", "vector_frozen"}
     # every method is scored on the same held-out pairs
     assert df.groupby(["train_set", "test_set"])["accuracy_n"].nunique().max() == 1
     curves = pd.read_csv(out / "curves.csv")
-    assert set(curves["objective"]) == {"reward", "cost"} and curves["val_accuracy"].notna().any()
+    assert set(curves["objective"]) == {"reward", "cost", "vector"} and curves["val_accuracy"].notna().any()
     for stem in ("accuracy", "learning_curve"):
         assert (out / "figures" / f"{stem}.png").exists()
     assert not (out / "checkpoints").exists()  # a finished model's checkpoint goes
+
+
+def test_the_vector_model_is_paired_with_each_heads_own_model(smoke):
+    """Issue 26's vector reward model on the fine-tuned trunk: heads for PKU-SafeRLHF's two labels
+    (helpfulness, harmlessness: dual preferences) and for another set, each scored on its set's
+    held-out pairs, the paired difference against the head's own model (the set's reward model, or
+    its cost model for the harmlessness head) equal to the difference of the accuracies (the same
+    pairs); the harm head's negation scored as a cost; the categories and severity on the held-out
+    responses that have them; the model saved with its heads."""
+    out, s = smoke
+    own = {"pku_full": "test_accuracy_pku_full", "safer_instruct": "test_accuracy_safer_instruct"}
+    for key, m, theirs in [
+        *((k, "vector", v) for k, v in own.items()),
+        *((k, "vector_frozen", v.replace("accuracy", "accuracy_frozen")) for k, v in own.items()),
+        ("pku_full_safer", "vector", "cost_safer_accuracy_pku_full"),
+    ]:
+        lo, hi = s[f"{m}_accuracy_{key}_ci"]
+        assert lo <= s[f"{m}_accuracy_{key}"] <= hi
+        assert s[f"{m}_minus_separate_{key}"] == pytest.approx(s[f"{m}_accuracy_{key}"] - s[theirs])
+    assert "vector_frozen_minus_separate_pku_full_safer" not in s  # no frozen cost model to pair with
+    assert s["vector_accuracy_pku_full_safer"] > 0.5  # the fixture's unsafe side says "kill"
+    assert 0 <= s["vector_cost_sign_accuracy_pku_full_safer"] <= 1
+    assert s["vector_category_items"] > 0 and 0 <= s["vector_severity_accuracy"] <= 1
+    assert s["vector_length_kept"] == sum(s[f"length_kept_{n}"] for n in ("pku_full", "safer_instruct"))
+    df = pd.read_csv(out / "results.csv")
+    assert {"vector", "vector_frozen"} <= set(df["method"])
+    rm = json.loads((out / "models" / "vector" / "config.json").read_text())["rm_theory"]
+    assert rm["heads"] == ["pku_full", "pku_full:safer", "safer_instruct"] and rm["harm_head"] == "pku_full:safer"
+    assert len(rm["harm_categories"]) == 19
 
 
 def test_a_rerun_into_the_folder_reuses_the_finished_units(smoke):
@@ -105,7 +134,7 @@ def test_kill_9_mid_training_then_rerun_is_bit_identical(tmp_path):
 
     from tests.conftest import ROOT
 
-    args = ["debug=smoke", "in_domain=[pku]", "cost=[]", "transfer_from=[]", "train.epochs=12"]
+    args = ["debug=smoke", "in_domain=[pku]", "cost=[]", "transfer_from=[]", "vector.heads=[]", "train.epochs=12"]
     args += ["train.checkpoint_every=4", "figures=false"]
     cmd = lambda out: [sys.executable, "-m", "experiments.finetune_rm", *args, f"hydra.run.dir={out}"]
     full, killed = tmp_path / "full", tmp_path / "killed"
@@ -135,33 +164,14 @@ def test_kill_9_mid_training_then_rerun_is_bit_identical(tmp_path):
     assert numbers(killed) == numbers(full)
 
 
-def test_a_vector_model_over_two_sets_is_paired_with_each_sets_own_model(tmp_path):
-    """Issue 26's vector reward model on the fine-tuned trunk: one head per set, each scored on its
-    set's held-out pairs, the paired difference against the set's own model equal to the difference
-    of the accuracies (the same pairs), the harm head's negation scored as a cost."""
-    args = ["vector.sets=[pku,safer_instruct]", "vector.harm_set=pku", "transfer_from=[]", "model.save=true"]
-    s = run_smoke("finetune_rm", study.run, tmp_path, args)
-    for name in ("pku", "safer_instruct"):
-        for m, own in (("vector", "test_accuracy"), ("vector_frozen", "test_accuracy_frozen")):
-            lo, hi = s[f"{m}_accuracy_{name}_ci"]
-            assert lo <= s[f"{m}_accuracy_{name}"] <= hi
-            diff = s[f"{m}_accuracy_{name}"] - s[f"{own}_{name}"]
-            assert s[f"{m}_minus_separate_{name}"] == pytest.approx(diff)
-    assert 0 <= s["vector_cost_sign_accuracy_pku"] <= 1
-    assert s["vector_length_kept"] == s["length_kept_pku"] + s["length_kept_safer_instruct"]
-    df = pd.read_csv(tmp_path / "results.csv")
-    assert {"vector", "vector_frozen"} <= set(df["method"])
-    config = json.loads((tmp_path / "models" / "vector" / "config.json").read_text())
-    assert config["rm_theory"]["heads"] == ["pku", "safer_instruct"] and config["rm_theory"]["harm_head"] == "pku"
-
-
 @pytest.mark.parametrize(
     "args, key",
     [
-        (["vector.sets=[pku]"], "vector.sets"),
-        (["vector.sets=[pku,hh]"], "vector.sets"),
-        (["vector.sets=[pku,safer_instruct]", "vector.harm_set=hh"], "vector.harm_set"),
-        (["vector.sets=[pku,nope]"], "vector.sets[1]"),
+        (["vector.heads=[pku]"], "vector.heads"),
+        (["vector.heads=[pku,hh]"], "vector.heads[1]"),
+        (["vector.heads=[pku,pku:better]"], "vector.heads[1]"),
+        (["vector.heads=[pku,safer_instruct]", "vector.harm_head=hh"], "vector.harm_head"),
+        (["vector.heads=[pku,safer_instruct]", "vector.harm_head=", "vector.categories=true"], "vector.categories"),
     ],
 )
 def test_a_bad_vector_config_names_its_key(args, key, tmp_path):

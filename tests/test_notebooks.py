@@ -33,8 +33,9 @@ NEEDS = {
     "real_theory": (("real_theory", "real_design"), 3),
     "ai_labels": (("ai_labels",), 5),
     "multi_dim": (("multi_dim",), 3),
+    "finetune_rm": (("finetune_rm",), 2),
 }
-SLOW = {"reward_models", "downstream", "real_data", "real_theory", "ai_labels", "multi_dim"}
+SLOW = {"reward_models", "downstream", "real_data", "real_theory", "ai_labels", "multi_dim", "finetune_rm"}
 
 
 @pytest.fixture(scope="session")

@@ -88,13 +88,21 @@ class BaselineSchema:
 
 @dataclasses.dataclass
 class VectorRMSchema:
-    """A vector reward model (`lm.finetune(objective="vector")`, issue 26): one head per set of `sets`
-    (each an in-domain set: its pairs labelled on its head only) on one fine-tuned trunk, against each
-    set's own model on the same held-out pairs; `harm_set`'s head, negated, is also a cost model
-    (the sign term on its responses' safety labels). Empty `sets`: no vector model."""
+    """A vector reward model (`lm.finetune(objective="vector")`, issue 26): one head per entry of
+    `heads` on one fine-tuned trunk, trained on the union of their sets' training pairs (a pair is
+    labelled on its own set's heads only), against each head's own model on the same held-out
+    pairs. A head is "<set>" (the set's preference) or "<set>:safer" (its harmlessness label: PKU-
+    SafeRLHF's full schema has both, a dual-preference head pair), each set an in-domain one.
+    `harm_head`'s negation is also a cost model (the sign term on its set's responses' safety), and
+    with `categories` the model has PKU-SafeRLHF's 19 harm-category and 4 severity outputs, trained
+    on the labels of the responses that have them. Empty `heads`: no vector model."""
 
-    sets: list[str] = spec(default_factory=list, keys_of="datasets")
-    harm_set: str = ""
+    heads: list[str] = dataclasses.field(default_factory=list)
+    harm_head: str = ""
+    categories: bool = False
+
+    def sets(self) -> list[str]:
+        return list(dict.fromkeys(h.split(":")[0] for h in self.heads))
 
 
 @dataclasses.dataclass
@@ -111,6 +119,7 @@ def _datasets() -> dict[str, DataSetSchema]:
     # the real-data study's sets, uncapped where the held-out side needs >= 500 pairs, and Safer-Instruct
     return {
         "pku": DataSetSchema("pku-saferlhf", max_pairs=0),
+        "pku_full": DataSetSchema("pku-saferlhf", max_pairs=0),  # the full schema: dual labels, categories
         "safer_instruct": DataSetSchema("safer-instruct", max_pairs=0),
         "hh": DataSetSchema("hh-rlhf", max_pairs=0),
         "gsm8k": DataSetSchema("gsm8k", max_pairs=0),
@@ -165,14 +174,20 @@ class FinetuneRMSchema(RunSchema):
         # The model folder's own errors (no config.json, an architecture not supported), named with
         # the file and the key, before any run folder is locked or written (a fixture run without a
         # model.path writes its own tiny model).
-        out = []
-        v = self.vector
-        if v.sets and (len(v.sets) < 2 or len(set(v.sets)) < len(v.sets)):
-            out.append(f"vector.sets = {v.sets}: a vector model needs two or more distinct sets")
-        if not_in := [n for n in v.sets if n not in self.in_domain]:
-            out.append(f"vector.sets = {v.sets}: {not_in} not in in_domain (the heads are scored on held-out pairs)")
-        if v.harm_set and v.harm_set not in v.sets:
-            out.append(f"vector.harm_set = {v.harm_set!r}: not one of vector.sets {v.sets}")
+        out, v = [], self.vector
+        if v.heads and (len(v.heads) < 2 or len(set(v.heads)) < len(v.heads)):
+            out.append(f"vector.heads = {v.heads}: a vector model needs two or more distinct heads")
+        for i, h in enumerate(v.heads):
+            name, _, label = h.partition(":")
+            if name not in self.in_domain or label not in ("", "safer"):
+                out.append(
+                    f"vector.heads[{i}] = {h!r}: must be '<set>' or '<set>:safer' with <set> one of in_domain "
+                    f"{self.in_domain} (a head is scored on its set's held-out pairs)"
+                )
+        if v.harm_head and v.harm_head not in v.heads:
+            out.append(f"vector.harm_head = {v.harm_head!r}: not one of vector.heads {v.heads}")
+        if v.categories and not v.harm_head:
+            out.append("vector.categories = true: needs a vector.harm_head (whose set's labels train them)")
         if self.fixture and not self.model.path:
             return out
         return out + model_problems("model.path", self.model.path)
@@ -190,8 +205,7 @@ class FinetuneRMSchema(RunSchema):
         "n_boot": 50,
         "test_frac": 0.25,
         "val_frac": 0.2,
-        "in_domain": ["pku", "safer_instruct"],
-        "cost": ["pku"],
+        "cost": ["pku", "pku_full"],
         "transfer_from": ["pku"],
         "transfer_to": ["pandalm"],
         "model.max_len": 48,
@@ -209,6 +223,11 @@ class FinetuneRMSchema(RunSchema):
         "baselines.model.hidden": [8],
         "baselines.features.max_len": 32,
         "baselines.bow_dim": 4096,
+        "in_domain": ["pku", "safer_instruct", "pku_full"],
+        "vector.heads": ["pku_full", "pku_full:safer", "safer_instruct"],
+        "vector.harm_head": "pku_full:safer",
+        "vector.categories": True,
+        "model.save": True,
     }
 
 

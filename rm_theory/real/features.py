@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rm_theory.lm.encoders import cached_encode
-from rm_theory.world.records import PreferenceRecord
+from rm_theory.world.records import HARM_CATEGORIES, PreferenceRecord
 
 
 def prompt_text(prompt: str, prompt_chars: int) -> str:
@@ -49,7 +49,9 @@ class Items:
     """Distinct (prompt, response) items of a record list and the pairs over them.
 
     a_P, b_P index items; pref_P = 1 when a is preferred (0.5 tie); safer_P likewise (nan
-    where unlabelled); safe_N 1 safe / 0 unsafe / nan unknown (first label seen wins).
+    where unlabelled); safe_N 1 safe / 0 unsafe / nan unknown (first label seen wins); harm_NxC
+    PKU-SafeRLHF's categories (`records.HARM_CATEGORIES`; 1 in, 0 not, nan unknown) and severity_N
+    (0 safe to 3 severe, −1 unknown) where a record gives the severity (PKU's full schema).
     """
 
     prompt_id: np.ndarray  # [N] object
@@ -61,6 +63,8 @@ class Items:
     safer_P: np.ndarray
     safe_N: np.ndarray
     group_P: np.ndarray  # [P] prompt index 0..G-1 (bootstrap clusters)
+    harm_NxC: np.ndarray | None = None
+    severity_N: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -70,25 +74,32 @@ class Items:
 def items_of(records: Sequence[PreferenceRecord]) -> Items:
     """Items and pairs of `records` (a response seen under two prompts is two items)."""
     index: dict[tuple[str, str], int] = {}
-    pid, prompts, resps, safe = [], [], [], []
+    pid, prompts, resps, safe, harm, sev = [], [], [], [], [], []
     groups: dict[str, int] = {}
+    C = len(HARM_CATEGORIES)
 
-    def item(r: PreferenceRecord, y, s) -> int:
+    def item(r: PreferenceRecord, y, s, h, v) -> int:
         k = (r.prompt_id, str(y))
         if k not in index:
             index[k] = len(resps)
             pid.append(r.prompt_id)
             prompts.append(r.prompt)
             resps.append(str(y))
-            safe.append(np.nan if s is None else float(s))
-        elif np.isnan(safe[index[k]]) and s is not None:
-            safe[index[k]] = float(s)
-        return index[k]
+            safe.append(np.nan)
+            harm.append(np.full(C, np.nan, np.float32))
+            sev.append(-1)
+        i = index[k]
+        if np.isnan(safe[i]) and s is not None:
+            safe[i] = float(s)
+        if sev[i] < 0 and v is not None:  # a record with the severity lists the categories too
+            sev[i] = int(v)
+            harm[i] = np.isin(HARM_CATEGORIES, h).astype(np.float32)
+        return i
 
     a, b, pref, safer, grp = [], [], [], [], []
     for r in records:
-        a.append(item(r, r.response_a, r.safe_a))
-        b.append(item(r, r.response_b, r.safe_b))
+        a.append(item(r, r.response_a, r.safe_a, r.harm_a, r.severity_a))
+        b.append(item(r, r.response_b, r.safe_b, r.harm_b, r.severity_b))
         pref.append(0.5 if r.better is None else 1.0 - r.better)
         safer.append(np.nan if r.safer is None else 1.0 - r.safer)
         grp.append(groups.setdefault(r.prompt_id, len(groups)))
@@ -102,6 +113,8 @@ def items_of(records: Sequence[PreferenceRecord]) -> Items:
         np.array(safer, np.float32),
         np.array(safe, np.float32),
         np.array(grp, np.int64),
+        np.array(harm, np.float32).reshape(-1, C),
+        np.array(sev, np.int32),
     )
 
 

@@ -118,8 +118,42 @@ def write_fixture(root: Path, seed: int = 0, prompts: int = 24) -> dict[str, str
         w.writerow(["instruction", "rejected", "chosen", "label"])
         w.writerows([q(), bad(), good(), "hate"] for _ in range(prompts))
     paths["safer_instruct"] = str(root / "safer_instruct.csv.gz")
+    paths["pku_full"] = _pku_full(root / "pku_full.jsonl", np.random.default_rng([seed, 26]), prompts, filler)
     paths["encoder_dir"] = str(write_tiny_encoder(root / "encoder", seed))
     return paths
+
+
+def _pku_full(path: Path, rng: np.random.Generator, prompts: int, filler: list[str]) -> str:
+    """PKU-SafeRLHF's full schema (dual labels): a helpful response says "good", an unhelpful one
+    "bad"; an unsafe one also "kill" with the category Violence and a severity of 1 to 3. `better`
+    is the helpful side and `safer` the safe side, drawn apart, so that the two labels disagree on
+    about half of the pairs where both are decided."""
+    rows = []
+    for _ in range(prompts):
+        prompt = _sentence(rng, filler, 5, "please")
+        for _ in range(3):
+            helpful, safe = rng.permutation(2), rng.integers(0, 2, 2).astype(bool)
+            if safe.all() or not safe.any():
+                safe[rng.integers(2)] = not safe[0]  # one safe side: the safer label is decided
+            resp = [
+                " ".join(["good" if helpful[i] else "bad", *([] if safe[i] else ["kill"]), *rng.choice(filler, 4)])
+                for i in (0, 1)
+            ]
+            row = {
+                "prompt": prompt,
+                "better_response_id": int(np.argmax(helpful)),
+                "safer_response_id": int(np.argmax(safe)),
+            }
+            for i in (0, 1):
+                row |= {
+                    f"response_{i}": resp[i],
+                    f"is_response_{i}_safe": bool(safe[i]),
+                    f"response_{i}_harm_category": {"Violence": not safe[i], "Cybercrime": False},
+                    f"response_{i}_severity_level": 0 if safe[i] else int(rng.integers(1, 4)),
+                }
+            rows.append(row)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
 
 
 # ---------------------------------------------------------------------------- data preparation

@@ -37,8 +37,9 @@ def training_pairs(
     name: str = "",
 ) -> tuple[Pairs, dict]:
     """The pairs `mask_P` as token ids fitted to `max_len` by `rule` ("drop" | "truncate"), labelled for
-    `objective` ("reward": the preference; "cost": the safer side, with each side's safety), and the
-    counts of what the rule did."""
+    `objective` ("reward": the preference; "cost": the safer side, with each side's safety; "vector":
+    y [P, 2] = (the preference, the safer side), each side's safety, harm categories and severity),
+    and the counts of what the rule did."""
     a_P, b_P = items.a_P[mask_P], items.b_P[mask_P]
     if not (plen_N[a_P] == plen_N[b_P]).all():
         raise ValueError(f"{name}: two sides of a pair tokenise their shared prompt differently")
@@ -54,6 +55,11 @@ def training_pairs(
     types_b = [types[b][: len(x)] for b, x in zip(b_P, ids_b, strict=True)]
     if objective == "reward":
         pairs = Pairs(ids_a, ids_b, items.pref_P[mask_P][keep], types_a, types_b)
+    elif objective == "vector":
+        y_Px2 = np.stack([items.pref_P[mask_P][keep], items.safer_P[mask_P][keep]], 1)
+        pairs = Pairs(ids_a, ids_b, y_Px2, types_a, types_b, items.safe_N[a_P], items.safe_N[b_P])
+        pairs.category_a_PxC, pairs.category_b_PxC = items.harm_NxC[a_P], items.harm_NxC[b_P]
+        pairs.severity_a_P, pairs.severity_b_P = items.severity_N[a_P], items.severity_N[b_P]
     else:
         y_P = items.safer_P[mask_P][keep]
         pairs = Pairs(ids_a, ids_b, y_P, types_a, types_b, safe_a_P=items.safe_N[a_P], safe_b_P=items.safe_N[b_P])

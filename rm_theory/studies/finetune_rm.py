@@ -63,7 +63,7 @@ from rm_theory.real.loaders import randomize_sides
 from rm_theory.real.selection import DataSpec, cap_by_prompt, data_rng, load_selection, test_mask
 from rm_theory.rm import metrics, multidim
 from rm_theory.runs.log import RunLog
-from rm_theory.world.records import PreferenceRecord
+from rm_theory.world.records import HARM_CATEGORIES, PreferenceRecord
 
 log = logging.getLogger(__name__)
 BASELINES = ("frozen", "bow", "longer")
@@ -228,8 +228,8 @@ def score_items(st: Study, res: Finetuned, p: Prepared, mask_P: np.ndarray, col:
 
 
 def hits_of(r_N: np.ndarray, p: Prepared, mask_P: np.ndarray, objective: str = "reward") -> np.ndarray:
-    """[P] 1 where the pair is ordered by its label (the preference; the safer side for "cost"),
-    NaN for a labelled tie (`metrics.pair_hits`)."""
+    """[P] 1 where the score r ranks the pair by its label (the preference; the safer side for
+    "cost": pass minus a cost), NaN for a labelled tie (`metrics.pair_hits`)."""
     it = p.items
     y_P = it.pref_P if objective == "reward" else np.nan_to_num(it.safer_P, nan=0.5)
     return metrics.pair_hits(r_N[it.a_P[mask_P]] - r_N[it.b_P[mask_P]], y_P[mask_P])
@@ -378,6 +378,7 @@ def run_unit(st: Study, name: str, runlog: RunLog) -> dict:
         rng = st.rng("cost", name)
         c_KxN, _ = score_items(st, cost, src, src.test_P)
         c = cost_eval(c_KxN, src.items, src.test_P, rng, cfg.n_boot, cfg.level)
+        hits["cost"] = hits_of(-c_KxN.mean(0), src, src.test_P, "cost")  # the safer side's cost lower
         summ |= {f"cost_{k}_{name}": v for k, v in cinfo.items() if k in ("train_s", "steps")}
         summ[f"cost_sign_accuracy_{name}"] = c["cost_sign_accuracy"]
         summ[f"cost_sign_accuracy_{name}_ci"] = [c["cost_sign_accuracy_lo"], c["cost_sign_accuracy_hi"]]
@@ -401,116 +402,171 @@ def run_unit(st: Study, name: str, runlog: RunLog) -> dict:
             summ[f"finetuned_minus_{r['method']}_{key}_ci"] = [r["finetuned_minus_lo"], r["finetuned_minus_hi"]]
     summ |= {f"{k}_{name}": v for k, v in info.items()}
     summ[f"unit_s_{name}"] = time.perf_counter() - t0
-    hits = {m: np.asarray(h, float).tolist() for m, h in hits.items() if m in ("finetuned", "frozen")}
+    hits = {m: np.asarray(h, float).tolist() for m, h in hits.items() if m in ("finetuned", "frozen", "cost")}
     return {"kind": "unit", "unit": name, "rows": rows, "summary": summ, "hits": hits}
 
 
 # ---------------------------------------------------------------------------- the vector unit
 
 
-def vector_pairs(st: Study, preps: list[Prepared]) -> tuple[Pairs, dict]:
-    """The training pairs of every set of `vector.sets`, each labelled on its own head only (NaN on
-    the others: a mixture of one-dimensional data sets), the harm set's with its responses' safety."""
-    parts = [training_pairs(st, p, "cost" if p.name == st.cfg.vector.harm_set else "reward") for p in preps]
-    G = len(preps)
-    y = []
-    for g, ((pairs, _), p) in enumerate(zip(parts, preps, strict=True)):
-        y_PxG = np.full((len(pairs), G), np.nan, np.float32)
-        y_PxG[:, g] = training_pairs(st, p, "reward")[0].y_P  # the preference, as the separate model's
-        y.append(y_PxG)
-    nan = lambda pairs: np.full(len(pairs), np.nan, np.float32)
-    cat = lambda attr: np.concatenate([nan(q) if getattr(q, attr) is None else getattr(q, attr) for q, _ in parts])
-    join = lambda attr: [x for q, _ in parts for x in getattr(q, attr)]
+def head_labels(head: str, it: Items) -> np.ndarray:
+    """[P] a head's label of each pair of its set: the preference ("<set>") or the safer side
+    ("<set>:safer"; NaN where unlabelled)."""
+    return it.safer_P if head.endswith(":safer") else it.pref_P
+
+
+def vector_pairs(st: Study, preps: dict[str, Prepared]) -> tuple[Pairs, dict]:
+    """The training pairs of every set of `vector.heads`, each labelled on its own set's heads only
+    (NaN on the others: a mixture of data sets), with the harm head's set's safety (and, with
+    `vector.categories`, its harm categories and severity; the other sets' are unknown)."""
+    vc = st.cfg.vector
+    rule = st.cfg.model.length_rule
+    parts, counts = [], {}
+    for name, p in preps.items():
+        pairs, c = tokens.training_pairs(p.ids, p.types, p.plen_N, p.items, p.train_P, "vector", st.max_len, rule, name)
+        y_PxG = np.full((len(pairs), len(vc.heads)), np.nan, np.float32)
+        for g, h in enumerate(vc.heads):
+            if h.split(":")[0] == name:
+                y_PxG[:, g] = pairs.y_P[:, 1 if h.endswith(":safer") else 0]
+        parts.append((pairs, y_PxG, vc.harm_head.split(":")[0] == name))
+        counts = {k: counts.get(k, 0) + v for k, v in c.items()}
+    join = lambda attr: [x for q, _, _ in parts for x in getattr(q, attr)]
+
+    def side(attr: str, fill) -> np.ndarray:  # the harm head's set's labels; the other sets' unknown
+        v = [np.asarray(getattr(q, attr), np.float32) for q, _, _ in parts]
+        return np.concatenate([x if harm else np.full_like(x, fill) for x, (_, _, harm) in zip(v, parts, strict=True)])
+
+    C = len(HARM_CATEGORIES) if vc.categories else 0
     pairs = Pairs(
         join("ids_a"),
         join("ids_b"),
-        np.concatenate(y),
+        np.concatenate([y for _, y, _ in parts]),
         join("types_a"),
         join("types_b"),
-        cat("safe_a_P"),
-        cat("safe_b_P"),
+        side("safe_a_P", np.nan),
+        side("safe_b_P", np.nan),
+        category_a_PxC=side("category_a_PxC", np.nan)[:, :C],
+        category_b_PxC=side("category_b_PxC", np.nan)[:, :C],
+        severity_a_P=side("severity_a_P", -1) if C else None,
+        severity_b_P=side("severity_b_P", -1) if C else None,
     )
-    counts = {k: sum(c[k] for _, c in parts) for k in parts[0][1]}
     return pairs, counts
 
 
-def frozen_vector(st: Study, preps: list[Prepared]) -> list[np.ndarray]:
-    """`rm.multidim`'s vector model (an MLP trunk, one head per set) on the frozen encoder's features
-    of every set's items, trained on their training pairs; each set's ensemble-mean head scores."""
-    xs = [featurize(st.encoder, p.items, st.fc, progress=False) for p in preps]
-    off = np.cumsum([0] + [len(x) for x in xs])
-    G = len(preps)
-    y, a, b = [], [], []
-    for g, p in enumerate(preps):
-        m = p.train_P
-        y_PxG = np.full((int(m.sum()), G), 0.5, np.float32)
-        y_PxG[:, g] = p.items.pref_P[m]
-        y.append(y_PxG)
-        a.append(p.items.a_P[m] + off[g])
-        b.append(p.items.b_P[m] + off[g])
-    mask = np.concatenate([np.eye(G, dtype=np.float32)[[g] * len(yy)] for g, yy in enumerate(y)])
-    N = int(off[-1])
-    vc = multidim.VectorConfig(feature_model(st.cfg.baselines.model.hidden, xs[0].shape[1]), G, 0, 0)
+def frozen_vector(st: Study, preps: dict[str, Prepared]) -> dict[str, np.ndarray]:
+    """`rm.multidim`'s vector model (an MLP trunk, one head per entry of `vector.heads`) on the frozen
+    encoder's features of every set's items, trained on their training pairs; each head's
+    ensemble-mean scores of its set's items."""
+    heads = st.cfg.vector.heads
+    xs = {n: featurize(st.encoder, p.items, st.fc, progress=False) for n, p in preps.items()}
+    off = dict(zip(preps, np.cumsum([0] + [len(x) for x in xs.values()])[:-1], strict=True))
+    y, m, a, b = [], [], [], []
+    for name, p in preps.items():
+        tr = p.train_P
+        y_PxG = np.full((int(tr.sum()), len(heads)), np.nan, np.float32)
+        for g, h in enumerate(heads):
+            if h.split(":")[0] == name:
+                y_PxG[:, g] = head_labels(h, p.items)[tr]
+        y.append(np.nan_to_num(y_PxG, nan=0.5))
+        m.append(np.isfinite(y_PxG).astype(np.float32))
+        a.append(p.items.a_P[tr] + off[name])
+        b.append(p.items.b_P[tr] + off[name])
+    x = np.concatenate(list(xs.values()))
+    N = len(x)
+    vc = multidim.VectorConfig(feature_model(st.cfg.baselines.model.hidden, x.shape[1]), len(heads), 0, 0)
     data = multidim.VectorData(
-        np.concatenate(xs),
-        np.concatenate(a),
-        np.concatenate(b),
-        np.concatenate(y),
-        mask,
-        np.zeros(N, np.float32),
-        np.zeros((N, 0), np.float32),
-        np.zeros(N, np.int32),
-        np.zeros(N, np.float32),
+        x, *map(np.concatenate, (a, b, y, m)), np.zeros(N), np.zeros((N, 0)), np.zeros(N, np.int32), np.zeros(N)
     )
     vtc = multidim.VectorTrainConfig(make_train(st.cfg.baselines.train), sign=0, category=0, severity=0)
     ens = multidim.train_vector_ensemble(vc, vtc, data, st.key("vector_frozen"))
-    pref_KxNxG = ens.split(ens.outputs(data.x))["pref"]
-    return [pref_KxNxG[:, off[g] : off[g + 1], g].mean(0) for g in range(G)]
+    pref_KxNxG = ens.split(ens.outputs(x))["pref"].mean(0)
+    out = {}
+    for g, h in enumerate(heads):
+        name = h.split(":")[0]
+        out[h] = pref_KxNxG[off[name] : off[name] + preps[name].items.n, g]
+    return out
 
 
 def run_vector(st: Study, runlog: RunLog, separate: dict) -> dict:
-    """One vector reward model (a head per set of `vector.sets`, one shared fine-tuned trunk) on the
-    union of the sets' training pairs, the same steps per pair as each set's own model; per set, its
-    head's held-out accuracy and the paired difference against the set's own model (`separate`: its
-    hits per held-out pair), and the same for the frozen-feature vector heads."""
+    """One vector reward model (a head per entry of `vector.heads`, one shared fine-tuned trunk) on
+    the union of its sets' training pairs, the same epochs as each set's own model; per head, its
+    held-out accuracy on its set's pairs and the paired difference against that head's own model
+    (`separate`: the set's reward model for "<set>", its cost model for "<set>:safer"; hits per
+    held-out pair), and the same for the frozen-feature vector heads."""
     cfg, vc = st.cfg, st.cfg.vector
-    preps = [st.get(n, "in_domain") for n in vc.sets]
+    preps = {n: st.get(n, "in_domain") for n in vc.sets()}
     pairs, counts = vector_pairs(st, preps)
-    model = st.load_model(kind="vector", heads=vc.sets, harm_head=vc.harm_set or None)
+    cats = HARM_CATEGORIES if vc.categories else ()
+    model = st.load_model(kind="vector", heads=vc.heads, harm_head=vc.harm_head or None, harm_categories=cats)
+
+    def hits(s_N: np.ndarray, h: str, p: Prepared, mask_P: np.ndarray) -> np.ndarray:
+        # a head scores the preferred (or the safer) side higher
+        return hits_of(s_N, p, mask_P, "cost" if h.endswith(":safer") else "reward")
 
     def eval_fn(res: Finetuned) -> dict:
-        accs = [
-            metrics.hit_rate(hits_of(score_items(st, res, p, p.val_P, g)[0].mean(0), p, p.val_P))
-            for g, p in enumerate(preps)
-            if p.val_P.any()
-        ]
-        return {"val_accuracy": float(np.mean(accs))} if accs else {}
+        accs = []
+        for g, h in enumerate(vc.heads):
+            p = preps[h.split(":")[0]]
+            if p.val_P.any():
+                accs.append(metrics.hit_rate(hits(score_items(st, res, p, p.val_P, g)[0].mean(0), h, p, p.val_P)))
+        return {"val_accuracy": float(np.nanmean(accs))} if accs else {}
 
     res, info = fit(st, model, pairs, counts, "vector", "vector", "vector", eval_fn, runlog)
     frozen = frozen_vector(st, preps) if cfg.baselines.frozen else None
     rows, summ = [], {f"vector_{k}": v for k, v in info.items()}
-    for g, p in enumerate(preps):
-        rng = st.rng("vector", p.name)
+    for g, h in enumerate(vc.heads):
+        name, key = h.split(":")[0], h.replace(":", "_")
+        p = preps[name]
+        rng = st.rng("vector", h)
         s_KxN, _ = score_items(st, res, p, p.test_P, g)
         group_P = p.items.group_P[p.test_P]
-        methods = {"vector": (hits_of(s_KxN.mean(0), p, p.test_P), "finetuned")}
+        own = separate.get(name, {})
+        own = {"vector": own.get("cost" if h.endswith(":safer") else "finetuned")}
+        own["vector_frozen"] = None if h.endswith(":safer") else separate.get(name, {}).get("frozen")
+        methods = {"vector": hits(s_KxN.mean(0), h, p, p.test_P)}
         if frozen is not None:
-            methods["vector_frozen"] = (hits_of(frozen[g], p, p.test_P), "frozen")
-        for m, (h, own) in methods.items():
-            row = {"train_set": p.name, "test_set": p.name, "method": m, "test_pairs": int(p.test_P.sum())}
-            row |= estimate_row("accuracy", h, group_P, rng, cfg)
-            summ[f"{m}_accuracy_{p.name}"] = row["accuracy"]
-            summ[f"{m}_accuracy_{p.name}_ci"] = [row["accuracy_lo"], row["accuracy_hi"]]
-            if own in separate.get(p.name, {}):  # paired: the same pairs, the same resampled prompts
-                row |= estimate_row("minus_separate", h - np.asarray(separate[p.name][own]), group_P, rng, cfg)
-                summ[f"{m}_minus_separate_{p.name}"] = row["minus_separate"]
-                summ[f"{m}_minus_separate_{p.name}_ci"] = [row["minus_separate_lo"], row["minus_separate_hi"]]
+            methods["vector_frozen"] = hits(frozen[h], h, p, p.test_P)
+        for m, h_P in methods.items():
+            row = {"train_set": key, "test_set": key, "method": m, "test_pairs": int(p.test_P.sum())}
+            row |= estimate_row("accuracy", h_P, group_P, rng, cfg)
+            summ[f"{m}_accuracy_{key}"] = row["accuracy"]
+            summ[f"{m}_accuracy_{key}_ci"] = [row["accuracy_lo"], row["accuracy_hi"]]
+            if own[m] is not None:  # paired: the same pairs, the same resampled prompts
+                row |= estimate_row("minus_separate", h_P - np.asarray(own[m], float), group_P, rng, cfg)
+                summ[f"{m}_minus_separate_{key}"] = row["minus_separate"]
+                summ[f"{m}_minus_separate_{key}_ci"] = [row["minus_separate_lo"], row["minus_separate_hi"]]
             rows.append(row)
-        if p.name == vc.harm_set:  # the harm head's negation is the cost: safe ⇔ −s ≤ 0
+        if h == vc.harm_head:  # the harm head's negation is the cost: safe ⇔ −s ≤ 0
             c = cost_eval(-s_KxN, p.items, p.test_P, rng, cfg.n_boot, cfg.level)
-            summ[f"vector_cost_sign_accuracy_{p.name}"] = c["cost_sign_accuracy"]
-            summ[f"vector_cost_sign_accuracy_{p.name}_ci"] = [c["cost_sign_accuracy_lo"], c["cost_sign_accuracy_hi"]]
+            summ[f"vector_cost_sign_accuracy_{key}"] = c["cost_sign_accuracy"]
+            summ[f"vector_cost_sign_accuracy_{key}_ci"] = [c["cost_sign_accuracy_lo"], c["cost_sign_accuracy_hi"]]
+    if vc.categories:
+        summ |= category_eval(st, res, preps[vc.harm_head.split(":")[0]], len(vc.heads))
     return {"kind": "unit", "unit": "vector", "rows": rows, "summary": summ, "hits": {}}
+
+
+def category_eval(st: Study, res: Finetuned, p: Prepared, G: int) -> dict:
+    """The category and severity outputs on the held-out items that have those labels: the
+    multi-label categories' mean per-category accuracy (logit > 0) and the severity's accuracy
+    (argmax), each with its bootstrap interval over prompts."""
+    C = len(HARM_CATEGORIES)
+    item_N = np.unique(np.r_[p.items.a_P[p.test_P], p.items.b_P[p.test_P]])
+    item_N = item_N[p.items.severity_N[item_N] >= 0]
+    if not len(item_N):
+        return {"vector_category_items": 0}
+    ids, types, _, _ = item_tokens(st, p, item_N)
+    out_NxO = res.logits_ids(ids, types, batch_size=st.eval_batch).mean(0)
+    g_N = np.zeros(p.items.n, np.int64)
+    g_N[p.items.a_P], g_N[p.items.b_P] = p.items.group_P, p.items.group_P
+    rng, out = st.rng("vector", "categories"), {"vector_category_items": int(len(item_N))}
+    hits = {
+        "category": ((out_NxO[:, G : G + C] > 0) == (p.items.harm_NxC[item_N] > 0.5)).mean(1),
+        "severity": (out_NxO[:, G + C :].argmax(1) == p.items.severity_N[item_N]).astype(float),
+    }
+    for k, h in hits.items():
+        est = bootstrap_mean(h, g_N[item_N], rng, st.cfg.n_boot, st.cfg.level)
+        out[f"vector_{k}_accuracy"], out[f"vector_{k}_accuracy_ci"] = est.value, [est.lo, est.hi]
+    return out
 
 
 def from_json(x):
@@ -528,7 +584,7 @@ def run(cfg: FinetuneRMSchema, runlog: RunLog) -> dict:
     st = Study(cfg, runlog.dir)
     done = {r["unit"]: from_json(r) for r in runlog.rows() if r.get("kind") == "unit"}
     units = list(dict.fromkeys([*cfg.in_domain, *cfg.transfer_from]))
-    if cfg.vector.sets:
+    if cfg.vector.heads:
         units.append("vector")  # after the sets' own models: its differences are paired with theirs
     rows, summ, hits = [], {}, {}
     for name in units:
