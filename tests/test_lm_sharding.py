@@ -57,6 +57,20 @@ out["param_err"] = max(float(np.abs(p1[k] - p8[k]).max() / (np.abs(p1[k]).max() 
 s1, s8 = r1.scores(ids, batch_size=8), r8.scores(ids, batch_size=8)
 out["score_err"], out["score_scale"] = float(np.abs(s1 - s8).max()), float(np.abs(s1).max())
 out["loss"] = [[r["loss"] for r in h1], [r["loss"] for r in h8]]
+# a vector model (issue 26): its per-pair label arrays [B, G], [2, B, C] and [2, B] are split by rows too
+y = rng.integers(0, 2, (16, 2)).astype(np.float32)
+y[::3, 0] = np.nan
+cat, sev = rng.integers(0, 2, (16, 2)).astype(np.float32), rng.integers(-1, 4, 16)
+vp = Pairs(ids[:16], ids[16:], y, safe_a_P=np.ones(16), safe_b_P=np.zeros(16), category_a_PxC=cat,
+           category_b_PxC=cat[::-1], severity_a_P=sev, severity_b_P=sev[::-1])
+vcfg = FinetuneConfig(objective="vector", batch_size=8, chunk_steps=2, buckets=1, lr=1e-2, epochs=2)
+logits = []
+for mesh in (None, make_mesh(8, fsdp=2)):
+    m = load_score_model(sys.argv[2], kind="vector", heads=["h0", "h1"], harm_head="h1",
+                         harm_categories=["Drugs", "Violence"])
+    res, _ = finetune(m, vp, vcfg, jax.random.key(0), mesh=mesh, progress=False)
+    logits.append(res.logits_ids(ids, batch_size=8))
+out["vector_err"], out["vector_scale"] = float(np.abs(logits[0] - logits[1]).max()), float(np.abs(logits[0]).max())
 print("RESULT" + json.dumps(out))
 """
 
@@ -64,6 +78,7 @@ print("RESULT" + json.dumps(out))
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     folder = write_tiny(tmp_path_factory.mktemp("llama"), "llama", num_key_value_heads=2)
+    base = write_tiny(tmp_path_factory.mktemp("llama_base"), "llama", head=False, num_key_value_heads=2)
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
@@ -71,7 +86,12 @@ def result(tmp_path_factory):
         "PYTHONPATH": str(ROOT),
     }
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(folder)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", SCRIPT, str(folder), str(base)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
@@ -95,3 +115,7 @@ def test_parameters_are_split_over_fsdp(result):
     # gate_proj's kernel is [H=32, F=64]: its larger axis is split over the 2 fsdp devices
     assert result["kernel_spec"] == ["None", "fsdp"] and result["kernel_shard_shape"] == [32, 32]
     assert "batch_size = 4: must be a multiple of the 8 devices" in result["refused"]
+
+
+def test_a_sharded_vector_model_equals_one_device(result):
+    assert result["vector_err"] < 1e-4 * max(1.0, result["vector_scale"]) and result["vector_scale"] > 0

@@ -16,6 +16,12 @@ that `step` defines and `program` compiles; `sharding` places them on a (data, f
     ids_a, ids_b = ...                                 # token ids of each pair's two sides (fit_pairs)
     result, history = finetune(model, Pairs(ids_a, ids_b, y_P), FinetuneConfig(mode="lora"), key)
     result.scores(ids)                                 # [K, N]: every ensemble member's scores
+
+A vector reward model (one head per preference dimension, a cost from its harm head, optional harm
+category and severity outputs; `rm.multidim`'s layout) is the same net with more outputs:
+
+    model = load_score_model(folder, kind="vector", heads=["helpful", "harmless"], harm_head="harmless")
+    finetune(model, Pairs(ids_a, ids_b, y_PxG, safe_a_P=..., safe_b_P=...), FinetuneConfig(objective="vector"), key)
 """
 
 from rm_theory.lm.config import CheckpointError, parse_config

@@ -22,11 +22,11 @@ s(x, y) = e^τ Σ_k g_k(x)·r̂_k(y). The frozen embedding here is the geometry'
 form (`frozen_embedding`): an encoder whose similarity is the gold field's prior, the IBN's
 assumption (THEORY.md §2). ArmoRM's verbosity de-biasing has no counterpart (no length attribute).
 
-The fine-tuned text models (`rm_theory.lm`) are the other trunk the issue asks for. The seam:
-`vector_loss` needs only a model whose call returns out_NxO in the layout above, which an
-`lm.score.ScoreNet` with G + C + 4 labels returns on its pooled features; `VectorScorer` takes any
-trunk with a `features(x) -> h_BxD` method. What is missing is the fine-tuning loop calling
-`vector_loss` per member (`lm.train`, not yet in this package).
+The fine-tuned text models are the other trunk the issue asks for: `rm_theory.lm`'s score model of
+`kind="vector"` has this layout on its score head (G named heads, C categories, 4 severity logits),
+and `lm.finetune(objective="vector")` trains it with the same terms per pair (`lm.step`); the
+fine-tuned reward-model study's vector unit (`studies.finetune_rm`, `vector.heads`) runs it on real
+text and fits this module's `VectorScorer` on the frozen encoder's features beside it.
 
 Legend: N items, P pairs, B minibatch (of pairs), K ensemble members, G groups of labels (the preference
 heads: one per labelled dimension), C harm categories, O output features (G + C + 4), D width (a trunk's
