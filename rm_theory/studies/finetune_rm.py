@@ -540,6 +540,7 @@ def run_vector(st: Study, runlog: RunLog, separate: dict) -> dict:
             c = cost_eval(-s_KxN, p.items, p.test_P, rng, cfg.n_boot, cfg.level)
             summ[f"vector_cost_sign_accuracy_{key}"] = c["cost_sign_accuracy"]
             summ[f"vector_cost_sign_accuracy_{key}_ci"] = [c["cost_sign_accuracy_lo"], c["cost_sign_accuracy_hi"]]
+            summ[f"vector_cost_sign_items_{key}"] = c["cost_sign_accuracy_n"]
     if vc.categories:
         summ |= category_eval(st, res, preps[vc.harm_head.split(":")[0]], len(vc.heads))
     return {"kind": "unit", "unit": "vector", "rows": rows, "summary": summ, "hits": {}}
