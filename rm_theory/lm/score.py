@@ -30,7 +30,7 @@ The pooling (with `kind`, the harm categories and a vector model's heads) is rec
 config.json under the key `rm_theory`. Dropout is not modelled: the forward pass is the evaluation-mode one.
 
 Legend: B batch, T tokens, H hidden width, O output features (labels: 1 + C harm categories, or a vector
-model's G + C + 4), N texts, G preference heads, C harm categories.
+model's G + C + 4), N texts, G groups of labels (a vector model's preference heads), C harm categories.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ schedule.
 
 Legend: K ensemble members, B batch (the pairs of a microbatch), N texts (both sides of the pairs),
 T tokens, H hidden width, O output features (the score and any harm categories; a vector model's G + C + 4),
-G preference heads, C harm categories.
+G groups of labels (a vector model's preference heads), C harm categories.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ config, key), so a resumed run replays the same steps to the same bits, and a ch
 model, data, config or key is refused (its fingerprint).
 
 Legend: P pairs, K ensemble members, S steps (of a chunk), Sm microbatches (of a step), Sr steps (of
-the run), B batch (the pairs of a microbatch), T tokens.
+the run), B batch (the pairs of a microbatch), T tokens, G groups of labels (a vector model's preference
+heads), C harm categories.
 """
 
 from __future__ import annotations

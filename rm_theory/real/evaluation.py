@@ -3,7 +3,7 @@ prompts (pairs of one prompt are not independent, so resampling whole prompts ke
 honest).
 
 Legend: N items, P pairs, K ensemble members, R bootstrap resamples, G clusters (prompts, resampled
-whole).
+whole), C harm categories.
 """
 
 from __future__ import annotations
@@ -83,3 +83,28 @@ def cost_eval(
         metrics.pair_hits(c_N[b_P] - c_N[a_P], np.nan_to_num(safer_P, nan=0.5)), it.group_P[m_P], rng, n_boot, level
     )
     return {**sign.row("cost_sign_accuracy"), **rank.row("cost_safer_accuracy")}
+
+
+def category_eval(
+    cat_NxC: np.ndarray,
+    sev_Nx4: np.ndarray,
+    it: Items,
+    item_N: np.ndarray,
+    rng,
+    n_boot: int = 1000,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """A cost model's harm-category logits and severity logits on the items `item_N` that carry
+    those labels (`it.severity_N` ≥ 0): the mean per-category accuracy of the multi-label logits
+    (logit > 0 ⇔ in the category) and the severity's accuracy (argmax), each with its interval
+    (bootstrap over prompts)."""
+    g_N = np.zeros(it.n, np.int64)
+    g_N[it.a_P], g_N[it.b_P] = it.group_P, it.group_P
+    hits = {
+        "category": ((cat_NxC > 0) == (it.harm_NxC[item_N] > 0.5)).mean(1),
+        "severity": (sev_Nx4.argmax(1) == it.severity_N[item_N]).astype(float),
+    }
+    out = {}
+    for k, h in hits.items():
+        out |= bootstrap_mean(h, g_N[item_N], rng, n_boot, level).row(f"{k}_accuracy")
+    return out

@@ -6,7 +6,7 @@ rewards), or "response" = e(response). Prompts are encoded from their last `prom
 characters, since the encoder truncates from the end and a transcript's last turn matters most.
 
 Legend: N items (distinct prompt+response), P pairs, U texts (each once), H hidden width of the encoder
-(384), D feature width (H or 2H), G clusters (prompts).
+(384), D feature width (H or 2H), G clusters (prompts), C harm categories.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 ensembles trained by the same fused loop and losses as the synthetic world (THEORY.md §2, "Theory
 against practice"), only the input is a frozen sentence embedding instead of tokens.
 
-Legend: N items, Nu items the selected pairs use, P pairs, D feature width.
+Legend: N items, Nu items the selected pairs use, P pairs, D feature width, G groups of labels (a vector
+model's heads).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import jax
 import numpy as np
 
 from rm_theory.real.features import Items
+from rm_theory.rm import multidim
 from rm_theory.rm.models import ModelConfig
 from rm_theory.rm.train import Ensemble, PrefData, TrainConfig, train_ensemble
 
@@ -77,3 +79,38 @@ def train_heads(
             mc, dataclasses.replace(tc, objective="cost"), data, jax.random.fold_in(key, 1), progress=progress
         )[0]
     return out
+
+
+def train_vector_heads(
+    xs: Sequence[np.ndarray],
+    its: Sequence[Items],
+    train_masks: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    mc: ModelConfig,
+    tc: TrainConfig,
+    key: jax.Array,
+) -> list[np.ndarray]:
+    """`rm.multidim`'s vector model (`mc`'s trunk, G preference heads) on the frozen features of
+    several sets' items (`xs[i]` the features of `its[i]`), trained on each set's pairs `train_masks[i]`
+    with labels y_PxG (NaN: the pair is not labelled on that head); each set's ensemble-mean
+    preference scores s_NxG of its items."""
+    off = np.cumsum([0] + [len(x) for x in xs])
+    a = [it.a_P[m] + o for it, m, o in zip(its, train_masks, off, strict=False)]
+    b = [it.b_P[m] + o for it, m, o in zip(its, train_masks, off, strict=False)]
+    y_PxG = np.concatenate([y[m] for y, m in zip(labels, train_masks, strict=True)])
+    x, N, G = np.concatenate(xs), int(off[-1]), y_PxG.shape[1]
+    data = multidim.VectorData(
+        x,
+        np.concatenate(a),
+        np.concatenate(b),
+        np.nan_to_num(y_PxG, nan=0.5),
+        np.isfinite(y_PxG).astype(np.float32),
+        np.zeros(N),
+        np.zeros((N, 0)),
+        np.zeros(N, np.int32),
+        np.zeros(N),  # no item labels: the sign, category and severity terms are off
+    )
+    vtc = multidim.VectorTrainConfig(tc, sign=0, category=0, severity=0)
+    ens = multidim.train_vector_ensemble(multidim.VectorConfig(mc, G, 0, 0), vtc, data, key)
+    s_NxG = ens.split(ens.outputs(x))["pref"].mean(0)
+    return [s_NxG[lo:hi] for lo, hi in zip(off[:-1], off[1:], strict=True)]

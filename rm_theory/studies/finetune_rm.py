@@ -28,7 +28,8 @@ A unit of work is one in-domain or source set with its transfers: a finished uni
 metrics.jsonl is reused by a rerun into the same folder, and a model killed mid-training resumes
 from its Orbax checkpoint to the same bits.
 
-Legend: P pairs, N items, K ensemble members, D feature width.
+Legend: P pairs, N items, K ensemble members, D feature width, G groups of labels (a vector model's heads),
+C harm categories, O output features (a vector model's G + C + 4).
 """
 
 from __future__ import annotations
@@ -55,13 +56,13 @@ from rm_theory.lm import Finetuned, Pairs, finetune, load_score_model, make_mesh
 from rm_theory.lm.encoders import load_encoder
 from rm_theory.real import tokens
 from rm_theory.real.baselines import fit_bow_logistic, response_length
-from rm_theory.real.evaluation import bootstrap_mean, cost_eval, reward_eval
+from rm_theory.real.evaluation import bootstrap_mean, category_eval, cost_eval, reward_eval
 from rm_theory.real.features import FeatureConfig, Items, featurize, items_of
 from rm_theory.real.fixtures import write_fixture
-from rm_theory.real.heads import feature_model, train_heads
+from rm_theory.real.heads import feature_model, train_heads, train_vector_heads
 from rm_theory.real.loaders import randomize_sides
 from rm_theory.real.selection import DataSpec, cap_by_prompt, data_rng, load_selection, test_mask
-from rm_theory.rm import metrics, multidim
+from rm_theory.rm import metrics
 from rm_theory.runs.log import RunLog
 from rm_theory.world.records import HARM_CATEGORIES, PreferenceRecord
 
@@ -453,40 +454,6 @@ def vector_pairs(st: Study, preps: dict[str, Prepared]) -> tuple[Pairs, dict]:
     return pairs, counts
 
 
-def frozen_vector(st: Study, preps: dict[str, Prepared]) -> dict[str, np.ndarray]:
-    """`rm.multidim`'s vector model (an MLP trunk, one head per entry of `vector.heads`) on the frozen
-    encoder's features of every set's items, trained on their training pairs; each head's
-    ensemble-mean scores of its set's items."""
-    heads = st.cfg.vector.heads
-    xs = {n: featurize(st.encoder, p.items, st.fc, progress=False) for n, p in preps.items()}
-    off = dict(zip(preps, np.cumsum([0] + [len(x) for x in xs.values()])[:-1], strict=True))
-    y, m, a, b = [], [], [], []
-    for name, p in preps.items():
-        tr = p.train_P
-        y_PxG = np.full((int(tr.sum()), len(heads)), np.nan, np.float32)
-        for g, h in enumerate(heads):
-            if h.split(":")[0] == name:
-                y_PxG[:, g] = head_labels(h, p.items)[tr]
-        y.append(np.nan_to_num(y_PxG, nan=0.5))
-        m.append(np.isfinite(y_PxG).astype(np.float32))
-        a.append(p.items.a_P[tr] + off[name])
-        b.append(p.items.b_P[tr] + off[name])
-    x = np.concatenate(list(xs.values()))
-    N = len(x)
-    vc = multidim.VectorConfig(feature_model(st.cfg.baselines.model.hidden, x.shape[1]), len(heads), 0, 0)
-    data = multidim.VectorData(
-        x, *map(np.concatenate, (a, b, y, m)), np.zeros(N), np.zeros((N, 0)), np.zeros(N, np.int32), np.zeros(N)
-    )
-    vtc = multidim.VectorTrainConfig(make_train(st.cfg.baselines.train), sign=0, category=0, severity=0)
-    ens = multidim.train_vector_ensemble(vc, vtc, data, st.key("vector_frozen"))
-    pref_KxNxG = ens.split(ens.outputs(x))["pref"].mean(0)
-    out = {}
-    for g, h in enumerate(heads):
-        name = h.split(":")[0]
-        out[h] = pref_KxNxG[off[name] : off[name] + preps[name].items.n, g]
-    return out
-
-
 def run_vector(st: Study, runlog: RunLog, separate: dict) -> dict:
     """One vector reward model (a head per entry of `vector.heads`, one shared fine-tuned trunk) on
     the union of its sets' training pairs, the same epochs as each set's own model; per head, its
@@ -512,7 +479,17 @@ def run_vector(st: Study, runlog: RunLog, separate: dict) -> dict:
         return {"val_accuracy": float(np.nanmean(accs))} if accs else {}
 
     res, info = fit(st, model, pairs, counts, "vector", "vector", "vector", eval_fn, runlog)
-    frozen = frozen_vector(st, preps) if cfg.baselines.frozen else None
+    frozen = None
+    if cfg.baselines.frozen:  # rm.multidim's vector model on the frozen encoder's features, the same heads
+        xs = [featurize(st.encoder, p.items, st.fc, progress=False) for p in preps.values()]
+        y = [np.full((len(p.items.a_P), len(vc.heads)), np.nan, np.float32) for p in preps.values()]
+        for g, h in enumerate(vc.heads):
+            i = list(preps).index(h.split(":")[0])
+            y[i][:, g] = head_labels(h, preps[h.split(":")[0]].items)
+        mc = feature_model(cfg.baselines.model.hidden, xs[0].shape[1])
+        its, train = [p.items for p in preps.values()], [p.train_P for p in preps.values()]
+        s_NxG = train_vector_heads(xs, its, train, y, mc, make_train(cfg.baselines.train), st.key("vector_frozen"))
+        frozen = {h: s_NxG[list(preps).index(h.split(":")[0])][:, g] for g, h in enumerate(vc.heads)}
     rows, summ = [], {f"vector_{k}": v for k, v in info.items()}
     for g, h in enumerate(vc.heads):
         name, key = h.split(":")[0], h.replace(":", "_")
@@ -541,33 +518,21 @@ def run_vector(st: Study, runlog: RunLog, separate: dict) -> dict:
             summ[f"vector_cost_sign_accuracy_{key}"] = c["cost_sign_accuracy"]
             summ[f"vector_cost_sign_accuracy_{key}_ci"] = [c["cost_sign_accuracy_lo"], c["cost_sign_accuracy_hi"]]
             summ[f"vector_cost_sign_items_{key}"] = c["cost_sign_accuracy_n"]
-    if vc.categories:
-        summ |= category_eval(st, res, preps[vc.harm_head.split(":")[0]], len(vc.heads))
+    if vc.categories:  # on the held-out responses that have the labels
+        p, G, C = preps[vc.harm_head.split(":")[0]], len(vc.heads), len(HARM_CATEGORIES)
+        item_N = np.unique(np.r_[p.items.a_P[p.test_P], p.items.b_P[p.test_P]])
+        item_N = item_N[p.items.severity_N[item_N] >= 0]
+        summ["vector_category_items"] = int(len(item_N))
+        if len(item_N):
+            ids, types, _, _ = item_tokens(st, p, item_N)
+            o = res.logits_ids(ids, types, batch_size=st.eval_batch).mean(0)
+            c = category_eval(
+                o[:, G : G + C], o[:, G + C :], p.items, item_N, st.rng("categories"), cfg.n_boot, cfg.level
+            )
+            for k in ("category", "severity"):
+                summ[f"vector_{k}_accuracy"] = c[f"{k}_accuracy"]
+                summ[f"vector_{k}_accuracy_ci"] = [c[f"{k}_accuracy_lo"], c[f"{k}_accuracy_hi"]]
     return {"kind": "unit", "unit": "vector", "rows": rows, "summary": summ, "hits": {}}
-
-
-def category_eval(st: Study, res: Finetuned, p: Prepared, G: int) -> dict:
-    """The category and severity outputs on the held-out items that have those labels: the
-    multi-label categories' mean per-category accuracy (logit > 0) and the severity's accuracy
-    (argmax), each with its bootstrap interval over prompts."""
-    C = len(HARM_CATEGORIES)
-    item_N = np.unique(np.r_[p.items.a_P[p.test_P], p.items.b_P[p.test_P]])
-    item_N = item_N[p.items.severity_N[item_N] >= 0]
-    if not len(item_N):
-        return {"vector_category_items": 0}
-    ids, types, _, _ = item_tokens(st, p, item_N)
-    out_NxO = res.logits_ids(ids, types, batch_size=st.eval_batch).mean(0)
-    g_N = np.zeros(p.items.n, np.int64)
-    g_N[p.items.a_P], g_N[p.items.b_P] = p.items.group_P, p.items.group_P
-    rng, out = st.rng("vector", "categories"), {"vector_category_items": int(len(item_N))}
-    hits = {
-        "category": ((out_NxO[:, G : G + C] > 0) == (p.items.harm_NxC[item_N] > 0.5)).mean(1),
-        "severity": (out_NxO[:, G + C :].argmax(1) == p.items.severity_N[item_N]).astype(float),
-    }
-    for k, h in hits.items():
-        est = bootstrap_mean(h, g_N[item_N], rng, st.cfg.n_boot, st.cfg.level)
-        out[f"vector_{k}_accuracy"], out[f"vector_{k}_accuracy_ci"] = est.value, [est.lo, est.hi]
-    return out
 
 
 def from_json(x):
