@@ -178,3 +178,13 @@ def test_a_bad_vector_config_names_its_key(args, key, tmp_path):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[")):
         run_smoke("finetune_rm", study.run, tmp_path / "run", args)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["summary.json"]  # only why it stopped
+
+
+def test_a_head_whose_label_the_set_lacks_fails_naming_it(tmp_path):
+    """GSM8K has no harmlessness label: a head on it would train on nothing and report NaN."""
+    args = ["in_domain=[pku_full,gsm8k]", "cost=[]", "transfer_from=[]", "vector.heads=[pku_full,gsm8k:safer]"]
+    args += ["vector.harm_head=", "vector.categories=false", "baselines.frozen=false", "baselines.bow=false"]
+    with pytest.raises(
+        ValueError, match=r"vector\.heads\[1\] = 'gsm8k:safer': no training pair of its set has that label"
+    ):
+        run_smoke("finetune_rm", study.run, tmp_path / "run", args)

@@ -2,7 +2,7 @@
 sparse SPD factors, and the declared allowed values of config fields."""
 
 from rm_theory.common.linalg import SOLVE_COLUMNS, LDLFactor, SPDFactor
-from rm_theory.common.rng import rng, str_hash, tag
+from rm_theory.common.rng import named_key, named_rng, rng, str_hash, tag
 from rm_theory.common.stats import (
     LEVEL,
     ci_half_width,
@@ -27,6 +27,8 @@ __all__ = [
     "holm_claims",
     "mean_ci",
     "p_from_interval",
+    "named_key",
+    "named_rng",
     "problems",
     "rng",
     "round_significant",

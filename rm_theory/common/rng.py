@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zlib
 
+import jax
 import numpy as np
 
 
@@ -18,6 +19,19 @@ def tag(*parts) -> list[int]:
 
 def rng(*parts) -> np.random.Generator:
     return np.random.default_rng(tag(*parts))
+
+
+def named_rng(seed: int, *tags: str) -> np.random.Generator:
+    """A run's generator for the stream its string tags name (the same in every process)."""
+    return np.random.default_rng([seed, *(str_hash(t) for t in tags)])
+
+
+def named_key(seed: int, *tags: str) -> jax.Array:
+    """A run's JAX key for the stream its string tags name (the key of `seed` folded with each tag)."""
+    k = jax.random.key(seed)
+    for t in tags:
+        k = jax.random.fold_in(k, int(np.uint32(str_hash(t))))
+    return k
 
 
 def str_hash(s: str) -> int:

@@ -63,6 +63,13 @@ def reward_eval(
     return {**acc.row("accuracy"), "member_accuracy": float(np.mean(member)), "ensemble_variance": var}
 
 
+def item_groups(it: Items) -> np.ndarray:
+    """[N] each item's prompt cluster (the bootstrap's unit for per-response metrics)."""
+    g_N = np.zeros(it.n, np.int64)
+    g_N[it.a_P], g_N[it.b_P] = it.group_P, it.group_P
+    return g_N
+
+
 def cost_eval(
     c_KxN: np.ndarray, it: Items, test_P: np.ndarray, rng: np.random.Generator, n_boot: int = 1000, level: float = 0.95
 ) -> dict[str, float]:
@@ -72,8 +79,7 @@ def cost_eval(
     c_N = c_KxN.mean(axis=0)
     items = np.unique(np.r_[it.a_P[m_P], it.b_P[m_P]])
     items = items[np.isfinite(it.safe_N[items])]
-    g_N = np.zeros(it.n, np.int64)
-    g_N[it.a_P], g_N[it.b_P] = it.group_P, it.group_P
+    g_N = item_groups(it)
     hit = ((c_N[items] <= 0) == (it.safe_N[items] > 0.5)).astype(float)
     sign = bootstrap_mean(hit, g_N[items], rng, n_boot, level)
     safer_P = it.safer_P[m_P]
@@ -98,8 +104,7 @@ def category_eval(
     those labels (`it.severity_N` ≥ 0): the mean per-category accuracy of the multi-label logits
     (logit > 0 ⇔ in the category) and the severity's accuracy (argmax), each with its interval
     (bootstrap over prompts)."""
-    g_N = np.zeros(it.n, np.int64)
-    g_N[it.a_P], g_N[it.b_P] = it.group_P, it.group_P
+    g_N = item_groups(it)
     hits = {
         "category": ((cat_NxC > 0) == (it.harm_NxC[item_N] > 0.5)).mean(1),
         "severity": (sev_Nx4.argmax(1) == it.severity_N[item_N]).astype(float),

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from rm_theory.common.rng import str_hash
+from rm_theory.common.rng import named_rng
 from rm_theory.lm import finetune, load_score_model
 from rm_theory.real import tokens
 from rm_theory.real.evaluation import Estimate, bootstrap_mean, cost_eval
@@ -145,7 +145,7 @@ def cross_accuracy(
     Returns rows (`train_set`, `test_set`, `metric`, `value`, `lo`, `hi`, `n`; a difference's
     `train_set` is "<train>_minus_<own>") and summary keys `real_<metric>_<train>_on_<test>` (with
     `_lo`, `_hi`, `_n`)."""
-    rng = lambda *tags: np.random.default_rng([seed, *(str_hash(t) for t in tags)])
+    rng = lambda *tags: named_rng(seed, *tags)
     rows, out, hits = [], {}, {}
 
     def add(train: str, test: str, metric: str, est: Estimate) -> None:

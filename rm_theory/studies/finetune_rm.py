@@ -47,7 +47,7 @@ import pandas as pd
 from flax import nnx
 
 from rm_theory.common.distributed import maybe_initialize
-from rm_theory.common.rng import str_hash
+from rm_theory.common.rng import named_key, named_rng
 from rm_theory.config.common import make_train
 from rm_theory.config.finetune_rm import FinetuneRMSchema, make_finetune, model_folder
 from rm_theory.figures import finetune_rm as plots
@@ -135,13 +135,10 @@ class Study:
         return self._encoder
 
     def key(self, *tags: str) -> jax.Array:
-        k = jax.random.key(self.cfg.seed)
-        for t in tags:
-            k = jax.random.fold_in(k, int(np.uint32(str_hash(t))))
-        return k
+        return named_key(self.cfg.seed, *tags)
 
     def rng(self, *tags: str) -> np.random.Generator:
-        return np.random.default_rng([self.cfg.seed, *(str_hash(t) for t in tags)])
+        return named_rng(self.cfg.seed, *tags)
 
     def get(self, name: str, role: str = "in_domain") -> Prepared:
         """The set's records and tokens. `role`: "in_domain" (held-out, validation and training
@@ -210,14 +207,17 @@ def item_tokens(st: Study, p: Prepared, item_N: np.ndarray) -> tuple[list, list,
     return tokens.windowed(p.ids, p.types, p.plen_N, item_N, st.max_len)
 
 
-def score_items(st: Study, res: Finetuned, p: Prepared, mask_P: np.ndarray, col: int = 0) -> tuple[np.ndarray, dict]:
-    """s_KxN: every member's score (output `col`: a vector model's head) of the items of the pairs
-    `mask_P` (NaN for the other items)."""
+def score_items(
+    st: Study, res: Finetuned, p: Prepared, mask_P: np.ndarray, col: int | None = 0
+) -> tuple[np.ndarray, dict]:
+    """s_KxN: every member's score (output `col`; None: every output, [K, N, O]) of the items of the
+    pairs `mask_P` (NaN for the other items)."""
     item_N = np.unique(np.r_[p.items.a_P[mask_P], p.items.b_P[mask_P]])
     ids, types, cut, prompt_long = item_tokens(st, p, item_N)
-    s_KxN = np.full((res.size, p.items.n), np.nan, np.float32)
+    s_KxNxO = np.full((res.size, p.items.n, res.model.net.num_labels), np.nan, np.float32)
     if len(item_N):
-        s_KxN[:, item_N] = res.logits_ids(ids, types, batch_size=st.eval_batch)[..., col]
+        s_KxNxO[:, item_N] = res.logits_ids(ids, types, batch_size=st.eval_batch)
+    s_KxN = s_KxNxO if col is None else s_KxNxO[..., col]
     long_P = np.isin(p.items.a_P, item_N[[len(p.ids[i]) > st.max_len for i in item_N]]) | np.isin(
         p.items.b_P, item_N[[len(p.ids[i]) > st.max_len for i in item_N]]
     )
@@ -437,6 +437,10 @@ def vector_pairs(st: Study, preps: dict[str, Prepared]) -> tuple[Pairs, dict]:
         v = [np.asarray(getattr(q, attr), np.float32) for q, _, _ in parts]
         return np.concatenate([x if harm else np.full_like(x, fill) for x, (_, _, harm) in zip(v, parts, strict=True)])
 
+    labelled_G = sum(np.isfinite(y).sum(0) for _, y, _ in parts)
+    if (labelled_G == 0).any():  # a head with no label would train on nothing and report NaN
+        g = int(np.argmin(labelled_G))
+        raise ValueError(f"vector.heads[{g}] = {vc.heads[g]!r}: no training pair of its set has that label")
     C = len(HARM_CATEGORIES) if vc.categories else 0
     pairs = Pairs(
         join("ids_a"),
@@ -462,6 +466,7 @@ def run_vector(st: Study, runlog: RunLog, separate: dict) -> dict:
     held-out pair), and the same for the frozen-feature vector heads."""
     cfg, vc = st.cfg, st.cfg.vector
     preps = {n: st.get(n, "in_domain") for n in vc.sets()}
+    head_sets = [h.split(":")[0] for h in vc.heads]
     pairs, counts = vector_pairs(st, preps)
     cats = HARM_CATEGORIES if vc.categories else ()
     model = st.load_model(kind="vector", heads=vc.heads, harm_head=vc.harm_head or None, harm_categories=cats)
@@ -470,42 +475,52 @@ def run_vector(st: Study, runlog: RunLog, separate: dict) -> dict:
         # a head scores the preferred (or the safer) side higher
         return hits_of(s_N, p, mask_P, "cost" if h.endswith(":safer") else "reward")
 
+    def outputs(res: Finetuned, split: str) -> dict[str, np.ndarray]:
+        """Each set's [N, O] ensemble-mean outputs of the items of its `split` pairs: one pass per set."""
+        return {n: score_items(st, res, p, getattr(p, split), None)[0].mean(0) for n, p in preps.items()}
+
     def eval_fn(res: Finetuned) -> dict:
-        accs = []
-        for g, h in enumerate(vc.heads):
-            p = preps[h.split(":")[0]]
-            if p.val_P.any():
-                accs.append(metrics.hit_rate(hits(score_items(st, res, p, p.val_P, g)[0].mean(0), h, p, p.val_P)))
+        out = outputs(res, "val_P")
+        accs = [
+            metrics.hit_rate(hits(out[n][:, g], h, preps[n], preps[n].val_P))
+            for g, (h, n) in enumerate(zip(vc.heads, head_sets, strict=True))
+            if preps[n].val_P.any()
+        ]
         return {"val_accuracy": float(np.nanmean(accs))} if accs else {}
 
     res, info = fit(st, model, pairs, counts, "vector", "vector", "vector", eval_fn, runlog)
     frozen = None
     if cfg.baselines.frozen:  # rm.multidim's vector model on the frozen encoder's features, the same heads
         xs = [featurize(st.encoder, p.items, st.fc, progress=False) for p in preps.values()]
-        y = [np.full((len(p.items.a_P), len(vc.heads)), np.nan, np.float32) for p in preps.values()]
-        for g, h in enumerate(vc.heads):
-            i = list(preps).index(h.split(":")[0])
-            y[i][:, g] = head_labels(h, preps[h.split(":")[0]].items)
+        y = {n: np.full((len(p.items.a_P), len(vc.heads)), np.nan, np.float32) for n, p in preps.items()}
+        for g, (h, n) in enumerate(zip(vc.heads, head_sets, strict=True)):
+            y[n][:, g] = head_labels(h, preps[n].items)
         mc = feature_model(cfg.baselines.model.hidden, xs[0].shape[1])
         its, train = [p.items for p in preps.values()], [p.train_P for p in preps.values()]
-        s_NxG = train_vector_heads(xs, its, train, y, mc, make_train(cfg.baselines.train), st.key("vector_frozen"))
-        frozen = {h: s_NxG[list(preps).index(h.split(":")[0])][:, g] for g, h in enumerate(vc.heads)}
+        s = train_vector_heads(
+            xs, its, train, list(y.values()), mc, make_train(cfg.baselines.train), st.key("vector_frozen")
+        )
+        s_NxG = dict(zip(preps, s, strict=True))
+        frozen = {h: s_NxG[n][:, g] for g, (h, n) in enumerate(zip(vc.heads, head_sets, strict=True))}
     rows, summ = [], {f"vector_{k}": v for k, v in info.items()}
-    for g, h in enumerate(vc.heads):
-        name, key = h.split(":")[0], h.replace(":", "_")
-        p = preps[name]
+    out = outputs(res, "test_P")
+    for g, (h, name) in enumerate(zip(vc.heads, head_sets, strict=True)):
+        p, key, safer = preps[name], h.replace(":", "_"), h.endswith(":safer")
         rng = st.rng("vector", h)
-        s_KxN, _ = score_items(st, res, p, p.test_P, g)
         group_P = p.items.group_P[p.test_P]
-        own = separate.get(name, {})
-        own = {"vector": own.get("cost" if h.endswith(":safer") else "finetuned")}
-        own["vector_frozen"] = None if h.endswith(":safer") else separate.get(name, {}).get("frozen")
-        methods = {"vector": hits(s_KxN.mean(0), h, p, p.test_P)}
+        theirs = separate.get(name, {})
+        own = {
+            "vector": theirs.get("cost" if safer else "finetuned"),
+            "vector_frozen": None if safer else theirs.get("frozen"),
+        }
+        methods = {"vector": hits(out[name][:, g], h, p, p.test_P)}
         if frozen is not None:
             methods["vector_frozen"] = hits(frozen[h], h, p, p.test_P)
         for m, h_P in methods.items():
             row = {"train_set": key, "test_set": key, "method": m, "test_pairs": int(p.test_P.sum())}
             row |= estimate_row("accuracy", h_P, group_P, rng, cfg)
+            if not row["accuracy_n"]:
+                raise ValueError(f"vector.heads[{g}] = {h!r}: no held-out pair of its set has that label")
             summ[f"{m}_accuracy_{key}"] = row["accuracy"]
             summ[f"{m}_accuracy_{key}_ci"] = [row["accuracy_lo"], row["accuracy_hi"]]
             if own[m] is not None:  # paired: the same pairs, the same resampled prompts
@@ -514,7 +529,7 @@ def run_vector(st: Study, runlog: RunLog, separate: dict) -> dict:
                 summ[f"{m}_minus_separate_{key}_ci"] = [row["minus_separate_lo"], row["minus_separate_hi"]]
             rows.append(row)
         if h == vc.harm_head:  # the harm head's negation is the cost: safe ⇔ −s ≤ 0
-            c = cost_eval(-s_KxN, p.items, p.test_P, rng, cfg.n_boot, cfg.level)
+            c = cost_eval(-out[name][None, :, g], p.items, p.test_P, rng, cfg.n_boot, cfg.level)
             summ[f"vector_cost_sign_accuracy_{key}"] = c["cost_sign_accuracy"]
             summ[f"vector_cost_sign_accuracy_{key}_ci"] = [c["cost_sign_accuracy_lo"], c["cost_sign_accuracy_hi"]]
             summ[f"vector_cost_sign_items_{key}"] = c["cost_sign_accuracy_n"]
@@ -523,9 +538,8 @@ def run_vector(st: Study, runlog: RunLog, separate: dict) -> dict:
         item_N = np.unique(np.r_[p.items.a_P[p.test_P], p.items.b_P[p.test_P]])
         item_N = item_N[p.items.severity_N[item_N] >= 0]
         summ["vector_category_items"] = int(len(item_N))
-        if len(item_N):
-            ids, types, _, _ = item_tokens(st, p, item_N)
-            o = res.logits_ids(ids, types, batch_size=st.eval_batch).mean(0)
+        if len(item_N):  # the held-out items' outputs, scored above
+            o = out[vc.harm_head.split(":")[0]][item_N]
             c = category_eval(
                 o[:, G : G + C], o[:, G + C :], p.items, item_N, st.rng("categories"), cfg.n_boot, cfg.level
             )

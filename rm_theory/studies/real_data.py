@@ -29,7 +29,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from rm_theory.common.rng import str_hash
+from rm_theory.common.rng import named_key, named_rng
 from rm_theory.config.common import make_train
 from rm_theory.config.real_data import RealDataSchema
 from rm_theory.figures import real_data as plots_real
@@ -121,13 +121,10 @@ class Study:
         return self._prepared[name]
 
     def key(self, *tags: str) -> jax.Array:
-        k = jax.random.key(self.cfg.seed)
-        for t in tags:
-            k = jax.random.fold_in(k, int(np.uint32(str_hash(t))))
-        return k
+        return named_key(self.cfg.seed, *tags)
 
     def rng(self, *tags: str) -> np.random.Generator:
-        return np.random.default_rng([self.cfg.seed, *(str_hash(t) for t in tags)])
+        return named_rng(self.cfg.seed, *tags)
 
 
 # ---------------------------------------------------------------------------- parts
